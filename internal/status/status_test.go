@@ -1,0 +1,105 @@
+package status
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRunTransitions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		from, to Run
+		want     bool
+	}{
+		{RunPending, RunRunning, true},
+		{RunPending, RunCancelled, true},
+		{RunPending, RunCompleted, false},
+		{RunRunning, RunCompleted, true},
+		{RunRunning, RunFailed, true},
+		{RunRunning, RunCancelled, true},
+		{RunRunning, RunPending, false},
+		{RunCompleted, RunRunning, false},
+		{RunCompleted, RunFailed, false},
+		{RunFailed, RunRunning, true},
+		{RunFailed, RunCompleted, false},
+		{RunCancelled, RunRunning, true},
+		{RunCancelled, RunCompleted, false},
+	}
+	for _, tt := range tests {
+		if got := tt.from.CanBecome(tt.to); got != tt.want {
+			t.Errorf("%s -> %s = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
+	}
+	for _, r := range Runs {
+		if !r.Valid() {
+			t.Errorf("%s not valid", r)
+		}
+	}
+	if Run("paused").Valid() {
+		t.Error("unknown run status reported valid")
+	}
+}
+
+func TestStepTransitions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		from, to Step
+		want     bool
+	}{
+		{StepPending, StepRunning, true},
+		{StepPending, StepCompleted, false},
+		{StepPending, StepSkipped, true},
+		{StepRunning, StepCompleted, true},
+		{StepRunning, StepPending, true}, // a failed attempt with retries left
+		{StepRunning, StepFailed, true},
+		{StepCompleted, StepPending, false},
+		{StepCompleted, StepRunning, false},
+		{StepFailed, StepPending, true}, // run retry
+		{StepSkipped, StepRunning, false},
+	}
+	for _, tt := range tests {
+		if got := tt.from.CanBecome(tt.to); got != tt.want {
+			t.Errorf("%s -> %s = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
+	}
+	if StepPending.Terminal() || StepRunning.Terminal() || !StepCompleted.Terminal() || !StepSkipped.Terminal() {
+		t.Error("Terminal wrong")
+	}
+}
+
+func TestOrderActions(t *testing.T) {
+	t.Parallel()
+	// Walking the actions in order takes an order from pending to shipped.
+	o := OrderPending
+	for _, name := range []string{"validate_order", "send_notification", "charge_payment", "ship_order"} {
+		a := Actions[name]
+		if err := a.Check(o); err != nil {
+			t.Fatalf("%s from %s: %v", name, o, err)
+		}
+		if a.ChangesStatus() {
+			o = a.To
+		}
+	}
+	if o != OrderShipped {
+		t.Fatalf("ended at %s", o)
+	}
+	tests := []struct {
+		action string
+		from   Order
+	}{
+		{"ship_order", OrderPending},
+		{"charge_payment", OrderPending},
+		{"validate_order", OrderValidated},
+		{"validate_order", OrderShipped},
+	}
+	for _, tt := range tests {
+		err := Actions[tt.action].Check(tt.from)
+		var pe *ErrPrecondition
+		if !errors.As(err, &pe) || pe.Got != tt.from {
+			t.Errorf("%s from %s: err = %v, want precondition error", tt.action, tt.from, err)
+		}
+	}
+	if err := Actions["send_notification"].Check(OrderShipped); err != nil {
+		t.Errorf("send_notification must work in any status: %v", err)
+	}
+}

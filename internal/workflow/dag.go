@@ -1,0 +1,144 @@
+package workflow
+
+import (
+	"slices"
+	"strings"
+)
+
+// Order returns the indices of steps in dependency order: every step comes
+// after the steps it depends on, and among steps whose dependencies are met
+// the one written first comes first (a stable Kahn's algorithm). Every
+// depends_on entry must name a step in steps. If the graph has a cycle the
+// error is a *FieldError on "steps" naming the steps of one cycle.
+func Order(steps []Step) ([]int, error) {
+	index := make(map[string]int, len(steps))
+	for i, s := range steps {
+		index[s.ID] = i
+	}
+	indegree := make([]int, len(steps))
+	dependents := make([][]int, len(steps))
+	for i, s := range steps {
+		for _, dep := range s.DependsOn {
+			indegree[i]++
+			dependents[index[dep]] = append(dependents[index[dep]], i)
+		}
+	}
+	// ready is kept sorted ascending so the earliest-written step goes next.
+	var ready []int
+	for i, d := range indegree {
+		if d == 0 {
+			ready = append(ready, i)
+		}
+	}
+	order := make([]int, 0, len(steps))
+	for len(ready) > 0 {
+		n := ready[0]
+		ready = ready[1:]
+		order = append(order, n)
+		for _, c := range dependents[n] {
+			indegree[c]--
+			if indegree[c] == 0 {
+				ready = insertSorted(ready, c)
+			}
+		}
+	}
+	if len(order) < len(steps) {
+		return nil, &FieldError{Field: "steps", Msg: "depends_on has a cycle: " + describeCycle(steps, index, indegree)}
+	}
+	return order, nil
+}
+
+func insertSorted(s []int, v int) []int {
+	i := len(s)
+	for i > 0 && s[i-1] > v {
+		i--
+	}
+	s = append(s, 0)
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
+}
+
+// describeCycle finds one cycle among the steps Kahn's algorithm could not
+// order (those with indegree > 0) and renders it as "a -> b -> a".
+func describeCycle(steps []Step, index map[string]int, indegree []int) string {
+	// Every unordered step has an unordered dependency, so walking
+	// dependencies from any of them must revisit a step.
+	start := 0
+	for i, d := range indegree {
+		if d > 0 {
+			start = i
+			break
+		}
+	}
+	pos := map[int]int{}
+	var path []int
+	for n := start; ; {
+		if p, ok := pos[n]; ok {
+			cycle := append(path[p:], n)
+			names := make([]string, len(cycle))
+			// path follows "depends on" edges; print it in execution
+			// direction (dependency first).
+			for i := range cycle {
+				names[len(cycle)-1-i] = steps[cycle[i]].ID
+			}
+			return strings.Join(names, " -> ")
+		}
+		pos[n] = len(path)
+		path = append(path, n)
+		for _, dep := range steps[n].DependsOn {
+			if d := index[dep]; indegree[d] > 0 {
+				n = d
+				break
+			}
+		}
+	}
+}
+
+// Dependents returns, for each step index, the indices of the steps that
+// depend on it, in ascending order.
+func Dependents(steps []Step) [][]int {
+	index := make(map[string]int, len(steps))
+	for i, s := range steps {
+		index[s.ID] = i
+	}
+	out := make([][]int, len(steps))
+	for i, s := range steps {
+		for _, dep := range s.DependsOn {
+			out[index[dep]] = append(out[index[dep]], i)
+		}
+	}
+	return out
+}
+
+// PlannedStep is a step placed in a run: Index is its position in
+// dependency order, Dependents are the Indexes of the steps that wait for it.
+type PlannedStep struct {
+	Step
+	Index      int
+	Dependents []int
+}
+
+// Plan lays out def's steps in dependency order (see Order). def must be a
+// validated Definition.
+func Plan(def Definition) ([]PlannedStep, error) {
+	order, err := Order(def.Steps)
+	if err != nil {
+		return nil, err
+	}
+	pos := make([]int, len(order)) // original index -> planned index
+	for p, orig := range order {
+		pos[orig] = p
+	}
+	deps := Dependents(def.Steps)
+	out := make([]PlannedStep, len(order))
+	for p, orig := range order {
+		ps := PlannedStep{Step: def.Steps[orig], Index: p}
+		for _, d := range deps[orig] {
+			ps.Dependents = append(ps.Dependents, pos[d])
+		}
+		slices.Sort(ps.Dependents)
+		out[p] = ps
+	}
+	return out, nil
+}

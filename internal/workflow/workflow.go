@@ -1,0 +1,224 @@
+package workflow
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on a definition. They are part of the API contract and are listed
+// in README.
+const (
+	MaxSteps          = 100
+	MaxNameLen        = 128 // characters
+	MaxStepIDLen      = 64
+	MaxTypeLen        = 64
+	MaxActionLen      = 64
+	MaxDurationSecs   = 300
+	MaxRetries        = 10
+	DefaultDuration   = 1.0
+	DefaultMaxRetries = 3
+	DefaultType       = "task"
+)
+
+// Definition is a validated workflow definition with defaults applied. Steps
+// keep the order the user wrote them in.
+type Definition struct {
+	Name  string `json:"name"`
+	Steps []Step `json:"steps"`
+}
+
+// Step is one node of the DAG.
+type Step struct {
+	ID        string   `json:"id"`
+	Type      string   `json:"type"`
+	Config    Config   `json:"config"`
+	DependsOn []string `json:"depends_on"`
+}
+
+// Config says what a step does and how it is retried.
+type Config struct {
+	// Action names an order action (see package status); any other value,
+	// or none, makes the step a plain task.
+	Action string `json:"action"`
+	// DurationSeconds is how long the simulated task takes.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// FailProbability is the chance, 0..1, that one attempt fails.
+	FailProbability float64 `json:"fail_probability"`
+	// MaxRetries is how many times a failed attempt is retried.
+	MaxRetries int `json:"max_retries"`
+}
+
+// Input is a definition as a client sent it: optional fields are pointers so
+// that absence can be told from zero.
+type Input struct {
+	Name  *string     `json:"name"`
+	Steps []StepInput `json:"steps"`
+}
+
+// StepInput is one step as sent by a client.
+type StepInput struct {
+	ID        *string      `json:"id"`
+	Type      *string      `json:"type"`
+	Config    *ConfigInput `json:"config"`
+	DependsOn []string     `json:"depends_on"`
+}
+
+// ConfigInput is a step's config as sent by a client.
+type ConfigInput struct {
+	Action          *string  `json:"action"`
+	DurationSeconds *float64 `json:"duration_seconds"`
+	FailProbability *float64 `json:"fail_probability"`
+	MaxRetries      *int     `json:"max_retries"`
+}
+
+// FieldError reports invalid input. Field is a JSON path such as
+// "steps[2].config.max_retries".
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+var stepIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// Normalize validates in and returns the definition with defaults applied.
+// The error, if any, is a *FieldError for the first problem found, checked
+// in document order.
+func (in Input) Normalize() (Definition, error) {
+	var def Definition
+	if in.Name == nil {
+		return def, fieldErr("name", "is required")
+	}
+	name := strings.TrimSpace(*in.Name)
+	if err := checkText("name", name, MaxNameLen); err != nil {
+		return def, err
+	}
+	def.Name = name
+
+	if len(in.Steps) == 0 {
+		return def, fieldErr("steps", "must have at least one step")
+	}
+	if len(in.Steps) > MaxSteps {
+		return def, fieldErr("steps", "has %d steps; the maximum is %d", len(in.Steps), MaxSteps)
+	}
+	index := make(map[string]int, len(in.Steps))
+	def.Steps = make([]Step, len(in.Steps))
+	for i, s := range in.Steps {
+		st, err := s.normalize(fmt.Sprintf("steps[%d]", i))
+		if err != nil {
+			return Definition{}, err
+		}
+		if j, dup := index[st.ID]; dup {
+			return Definition{}, fieldErr(fmt.Sprintf("steps[%d].id", i), "duplicates the id of steps[%d]: %q", j, st.ID)
+		}
+		index[st.ID] = i
+		def.Steps[i] = st
+	}
+	for i, st := range def.Steps {
+		seen := make(map[string]bool, len(st.DependsOn))
+		for j, dep := range st.DependsOn {
+			field := fmt.Sprintf("steps[%d].depends_on[%d]", i, j)
+			switch {
+			case dep == st.ID:
+				return Definition{}, fieldErr(field, "step %q cannot depend on itself", st.ID)
+			case seen[dep]:
+				return Definition{}, fieldErr(field, "lists %q twice", dep)
+			}
+			if _, ok := index[dep]; !ok {
+				return Definition{}, fieldErr(field, "names unknown step %q", dep)
+			}
+			seen[dep] = true
+		}
+	}
+	if _, err := Order(def.Steps); err != nil {
+		return Definition{}, err
+	}
+	return def, nil
+}
+
+func (s StepInput) normalize(path string) (Step, error) {
+	var st Step
+	if s.ID == nil {
+		return st, fieldErr(path+".id", "is required")
+	}
+	st.ID = *s.ID
+	switch {
+	case st.ID == "":
+		return st, fieldErr(path+".id", "must not be empty")
+	case len(st.ID) > MaxStepIDLen:
+		return st, fieldErr(path+".id", "is longer than %d characters", MaxStepIDLen)
+	case !stepIDPattern.MatchString(st.ID):
+		return st, fieldErr(path+".id", "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'")
+	}
+	st.Type = DefaultType
+	if s.Type != nil {
+		if err := checkText(path+".type", *s.Type, MaxTypeLen); err != nil {
+			return st, err
+		}
+		st.Type = *s.Type
+	}
+	st.Config = Config{DurationSeconds: DefaultDuration, MaxRetries: DefaultMaxRetries}
+	if c := s.Config; c != nil {
+		cp := path + ".config"
+		if c.Action != nil {
+			if len(*c.Action) > MaxActionLen || !printable(*c.Action) {
+				return st, fieldErr(cp+".action", "must be at most %d printable characters", MaxActionLen)
+			}
+			st.Config.Action = *c.Action
+		}
+		if c.DurationSeconds != nil {
+			d := *c.DurationSeconds
+			if d < 0 || d > MaxDurationSecs {
+				return st, fieldErr(cp+".duration_seconds", "must be between 0 and %d, got %v", MaxDurationSecs, d)
+			}
+			st.Config.DurationSeconds = d
+		}
+		if c.FailProbability != nil {
+			p := *c.FailProbability
+			if p < 0 || p > 1 {
+				return st, fieldErr(cp+".fail_probability", "must be between 0 and 1, got %v", p)
+			}
+			st.Config.FailProbability = p
+		}
+		if c.MaxRetries != nil {
+			r := *c.MaxRetries
+			if r < 0 || r > MaxRetries {
+				return st, fieldErr(cp+".max_retries", "must be between 0 and %d, got %d", MaxRetries, r)
+			}
+			st.Config.MaxRetries = r
+		}
+	}
+	st.DependsOn = append([]string{}, s.DependsOn...)
+	return st, nil
+}
+
+func checkText(field, s string, max int) error {
+	switch {
+	case s == "":
+		return fieldErr(field, "must not be empty")
+	case !utf8.ValidString(s):
+		return fieldErr(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(s) > max:
+		return fieldErr(field, "is longer than %d characters", max)
+	case !printable(s):
+		return fieldErr(field, "must not contain control characters")
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}

@@ -1,0 +1,210 @@
+package workflow
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func parse(t *testing.T, s string) Input {
+	t.Helper()
+	var in Input
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		t.Fatalf("test input is not JSON: %v", err)
+	}
+	return in
+}
+
+func TestNormalizeAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	def, err := parse(t, `{"name":"  etl ","steps":[{"id":"a"},{"id":"b","type":"http","config":{"action":"x","duration_seconds":0,"fail_probability":0.5,"max_retries":0},"depends_on":["a"]}]}`).Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Name != "etl" {
+		t.Errorf("name not trimmed: %q", def.Name)
+	}
+	a, b := def.Steps[0], def.Steps[1]
+	if a.Type != "task" || a.Config != (Config{DurationSeconds: 1, MaxRetries: 3}) || a.DependsOn == nil {
+		t.Errorf("defaults not applied: %+v", a)
+	}
+	if b.Type != "http" || b.Config != (Config{Action: "x", FailProbability: 0.5}) {
+		t.Errorf("explicit zero values were replaced by defaults: %+v", b)
+	}
+}
+
+func TestNormalizeRejects(t *testing.T) {
+	t.Parallel()
+	many := make([]string, MaxSteps+1)
+	for i := range many {
+		many[i] = fmt.Sprintf(`{"id":"s%d"}`, i)
+	}
+	tests := []struct {
+		name, input, field, msg string
+	}{
+		{"missing name", `{"steps":[{"id":"a"}]}`, "name", "required"},
+		{"blank name", `{"name":"   ","steps":[{"id":"a"}]}`, "name", "empty"},
+		{"long name", `{"name":"` + strings.Repeat("é", MaxNameLen+1) + `","steps":[{"id":"a"}]}`, "name", "longer than 128"},
+		{"control char in name", `{"name":"a\u0007b","steps":[{"id":"a"}]}`, "name", "control"},
+		{"no steps", `{"name":"w","steps":[]}`, "steps", "at least one"},
+		{"null steps", `{"name":"w"}`, "steps", "at least one"},
+		{"too many steps", `{"name":"w","steps":[` + strings.Join(many, ",") + `]}`, "steps", "maximum is 100"},
+		{"missing id", `{"name":"w","steps":[{"id":"a"},{}]}`, "steps[1].id", "required"},
+		{"empty id", `{"name":"w","steps":[{"id":""}]}`, "steps[0].id", "empty"},
+		{"id with space", `{"name":"w","steps":[{"id":"a b"}]}`, "steps[0].id", "only letters"},
+		{"id starting with dash", `{"name":"w","steps":[{"id":"-a"}]}`, "steps[0].id", "start with"},
+		{"long id", `{"name":"w","steps":[{"id":"` + strings.Repeat("a", 65) + `"}]}`, "steps[0].id", "longer than 64"},
+		{"duplicate id", `{"name":"w","steps":[{"id":"a"},{"id":"b"},{"id":"a"}]}`, "steps[2].id", "steps[0]"},
+		{"empty type", `{"name":"w","steps":[{"id":"a","type":""}]}`, "steps[0].type", "empty"},
+		{"long action", `{"name":"w","steps":[{"id":"a","config":{"action":"` + strings.Repeat("x", 65) + `"}}]}`, "steps[0].config.action", "64"},
+		{"negative duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":-1}}]}`, "steps[0].config.duration_seconds", "between 0 and 300"},
+		{"long duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":300.5}}]}`, "steps[0].config.duration_seconds", "300.5"},
+		{"negative probability", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":-0.1}}]}`, "steps[0].config.fail_probability", "between 0 and 1"},
+		{"probability over one", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":1.01}}]}`, "steps[0].config.fail_probability", "between 0 and 1"},
+		{"negative retries", `{"name":"w","steps":[{"id":"a","config":{"max_retries":-1}}]}`, "steps[0].config.max_retries", "between 0 and 10"},
+		{"too many retries", `{"name":"w","steps":[{"id":"a","config":{"max_retries":11}}]}`, "steps[0].config.max_retries", "got 11"},
+		{"unknown dependency", `{"name":"w","steps":[{"id":"a","depends_on":["zz"]}]}`, "steps[0].depends_on[0]", `unknown step "zz"`},
+		{"self dependency", `{"name":"w","steps":[{"id":"a"},{"id":"b","depends_on":["a","b"]}]}`, "steps[1].depends_on[1]", "itself"},
+		{"repeated dependency", `{"name":"w","steps":[{"id":"a"},{"id":"b","depends_on":["a","a"]}]}`, "steps[1].depends_on[1]", "twice"},
+		{"two-step cycle", `{"name":"w","steps":[{"id":"a","depends_on":["b"]},{"id":"b","depends_on":["a"]}]}`, "steps", "cycle"},
+		{"cycle behind a valid prefix", `{"name":"w","steps":[{"id":"root"},{"id":"x","depends_on":["root","z"]},{"id":"y","depends_on":["x"]},{"id":"z","depends_on":["y"]}]}`, "steps", "cycle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := parse(t, tt.input).Normalize()
+			fe, ok := err.(*FieldError)
+			if !ok {
+				t.Fatalf("err = %v (%T), want *FieldError", err, err)
+			}
+			if fe.Field != tt.field || !strings.Contains(fe.Msg, tt.msg) {
+				t.Fatalf("got %s: %s; want field %s with %q", fe.Field, fe.Msg, tt.field, tt.msg)
+			}
+		})
+	}
+}
+
+func TestNormalizeAcceptsLimits(t *testing.T) {
+	t.Parallel()
+	steps := make([]string, MaxSteps)
+	for i := range steps {
+		steps[i] = fmt.Sprintf(`{"id":"s%d","config":{"duration_seconds":300,"fail_probability":1,"max_retries":10}}`, i)
+	}
+	in := parse(t, `{"name":"`+strings.Repeat("n", MaxNameLen)+`","steps":[`+strings.Join(steps, ",")+`]}`)
+	if _, err := in.Normalize(); err != nil {
+		t.Fatalf("input at every limit was rejected: %v", err)
+	}
+}
+
+func steps(spec ...string) []Step {
+	// spec entries are "id" or "id:dep1,dep2".
+	out := make([]Step, len(spec))
+	for i, s := range spec {
+		id, deps, _ := strings.Cut(s, ":")
+		out[i].ID = id
+		if deps != "" {
+			out[i].DependsOn = strings.Split(deps, ",")
+		}
+	}
+	return out
+}
+
+func ids(s []Step, order []int) string {
+	names := make([]string, len(order))
+	for i, n := range order {
+		names[i] = s[n].ID
+	}
+	return strings.Join(names, " ")
+}
+
+func TestOrder(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		steps []Step
+		want  string
+	}{
+		{"no dependencies keeps written order", steps("c", "a", "b"), "c a b"},
+		{"chain", steps("a", "b:a", "c:b"), "a b c"},
+		{"diamond", steps("a", "b:a", "c:a", "d:b,c"), "a b c d"},
+		{"out of order input", steps("d:b,c", "c:a", "b:a", "a"), "a c b d"},
+		{"stable among ready steps", steps("x", "late:x", "early", "mid:early"), "x late early mid"},
+		{"join waits for all parents", steps("j:p2,p1", "p1", "p2:p1"), "p1 p2 j"},
+		{"independent chains interleave by written order", steps("a1", "b1", "a2:a1", "b2:b1"), "a1 b1 a2 b2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			order, err := Order(tt.steps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(tt.steps, order); got != tt.want {
+				t.Fatalf("order = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOrderNamesTheCycle(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		steps []Step
+		want  string
+	}{
+		{steps("a:b", "b:a"), "a -> b -> a"},
+		{steps("root", "x:root,z", "y:x", "z:y", "tail:z"), "x -> y -> z -> x"},
+		{steps("ok", "p:q", "q:r", "r:p"), "p -> r -> q -> p"}, // p depends on q, so q runs first
+	}
+	for _, tt := range tests {
+		_, err := Order(tt.steps)
+		if err == nil {
+			t.Fatalf("no error for cycle %s", tt.want)
+		}
+		// The cycle may start at any member; check the rotation.
+		msg := err.Error()
+		members := strings.Split(tt.want, " -> ")
+		members = members[:len(members)-1]
+		found := false
+		for r := range members {
+			rot := append(append([]string{}, members[r:]...), members[:r]...)
+			rot = append(rot, rot[0])
+			if strings.Contains(msg, strings.Join(rot, " -> ")) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("error %q does not name cycle %s", msg, tt.want)
+		}
+	}
+}
+
+func TestDependents(t *testing.T) {
+	t.Parallel()
+	got := Dependents(steps("a", "b:a", "c:a", "d:b,c"))
+	want := "[[1 2] [3] [3] []]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("Dependents = %v, want %s", got, want)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	def := Definition{Name: "d", Steps: steps("d:b,c", "c:a", "b:a", "a")}
+	plan, err := Plan(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, p := range plan {
+		if p.Index != i {
+			t.Fatalf("plan[%d].Index = %d", i, p.Index)
+		}
+		got = append(got, fmt.Sprintf("%s%v", p.ID, p.Dependents))
+	}
+	// a runs first and feeds c (index 1) and b (index 2); both feed d (3).
+	if want := "a[1 2] c[3] b[3] d[]"; strings.Join(got, " ") != want {
+		t.Fatalf("plan = %s, want %s", strings.Join(got, " "), want)
+	}
+}
