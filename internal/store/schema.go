@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Key attribute names of the table and its indexes.
+const (
+	attrPK = "pk"
+	attrSK = "sk"
+)
+
+// Index is a global secondary index of the table. Its key attributes are
+// strings; only Projected attributes (plus keys) are copied into it, so
+// writes that change other attributes cost no index write.
+type Index struct {
+	Name      string
+	PK, SK    string
+	Projected []string
+}
+
+// Schema describes the table: its key and its indexes.
+type Schema struct {
+	PK, SK  string
+	Indexes []Index
+}
+
+// listAttrs are the attributes list endpoints return; they are projected
+// into every index.
+var listAttrs = []string{
+	"id", "name", "created_at", "updated_at", "workflow_id", "workflow_name",
+	"order_id", "status", "started_at", "completed_at", "amount", "step_count",
+}
+
+// Index names.
+const (
+	indexByKind     = "by_kind"     // every workflow, run or order, newest first
+	indexByStatus   = "by_status"   // runs of one status
+	indexByWorkflow = "by_workflow" // runs of one workflow
+)
+
+// TableSchema returns the table's definition.
+func TableSchema() Schema {
+	return Schema{
+		PK: attrPK,
+		SK: attrSK,
+		Indexes: []Index{
+			{Name: indexByKind, PK: "gsi1pk", SK: "gsi1sk", Projected: listAttrs},
+			{Name: indexByStatus, PK: "gsi2pk", SK: "gsi2sk", Projected: listAttrs},
+			{Name: indexByWorkflow, PK: "gsi3pk", SK: "gsi3sk", Projected: listAttrs},
+		},
+	}
+}
+
+// CreateTableInput returns the request that creates the table named name,
+// billed on demand.
+func CreateTableInput(name string) *dynamodb.CreateTableInput {
+	s := TableSchema()
+	attrs := []types.AttributeDefinition{
+		{AttributeName: aws.String(s.PK), AttributeType: types.ScalarAttributeTypeS},
+		{AttributeName: aws.String(s.SK), AttributeType: types.ScalarAttributeTypeS},
+	}
+	var gsis []types.GlobalSecondaryIndex
+	for _, ix := range s.Indexes {
+		attrs = append(attrs,
+			types.AttributeDefinition{AttributeName: aws.String(ix.PK), AttributeType: types.ScalarAttributeTypeS},
+			types.AttributeDefinition{AttributeName: aws.String(ix.SK), AttributeType: types.ScalarAttributeTypeS})
+		gsis = append(gsis, types.GlobalSecondaryIndex{
+			IndexName: aws.String(ix.Name),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(ix.PK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(ix.SK), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{
+				ProjectionType:   types.ProjectionTypeInclude,
+				NonKeyAttributes: ix.Projected,
+			},
+		})
+	}
+	return &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: attrs,
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(s.PK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(s.SK), KeyType: types.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: gsis,
+	}
+}
+
+// TableAdmin is the part of the DynamoDB client EnsureTable uses.
+type TableAdmin interface {
+	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+}
+
+// EnsureTable creates the table if it does not exist and waits until it is
+// active. An existing table and its data are left alone.
+func EnsureTable(ctx context.Context, db TableAdmin, name string) error {
+	_, err := db.CreateTable(ctx, CreateTableInput(name))
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create table %s: %w", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = 2 * time.Second
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute); err != nil {
+		return fmt.Errorf("wait for table %s: %w", name, err)
+	}
+	return nil
+}
