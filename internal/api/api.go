@@ -1,0 +1,130 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"stepflow/internal/id"
+	"stepflow/internal/store"
+)
+
+// MaxBodyBytes is the largest request body accepted (256 KiB).
+const MaxBodyBytes = 256 << 10
+
+// Paging limits for list endpoints.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// Store is what the API needs from storage. Implementations return errors
+// wrapping store.ErrNotFound, store.ErrConflict and store.ErrOrderNotFound
+// for the conditions they name, and are safe for concurrent use.
+type Store interface {
+	CreateWorkflow(ctx context.Context, w store.Workflow) error
+	GetWorkflow(ctx context.Context, id string) (store.Workflow, error)
+	ListWorkflows(ctx context.Context, p store.Page) ([]store.WorkflowSummary, string, error)
+	CreateRun(ctx context.Context, r store.Run, steps []store.Step) error
+	GetRun(ctx context.Context, id string) (store.RunDetail, error)
+	ListRuns(ctx context.Context, f store.RunFilter, p store.Page) ([]store.Run, string, error)
+	CreateOrder(ctx context.Context, o store.Order) error
+	GetOrder(ctx context.Context, id string) (store.Order, error)
+	ListOrders(ctx context.Context, p store.Page) ([]store.OrderSummary, string, error)
+}
+
+// RunStarter starts a newly created run. It is called after the run is
+// stored; an error is logged and left to recovery, and the run stays
+// pending.
+type RunStarter interface {
+	StartRun(ctx context.Context, run store.RunDetail) error
+}
+
+// Config configures the API.
+type Config struct {
+	Store   Store
+	Starter RunStarter // optional
+	Logger  *slog.Logger
+	// AllowedOrigins are the origins allowed by CORS, such as
+	// "https://d123.cloudfront.net". "*" allows any origin.
+	AllowedOrigins []string
+	// Now and IDs default to time.Now and a crypto-random generator.
+	Now func() time.Time
+	IDs *id.Generator
+}
+
+type server struct {
+	Config
+	mux *http.ServeMux
+}
+
+// New returns the API handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IDs == nil {
+		cfg.IDs = id.NewGenerator(cfg.Now, nil)
+	}
+	s := &server{Config: cfg, mux: http.NewServeMux()}
+	s.routes()
+	var h http.Handler = http.HandlerFunc(s.serve)
+	h = http.MaxBytesHandler(h, MaxBodyBytes)
+	h = cors(cfg.AllowedOrigins, h)
+	return logRequests(cfg.Logger, h)
+}
+
+func (s *server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("POST /workflows", s.createWorkflow)
+	s.mux.HandleFunc("GET /workflows", s.listWorkflows)
+	s.mux.HandleFunc("GET /workflows/{id}", s.getWorkflow)
+	s.mux.HandleFunc("POST /workflows/{id}/runs", s.createRun)
+	s.mux.HandleFunc("GET /runs", s.listRuns)
+	s.mux.HandleFunc("GET /runs/{id}", s.getRun)
+	s.mux.HandleFunc("POST /orders", s.createOrder)
+	s.mux.HandleFunc("GET /orders", s.listOrders)
+	s.mux.HandleFunc("GET /orders/{id}", s.getOrder)
+}
+
+// serve routes a request, answering unknown routes (404) and wrong methods
+// (405) with the same JSON error body as every other error.
+func (s *server) serve(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		rec := &headerRecorder{header: http.Header{}}
+		s.mux.ServeHTTP(rec, r)
+		switch rec.code {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeError(w, r, s.Logger, &httpError{status: http.StatusMethodNotAllowed, msg: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		case http.StatusNotFound:
+			writeError(w, r, s.Logger, &httpError{status: http.StatusNotFound, msg: "no route " + r.URL.Path})
+		default: // a redirect to the cleaned path
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.code)
+		}
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// headerRecorder captures the status and headers of the mux's built-in
+// 404, 405 and redirect responses, discarding their plain-text bodies.
+type headerRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.code = code }
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,274 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"time"
+
+	"stepflow/internal/id"
+	"stepflow/internal/status"
+	"stepflow/internal/store"
+	"stepflow/internal/workflow"
+)
+
+// decodeWorkflow decodes and validates a POST /workflows body.
+func decodeWorkflow(body io.Reader) (workflow.Definition, error) {
+	var in workflow.Input
+	if err := decodeJSON(body, &in, false); err != nil {
+		return workflow.Definition{}, err
+	}
+	return in.Normalize()
+}
+
+func (s *server) createWorkflow(w http.ResponseWriter, r *http.Request) {
+	def, err := decodeWorkflow(r.Body)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	wf := store.Workflow{ID: s.IDs.New("wf"), Name: def.Name, Definition: def, CreatedAt: s.Now().UTC()}
+	if err := s.Store.CreateWorkflow(r.Context(), wf); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, wf)
+}
+
+func (s *server) getWorkflow(w http.ResponseWriter, r *http.Request) {
+	wfID := r.PathValue("id")
+	if !id.Valid("wf", wfID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
+	}
+	wf, err := s.Store.GetWorkflow(r.Context(), wfID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wf)
+}
+
+func (s *server) listWorkflows(w http.ResponseWriter, r *http.Request) {
+	p, err := page(r, "wf")
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	items, next, err := s.Store.ListWorkflows(r.Context(), p)
+	writeList(w, r, s, items, next, err)
+}
+
+type startRunRequest struct {
+	OrderID *string `json:"order_id"`
+}
+
+func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
+	wfID := r.PathValue("id")
+	var req startRunRequest
+	if err := decodeJSON(r.Body, &req, true); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	if !id.Valid("wf", wfID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
+	}
+	if req.OrderID != nil && !id.Valid("ord", *req.OrderID) {
+		writeError(w, r, s.Logger, unprocessable("order_id", fmt.Sprintf("order_id %q names no order", *req.OrderID)))
+		return
+	}
+	wf, err := s.Store.GetWorkflow(r.Context(), wfID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	run, err := newRun(s.IDs.New("run"), wf, req.OrderID, s.Now().UTC())
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	if err := s.Store.CreateRun(r.Context(), run.Run, run.Steps); err != nil {
+		if errors.Is(err, store.ErrOrderNotFound) {
+			err = unprocessable("order_id", fmt.Sprintf("order_id %q names no order", *req.OrderID))
+		}
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	if s.Starter != nil {
+		if err := s.Starter.StartRun(r.Context(), run); err != nil {
+			// The run is stored; the sweeper starts runs left pending.
+			s.Logger.ErrorContext(r.Context(), "start run", "run_id", run.ID, "error", err)
+		}
+	}
+	writeJSON(w, http.StatusAccepted, run)
+}
+
+// newRun lays out a new pending run of wf with its steps in dependency
+// order.
+func newRun(runID string, wf store.Workflow, orderID *string, now time.Time) (store.RunDetail, error) {
+	plan, err := workflow.Plan(wf.Definition)
+	if err != nil {
+		return store.RunDetail{}, err
+	}
+	d := store.RunDetail{Run: store.Run{
+		ID: runID, WorkflowID: wf.ID, WorkflowName: wf.Name, OrderID: orderID,
+		Status: status.RunPending, StepCount: len(plan), CreatedAt: now,
+	}}
+	for _, p := range plan {
+		deps := p.Dependents
+		if deps == nil {
+			deps = []int{}
+		}
+		d.Steps = append(d.Steps, store.Step{
+			ID: runID + ":" + p.ID, StepID: p.ID, StepIndex: p.Index, Type: p.Type,
+			Status: status.StepPending, MaxRetries: p.Config.MaxRetries, DependsOn: p.DependsOn,
+			Config: p.Config, Dependents: deps, DepsRemaining: len(p.DependsOn),
+		})
+	}
+	return d, nil
+}
+
+func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
+	runID := r.PathValue("id")
+	if !id.Valid("run", runID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
+	}
+	d, err := s.Store.GetRun(r.Context(), runID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {
+	p, err := page(r, "run")
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	var f store.RunFilter
+	q := r.URL.Query()
+	if v := q.Get("status"); v != "" {
+		f.Status = status.Run(v)
+		if !f.Status.Valid() {
+			writeError(w, r, s.Logger, badRequest("status", fmt.Sprintf("status must be one of %v", status.Runs)))
+			return
+		}
+	}
+	if v := q.Get("workflow_id"); v != "" {
+		if !id.Valid("wf", v) {
+			writeError(w, r, s.Logger, badRequest("workflow_id", "workflow_id is not a workflow id"))
+			return
+		}
+		f.WorkflowID = v
+	}
+	items, next, err := s.Store.ListRuns(r.Context(), f, p)
+	writeList(w, r, s, items, next, err)
+}
+
+// Order amounts are decimals with at most two places, 0 < amount <= MaxAmount.
+const MaxAmount = 1_000_000
+
+var amountPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,6})(\.[0-9]{1,2})?$`)
+
+// jsonNumber accepts only a JSON number (not a string holding one) and
+// keeps its exact text.
+type jsonNumber string
+
+func (n *jsonNumber) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return &json.UnmarshalTypeError{Value: describeJSON(b), Type: reflect.TypeFor[float64]()}
+	}
+	*n = jsonNumber(b)
+	return nil
+}
+
+func describeJSON(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return "nothing"
+	case b[0] == '"':
+		return "string"
+	case b[0] == '{':
+		return "object"
+	case b[0] == '[':
+		return "array"
+	case b[0] == 't' || b[0] == 'f':
+		return "bool"
+	}
+	return "null"
+}
+
+type createOrderRequest struct {
+	Amount *jsonNumber `json:"amount"`
+}
+
+func (s *server) createOrder(w http.ResponseWriter, r *http.Request) {
+	var req createOrderRequest
+	if err := decodeJSON(r.Body, &req, false); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	amount, err := checkAmount(req.Amount)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	now := s.Now().UTC()
+	o := store.Order{
+		ID: s.IDs.New("ord"), Amount: amount, Status: status.OrderPending, CreatedAt: now, UpdatedAt: now,
+		History: []store.HistoryEntry{{At: now, Event: "created", To: status.OrderPending}},
+	}
+	if err := s.Store.CreateOrder(r.Context(), o); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, o)
+}
+
+func checkAmount(n *jsonNumber) (store.Amount, error) {
+	if n == nil {
+		return "", unprocessable("amount", "amount is required")
+	}
+	v := string(*n)
+	if !amountPattern.MatchString(v) {
+		return "", unprocessable("amount", fmt.Sprintf("amount must be a decimal number with at most 2 decimal places, greater than 0 and at most %d; got %s", MaxAmount, v))
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || f > MaxAmount {
+		return "", unprocessable("amount", fmt.Sprintf("amount must be greater than 0 and at most %d; got %s", MaxAmount, v))
+	}
+	return store.Amount(v), nil
+}
+
+func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
+	orderID := r.PathValue("id")
+	if !id.Valid("ord", orderID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
+	}
+	o, err := s.Store.GetOrder(r.Context(), orderID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
+	p, err := page(r, "ord")
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	items, next, err := s.Store.ListOrders(r.Context(), p)
+	writeList(w, r, s, items, next, err)
+}
