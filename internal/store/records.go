@@ -67,7 +67,7 @@ type Step struct {
 // Order is an order whose status runs move along, with its audit trail.
 type Order struct {
 	ID        string         `json:"id" dynamodbav:"id"`
-	Amount    Amount    `json:"amount" dynamodbav:"amount"`
+	Amount    Amount         `json:"amount" dynamodbav:"amount"`
 	Status    status.Order   `json:"status" dynamodbav:"status"`
 	CreatedAt time.Time      `json:"created_at" dynamodbav:"created_at"`
 	UpdatedAt time.Time      `json:"updated_at" dynamodbav:"updated_at"`
@@ -77,7 +77,7 @@ type Order struct {
 // OrderSummary is an order as listed.
 type OrderSummary struct {
 	ID        string       `json:"id" dynamodbav:"id"`
-	Amount    Amount  `json:"amount" dynamodbav:"amount"`
+	Amount    Amount       `json:"amount" dynamodbav:"amount"`
 	Status    status.Order `json:"status" dynamodbav:"status"`
 	CreatedAt time.Time    `json:"created_at" dynamodbav:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at" dynamodbav:"updated_at"`

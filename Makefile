@@ -1,0 +1,47 @@
+# Stepflow: `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+LINT := $(GO) tool -modfile=tools/lint/go.mod
+FUNCTIONS := $(notdir $(wildcard functions/*))
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: dev
+dev: ## Run the whole stack locally (same as go run ./cmd/stepflow dev)
+	$(GO) run ./cmd/stepflow dev
+
+.PHONY: test
+test: lint unit ## Run every check and test of the root module
+
+.PHONY: unit
+unit: ## Run the Go tests (embedded emulator)
+	$(GO) test -count=1 ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(LINT) staticcheck ./...
+
+.PHONY: conformance
+conformance: ## Run the storage suite against Amazon DynamoDB Local
+	tools/dynamodb-local/run.sh $(GO) test -count=1 ./internal/store/ ./internal/api/
+
+.PHONY: vuln
+vuln: ## govulncheck (needs the Go vulnerability database online)
+	$(LINT) govulncheck ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the request decoders for 30s each
+	$(GO) test ./internal/api/ -run '^$$' -fuzz FuzzDecodeWorkflow -fuzztime 30s
+	$(GO) test ./internal/api/ -run '^$$' -fuzz FuzzCheckAmount -fuzztime 30s
+
+.PHONY: build
+build: ## Build each Lambda into build/<name>/bootstrap (linux/arm64)
+	@for f in $(FUNCTIONS); do \
+	  echo "build/$$f/bootstrap"; \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" \
+	    -o build/$$f/bootstrap ./functions/$$f || exit 1; \
+	done

@@ -1,0 +1,43 @@
+// Command stepflow is Stepflow's command-line tool. "stepflow dev" runs the
+// whole stack locally; see README for the other commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: stepflow <command> [flags]
+
+Commands:
+  dev    run the whole stack locally (API on 127.0.0.1:8080)
+
+Run "stepflow <command> -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "dev":
+		return dev(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "stepflow: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,86 @@
+package devstack_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"stepflow/internal/devstack"
+	"stepflow/internal/testenv"
+)
+
+func post(t *testing.T, url, body string) map[string]any {
+	t.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 201 {
+		t.Fatalf("POST %s: %d %v", url, res.StatusCode, v)
+	}
+	return v
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func TestEmbeddedStackServesTheAPI(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "")
+	st, err := devstack.Start(context.Background(), devstack.Config{Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Embedded || !strings.HasPrefix(st.Endpoint, "http://127.0.0.1:") {
+		t.Fatalf("want the embedded emulator, got %q (embedded=%v)", st.Endpoint, st.Embedded)
+	}
+	wf := post(t, st.URL+"/workflows", `{"name":"w","steps":[{"id":"a"}]}`)
+	if got := status(t, st.URL+"/workflows/"+wf["id"].(string)); got != 200 {
+		t.Fatalf("GET workflow: %d", got)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(st.URL + "/healthz"); err == nil {
+		t.Fatal("API still answers after Close")
+	}
+}
+
+func TestRestartAgainstExternalEndpointKeepsData(t *testing.T) {
+	cfg := devstack.Config{Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev"), Endpoint: testenv.Endpoint(t)}
+	st, err := devstack.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Embedded {
+		t.Fatal("started an embedded emulator although an endpoint was given")
+	}
+	wf := post(t, st.URL+"/workflows", `{"name":"keep me","steps":[{"id":"a"}]}`)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = devstack.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("restart on an existing table: %v", err)
+	}
+	defer st.Close()
+	if got := status(t, st.URL+"/workflows/"+wf["id"].(string)); got != 200 {
+		t.Fatalf("workflow lost across restart: GET status %d", got)
+	}
+}
