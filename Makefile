@@ -26,8 +26,8 @@ lint: ## gofmt, go vet and staticcheck
 	$(LINT) staticcheck ./...
 
 .PHONY: conformance
-conformance: ## Run the storage suite against Amazon DynamoDB Local
-	tools/dynamodb-local/run.sh $(GO) test -count=1 ./internal/store/ ./internal/api/
+conformance: ## Run the storage, API and engine suites against Amazon DynamoDB Local
+	tools/dynamodb-local/run.sh $(GO) test -count=1 ./internal/store/ ./internal/api/ ./internal/engine/
 
 .PHONY: vuln
 vuln: ## govulncheck (needs the Go vulnerability database online)

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
+	"time"
 
 	"stepflow/internal/api"
 	"stepflow/internal/devstack"
+	"stepflow/internal/retry"
 )
 
 func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -19,7 +22,17 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	table := fs.String("table", envOr("STEPFLOW_TABLE", "stepflow"), "DynamoDB table name")
 	origins := fs.String("cors-origins", os.Getenv("STEPFLOW_CORS_ORIGINS"), "comma-separated extra origins allowed by CORS")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON instead of text")
+	concurrency := fs.Int("concurrency", 4, "step batches processed at once (the event source mapping's maximum concurrency)")
+	batch := fs.Int("batch-size", 10, "messages per batch, 1 to 10")
+	visibility := fs.Duration("visibility-timeout", 30*time.Second, "work queue visibility timeout")
+	retryBase := fs.Duration("retry-base", time.Second, "retry backoff base")
+	retryCap := fs.Duration("retry-cap", time.Minute, "retry backoff cap (at most 15m)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	policy := retry.Policy{Base: *retryBase, Cap: *retryCap, Rand: rand.Float64}
+	if err := policy.Validate(); err != nil {
+		fmt.Fprintf(stderr, "stepflow dev: %v\n", err)
 		return 2
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
@@ -30,17 +43,18 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	st, err := devstack.Start(ctx, devstack.Config{
 		Addr: *addr, Table: *table, ExtraOrigins: api.SplitOrigins(*origins), Logger: log,
+		Concurrency: *concurrency, BatchSize: *batch, VisibilityTimeout: *visibility, Retry: &policy,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow dev: %v\n", err)
 		return 1
 	}
-	where := "embedded kumo emulator (in memory; data is lost on exit)"
-	if !st.Embedded {
-		where = "external endpoint"
+	note := ""
+	if st.Embedded {
+		note = "\n  (embedded kumo emulator: in memory, data is lost on exit)"
 	}
-	fmt.Fprintf(stdout, "Stepflow is running.\n  API:          %s\n  AWS endpoint: %s (%s)\n  Table:        %s\nPress Ctrl-C to stop.\n",
-		st.URL, st.Endpoint, where, *table)
+	fmt.Fprintf(stdout, "Stepflow is running.\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s%s\nPress Ctrl-C to stop.\n",
+		st.URL, st.DynamoDB, *table, st.QueueURL, note)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping...")
 	if err := st.Close(); err != nil {

@@ -1,34 +1,50 @@
 // Command api is the API Lambda: API Gateway HTTP API events in, the
-// Stepflow HTTP API out. Configuration: STEPFLOW_TABLE (required) and
-// STEPFLOW_CORS_ORIGINS (comma-separated).
+// Stepflow HTTP API out. Configuration: STEPFLOW_TABLE and
+// STEPFLOW_QUEUE_URL (required), STEPFLOW_CORS_ORIGINS (comma-separated).
 package main
 
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"stepflow/internal/api"
 	"stepflow/internal/awsclient"
+	"stepflow/internal/engine"
+	"stepflow/internal/queue"
+	"stepflow/internal/retry"
 	"stepflow/internal/store"
 )
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	table := os.Getenv("STEPFLOW_TABLE")
-	if table == "" {
-		log.Error("STEPFLOW_TABLE is not set")
+	table, queueURL := os.Getenv("STEPFLOW_TABLE"), os.Getenv("STEPFLOW_QUEUE_URL")
+	if table == "" || queueURL == "" {
+		log.Error("STEPFLOW_TABLE and STEPFLOW_QUEUE_URL must be set")
 		os.Exit(1)
 	}
-	cfg, err := awsclient.Load(context.TODO(), "")
+	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("DYNAMODB") != "")
 	if err != nil {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
+	st := store.New(awsclient.DynamoDB(cfg, ""), table)
+	// Starting a run only enqueues its first steps; the engine's other
+	// settings are not used here.
+	starter, err := engine.New(engine.Config{
+		Store: st, Queue: &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL},
+		Task: engine.Simulated{Rand: rand.Float64}, Retry: retry.Default(rand.Float64), Logger: log,
+	})
+	if err != nil {
+		log.Error("configure engine", "error", err)
+		os.Exit(1)
+	}
 	h := api.New(api.Config{
-		Store:          store.New(awsclient.DynamoDB(cfg, awsclient.Local("")), table),
+		Store:          st,
+		Starter:        starter,
 		Logger:         log,
 		AllowedOrigins: api.SplitOrigins(os.Getenv("STEPFLOW_CORS_ORIGINS")),
 	})

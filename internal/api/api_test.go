@@ -451,12 +451,12 @@ func TestStorageFailureIsAnOpaque500(t *testing.T) {
 	ln := httptest.NewServer(http.NotFoundHandler())
 	dead := ln.URL
 	ln.Close()
-	cfg, err := awsclient.Load(context.Background(), dead)
+	cfg, err := awsclient.Load(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.RetryMaxAttempts = 1
-	h := api.New(api.Config{Store: store.New(awsclient.DynamoDB(cfg, true), "t")})
+	h := api.New(api.Config{Store: store.New(awsclient.DynamoDB(cfg, dead), "t")})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/workflows", nil))
 	if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != `{"error":"internal error"}` {

@@ -122,13 +122,14 @@ func newRun(runID string, wf store.Workflow, orderID *string, now time.Time) (st
 	}}
 	for _, p := range plan {
 		deps := p.Dependents
-		if deps == nil {
+		if len(deps) == 0 {
 			deps = []int{}
+			d.SinksRemaining++
 		}
 		d.Steps = append(d.Steps, store.Step{
 			ID: runID + ":" + p.ID, StepID: p.ID, StepIndex: p.Index, Type: p.Type,
 			Status: status.StepPending, MaxRetries: p.Config.MaxRetries, DependsOn: p.DependsOn,
-			Config: p.Config, Dependents: deps, DepsRemaining: len(p.DependsOn),
+			Config: p.Config, Dependents: deps, DepsRemaining: len(p.DependsOn), Attempts: []store.Attempt{},
 		})
 	}
 	return d, nil

@@ -1,7 +1,7 @@
-// Package awsclient builds AWS SDK configuration for Stepflow's processes.
-// On AWS the default chain is used as is; for a local endpoint (kumo,
-// DynamoDB Local, LocalStack) it fills in a region and dummy credentials
-// when none are configured, and turns off the response checksum that local
+// Package awsclient builds AWS SDK clients for Stepflow's processes. On AWS
+// the default chain is used as is. For local endpoints (kumo, DynamoDB
+// Local, LocalStack) it fills in a region and dummy credentials when none
+// are configured, and turns off the DynamoDB response checksum that
 // emulators do not send.
 package awsclient
 
@@ -14,26 +14,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // DefaultRegion is used locally when AWS_REGION is not set.
 const DefaultRegion = "us-east-1"
 
-// Load returns the SDK configuration. If endpoint is not empty every
-// service is sent there; otherwise the standard AWS_ENDPOINT_URL and
-// AWS_ENDPOINT_URL_<SERVICE> variables apply as usual.
-func Load(ctx context.Context, endpoint string) (aws.Config, error) {
+// Load returns the SDK configuration. With local set, a missing region and
+// missing credentials get local defaults.
+func Load(ctx context.Context, local bool) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
-	if Local(endpoint) {
+	if local {
 		if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
 			opts = append(opts, config.WithRegion(DefaultRegion))
 		}
 		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
 			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
 		}
-	}
-	if endpoint != "" {
-		opts = append(opts, config.WithBaseEndpoint(endpoint))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -42,16 +39,33 @@ func Load(ctx context.Context, endpoint string) (aws.Config, error) {
 	return cfg, nil
 }
 
-// Local reports whether the process talks to a local emulator: endpoint is
-// set, or one of the standard endpoint variables is.
-func Local(endpoint string) bool {
-	return endpoint != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
+// EnvEndpoint returns the endpoint the standard variables set for a service
+// ("DYNAMODB", "SQS"): AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL.
+func EnvEndpoint(service string) string {
+	if e := os.Getenv("AWS_ENDPOINT_URL_" + service); e != "" {
+		return e
+	}
+	return os.Getenv("AWS_ENDPOINT_URL")
 }
 
-// DynamoDB returns a DynamoDB client for cfg. For local endpoints it skips
-// the CRC32 response check, which emulators do not support.
-func DynamoDB(cfg aws.Config, local bool) *dynamodb.Client {
+// DynamoDB returns a DynamoDB client. A non-empty endpoint overrides the
+// configured one and marks it local (no response checksum).
+func DynamoDB(cfg aws.Config, endpoint string) *dynamodb.Client {
+	local := endpoint != "" || EnvEndpoint("DYNAMODB") != ""
 	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
 		o.DisableValidateResponseChecksum = local
+	})
+}
+
+// SQS returns an SQS client. A non-empty endpoint overrides the configured
+// one.
+func SQS(cfg aws.Config, endpoint string) *sqs.Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
 	})
 }

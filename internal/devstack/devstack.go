@@ -1,9 +1,10 @@
-// Package devstack runs Stepflow locally: the same API handler the Lambda
-// uses, against the embedded kumo emulator (zero setup) or against the
-// endpoint in AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB (LocalStack,
-// DynamoDB Local, a standalone kumo). It creates missing tables and leaves
-// existing data alone, so a restart against a persistent endpoint resumes
-// where it stopped.
+// Package devstack runs Stepflow locally: the same API handler and step
+// engine the Lambdas use, with a poller standing in for Lambda's SQS event
+// source mapping. Each service (DynamoDB, SQS) uses its endpoint from
+// AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL; any service without one
+// uses the kumo emulator embedded in the process. Missing tables and queues
+// are created and existing data is left alone, so a restart against a
+// persistent endpoint resumes where it stopped.
 package devstack
 
 import (
@@ -11,103 +12,157 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
+	"sync"
 	"time"
 
 	"github.com/sivchari/kumo"
 
 	"stepflow/internal/api"
 	"stepflow/internal/awsclient"
+	"stepflow/internal/engine"
+	"stepflow/internal/poller"
+	"stepflow/internal/queue"
+	"stepflow/internal/retry"
 	"stepflow/internal/store"
 )
 
-// Config configures the local stack.
+// Config configures the local stack. Zero values select the defaults.
 type Config struct {
 	// Addr is the listen address of the API, such as "127.0.0.1:8080".
 	Addr string
-	// Table is the DynamoDB table name.
-	Table string
-	// Endpoint, if set, overrides the AWS endpoint (tests use this);
-	// otherwise the standard variables apply, and with none set the
-	// embedded emulator is started.
+	// Table and Queue name the DynamoDB table and the SQS work queue.
+	Table, Queue string
+	// Endpoint, if set, is used for every service (tests use this);
+	// otherwise see the package comment.
 	Endpoint string
 	// ExtraOrigins are CORS origins allowed besides the stack's own.
 	ExtraOrigins []string
-	Logger       *slog.Logger
+	// Concurrency and BatchSize configure the step runner's poller.
+	Concurrency, BatchSize int
+	// VisibilityTimeout of the work queue (default 30s).
+	VisibilityTimeout time.Duration
+	// Retry is the step retry policy (default retry.Default).
+	Retry *retry.Policy
+	// Task runs steps (default engine.Simulated).
+	Task   engine.Task
+	Logger *slog.Logger
 }
 
 // Stack is a running local stack.
 type Stack struct {
 	// URL is the API's base URL.
 	URL string
-	// Endpoint is the AWS endpoint in use; Embedded tells whether it is the
-	// in-process emulator.
-	Endpoint string
-	Embedded bool
+	// DynamoDB and SQS are the endpoints in use; Embedded tells whether
+	// the in-process emulator serves at least one of them.
+	DynamoDB, SQS string
+	Embedded      bool
+	QueueURL      string
 
-	srv    *http.Server
-	ln     net.Listener
-	done   chan error
-	closer func()
+	srv        *http.Server
+	done       chan error
+	stopPoller context.CancelFunc
+	pollerDone sync.WaitGroup
+	closers    []func()
 }
 
-// Start starts the stack and returns once the API is listening.
-func Start(ctx context.Context, cfg Config) (*Stack, error) {
+// Start starts the stack and returns once the API is listening and the
+// runner is polling.
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	st := &Stack{Endpoint: cfg.Endpoint, closer: func() {}}
-	if st.Endpoint == "" && !awsclient.Local("") {
-		emu := kumo.NewServer()
-		st.Endpoint, st.Embedded, st.closer = emu.URL, true, emu.Close
+	if cfg.Queue == "" {
+		cfg.Queue = cfg.Table + "-steps"
 	}
-	awsCfg, err := awsclient.Load(ctx, st.Endpoint)
+	if cfg.VisibilityTimeout == 0 {
+		cfg.VisibilityTimeout = 30 * time.Second
+	}
+	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint}
+	defer func() {
+		if err != nil {
+			st.closeAll()
+		}
+	}()
+	if st.DynamoDB == "" {
+		st.DynamoDB = awsclient.EnvEndpoint("DYNAMODB")
+	}
+	if st.SQS == "" {
+		st.SQS = awsclient.EnvEndpoint("SQS")
+	}
+	if st.DynamoDB == "" || st.SQS == "" {
+		emu := kumo.NewServer()
+		st.closers = append(st.closers, emu.Close)
+		st.Embedded = true
+		if st.DynamoDB == "" {
+			st.DynamoDB = emu.URL
+		}
+		if st.SQS == "" {
+			st.SQS = emu.URL
+		}
+	}
+	awsCfg, err := awsclient.Load(ctx, true)
 	if err != nil {
-		st.closer()
 		return nil, err
 	}
-	if st.Endpoint == "" {
-		st.Endpoint = endpointFromEnv()
-	}
-	db := awsclient.DynamoDB(awsCfg, true)
+	db := awsclient.DynamoDB(awsCfg, st.DynamoDB)
 	if err := store.EnsureTable(ctx, db, cfg.Table); err != nil {
-		st.closer()
-		return nil, fmt.Errorf("prepare table on %s: %w", st.Endpoint, err)
+		return nil, fmt.Errorf("prepare table on %s: %w", st.DynamoDB, err)
+	}
+	sq := awsclient.SQS(awsCfg, st.SQS)
+	st.QueueURL, err = queue.EnsureQueue(ctx, sq, cfg.Queue, queue.Settings{VisibilityTimeout: cfg.VisibilityTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("prepare queue on %s: %w", st.SQS, err)
+	}
+
+	sto := store.New(db, cfg.Table)
+	policy := retry.Default(rand.Float64)
+	if cfg.Retry != nil {
+		policy = *cfg.Retry
+	}
+	task := cfg.Task
+	if task == nil {
+		task = engine.Simulated{Rand: rand.Float64}
+	}
+	eng, err := engine.New(engine.Config{
+		Store: sto, Queue: &queue.SQS{Client: sq, URL: st.QueueURL}, Task: task, Retry: policy, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		st.closer()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	st.ln = ln
 	st.URL = "http://" + ln.Addr().String()
 	origins := append([]string{st.URL}, cfg.ExtraOrigins...)
 	if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		origins = append(origins, "http://localhost:"+port)
 	}
-	h := api.New(api.Config{
-		Store:          store.New(db, cfg.Table),
-		Logger:         cfg.Logger,
-		AllowedOrigins: origins,
-	})
+	h := api.New(api.Config{Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins})
 	st.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	st.done = make(chan error, 1)
 	go func() { st.done <- st.srv.Serve(ln) }()
+
+	pctx, cancel := context.WithCancel(context.Background())
+	st.stopPoller = cancel
+	st.pollerDone.Add(1)
+	go func() {
+		defer st.pollerDone.Done()
+		poller.Run(pctx, poller.Config{
+			Client: sq, QueueURL: st.QueueURL, Handler: eng.HandleSQS,
+			BatchSize: cfg.BatchSize, Concurrency: cfg.Concurrency, Logger: cfg.Logger,
+		})
+	}()
 	return st, nil
 }
 
-func endpointFromEnv() string {
-	if e := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"); e != "" {
-		return e
-	}
-	return os.Getenv("AWS_ENDPOINT_URL")
-}
-
-// Close stops the API, letting requests in flight finish for up to five
-// seconds, then stops the embedded emulator if there is one.
+// Close stops accepting requests (letting those in flight finish for up to
+// five seconds), stops polling and waits for the batches in flight, then
+// stops the embedded emulator.
 func (s *Stack) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -115,6 +170,14 @@ func (s *Stack) Close() error {
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	s.closer()
+	s.stopPoller()
+	s.pollerDone.Wait()
+	s.closeAll()
 	return err
+}
+
+func (s *Stack) closeAll() {
+	for _, c := range s.closers {
+		c()
+	}
 }

@@ -47,8 +47,8 @@ func TestEmbeddedStackServesTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Embedded || !strings.HasPrefix(st.Endpoint, "http://127.0.0.1:") {
-		t.Fatalf("want the embedded emulator, got %q (embedded=%v)", st.Endpoint, st.Embedded)
+	if !st.Embedded || !strings.HasPrefix(st.DynamoDB, "http://127.0.0.1:") || st.SQS != st.DynamoDB {
+		t.Fatalf("want the embedded emulator for both services, got %q and %q (embedded=%v)", st.DynamoDB, st.SQS, st.Embedded)
 	}
 	wf := post(t, st.URL+"/workflows", `{"name":"w","steps":[{"id":"a"}]}`)
 	if got := status(t, st.URL+"/workflows/"+wf["id"].(string)); got != 200 {
@@ -63,7 +63,7 @@ func TestEmbeddedStackServesTheAPI(t *testing.T) {
 }
 
 func TestRestartAgainstExternalEndpointKeepsData(t *testing.T) {
-	cfg := devstack.Config{Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev"), Endpoint: testenv.Endpoint(t)}
+	cfg := devstack.Config{Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev"), Endpoint: testenv.SQSEndpoint(t)}
 	st, err := devstack.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

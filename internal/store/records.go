@@ -36,6 +36,10 @@ type Run struct {
 	CreatedAt    time.Time  `json:"created_at" dynamodbav:"created_at"`
 	StartedAt    *time.Time `json:"started_at" dynamodbav:"started_at,omitempty"`
 	CompletedAt  *time.Time `json:"completed_at" dynamodbav:"completed_at,omitempty"`
+
+	// SinksRemaining counts the steps with no dependents that have not
+	// completed; the run completes when it reaches zero.
+	SinksRemaining int `json:"-" dynamodbav:"sinks_remaining"`
 }
 
 // RunDetail is a run with its steps in step_index order.
@@ -57,11 +61,27 @@ type Step struct {
 	StartedAt    *time.Time  `json:"started_at" dynamodbav:"started_at,omitempty"`
 	CompletedAt  *time.Time  `json:"completed_at" dynamodbav:"completed_at,omitempty"`
 	ErrorMessage *string     `json:"error_message" dynamodbav:"error_message,omitempty"`
+	// Attempts lists every finished attempt, oldest first.
+	Attempts []Attempt `json:"attempts" dynamodbav:"attempts"`
 
 	// Execution data, not part of the API.
 	Config        workflow.Config `json:"-" dynamodbav:"config"`
 	Dependents    []int           `json:"-" dynamodbav:"dependents"`
 	DepsRemaining int             `json:"-" dynamodbav:"deps_remaining"`
+	// LeaseToken identifies the attempt holding a running step; LeaseUntil
+	// is when the lease expires and another runner may take the step over.
+	LeaseToken       string     `json:"-" dynamodbav:"lease_token,omitempty"`
+	LeaseUntil       *time.Time `json:"-" dynamodbav:"lease_until,omitempty"`
+	AttemptStartedAt *time.Time `json:"-" dynamodbav:"attempt_started_at,omitempty"`
+}
+
+// Attempt is one finished attempt of a step.
+type Attempt struct {
+	Number    int       `json:"number" dynamodbav:"n"`
+	StartedAt time.Time `json:"started_at" dynamodbav:"s"`
+	EndedAt   time.Time `json:"ended_at" dynamodbav:"e"`
+	// Error is empty for the attempt that completed the step.
+	Error string `json:"error,omitempty" dynamodbav:"err,omitempty"`
 }
 
 // Order is an order whose status runs move along, with its audit trail.
@@ -72,6 +92,8 @@ type Order struct {
 	CreatedAt time.Time      `json:"created_at" dynamodbav:"created_at"`
 	UpdatedAt time.Time      `json:"updated_at" dynamodbav:"updated_at"`
 	History   []HistoryEntry `json:"history" dynamodbav:"history"`
+	// Version increases with every write; writers condition on it.
+	Version int `json:"-" dynamodbav:"version"`
 }
 
 // OrderSummary is an order as listed.

@@ -34,6 +34,7 @@ type DynamoDB interface {
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 // Store reads and writes Stepflow's table. It is safe for concurrent use.
@@ -281,8 +282,9 @@ func indexNamed(name string) Index {
 	panic("store: unknown index " + name)
 }
 
-// CreateOrder stores o, which must be new.
+// CreateOrder stores o, which must be new, at version 1.
 func (s *Store) CreateOrder(ctx context.Context, o Order) error {
+	o.Version = 1
 	pk, sk := orderKey(o.ID)
 	item, err := marshal(o, pk, sk)
 	if err != nil {

@@ -18,9 +18,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/sivchari/kumo"
 
 	"stepflow/internal/awsclient"
+	"stepflow/internal/queue"
 	"stepflow/internal/store"
 )
 
@@ -65,10 +67,10 @@ func reachable(endpoint string) error {
 	return conn.Close()
 }
 
-// Config returns SDK configuration for the test endpoint.
+// Config returns SDK configuration for local endpoints.
 func Config(t testing.TB) aws.Config {
 	t.Helper()
-	cfg, err := awsclient.Load(context.Background(), Endpoint(t))
+	cfg, err := awsclient.Load(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func Config(t testing.TB) aws.Config {
 // DynamoDB returns a client for the test endpoint.
 func DynamoDB(t testing.TB) *dynamodb.Client {
 	t.Helper()
-	return awsclient.DynamoDB(Config(t), true)
+	return awsclient.DynamoDB(Config(t), Endpoint(t))
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
@@ -87,8 +89,8 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 func Name(t testing.TB, kind string) string {
 	t.Helper()
 	n := unsafeName.ReplaceAllString(t.Name(), "-")
-	if len(n) > 60 {
-		n = n[:60]
+	if len(n) > 40 {
+		n = n[:40]
 	}
 	return fmt.Sprintf("%s-%s-%d-%d", kind, n, os.Getpid(), counter.Add(1))
 }
@@ -106,6 +108,51 @@ func Table(t testing.TB, db *dynamodb.Client) string {
 		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 	})
 	return name
+}
+
+// SQS returns a client for the test endpoint.
+//
+// SQS always uses the embedded emulator unless STEPFLOW_TEST_SQS_ENDPOINT
+// is set: DynamoDB Local, the DynamoDB conformance target, has no SQS.
+func SQS(t testing.TB) *sqs.Client {
+	t.Helper()
+	return awsclient.SQS(Config(t), SQSEndpoint(t))
+}
+
+var (
+	sqsOnce     sync.Once
+	sqsEndpoint string
+)
+
+// SQSEndpoint returns the SQS endpoint tests use.
+func SQSEndpoint(t testing.TB) string {
+	t.Helper()
+	sqsOnce.Do(func() {
+		if e := os.Getenv("STEPFLOW_TEST_SQS_ENDPOINT"); e != "" {
+			sqsEndpoint = e
+			return
+		}
+		if os.Getenv(EndpointVar) == "" {
+			sqsEndpoint = Endpoint(t)
+			return
+		}
+		sqsEndpoint = kumo.NewServer().URL
+	})
+	return sqsEndpoint
+}
+
+// Queue creates a work queue for this test, deleted when it ends, and
+// returns its URL.
+func Queue(t testing.TB, c *sqs.Client, s queue.Settings) string {
+	t.Helper()
+	url, err := queue.EnsureQueue(context.Background(), c, Name(t, "q"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(url)})
+	})
+	return url
 }
 
 // Store returns a Store over a fresh table.

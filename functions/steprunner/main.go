@@ -1,0 +1,59 @@
+// Command steprunner is the step-runner Lambda: SQS batches of step
+// messages in, partial batch failures out. Configuration: STEPFLOW_TABLE,
+// STEPFLOW_QUEUE_URL (required); STEPFLOW_RETRY_BASE and STEPFLOW_RETRY_CAP
+// (Go durations, default 1s and 1m).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"stepflow/internal/awsclient"
+	"stepflow/internal/engine"
+	"stepflow/internal/queue"
+	"stepflow/internal/retry"
+	"stepflow/internal/store"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	table, queueURL := os.Getenv("STEPFLOW_TABLE"), os.Getenv("STEPFLOW_QUEUE_URL")
+	if table == "" || queueURL == "" {
+		log.Error("STEPFLOW_TABLE and STEPFLOW_QUEUE_URL must be set")
+		os.Exit(1)
+	}
+	policy := retry.Default(rand.Float64)
+	policy.Base = durationEnv("STEPFLOW_RETRY_BASE", policy.Base)
+	policy.Cap = durationEnv("STEPFLOW_RETRY_CAP", policy.Cap)
+	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("DYNAMODB") != "")
+	if err != nil {
+		log.Error("load aws config", "error", err)
+		os.Exit(1)
+	}
+	eng, err := engine.New(engine.Config{
+		Store:  store.New(awsclient.DynamoDB(cfg, ""), table),
+		Queue:  &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL},
+		Task:   engine.Simulated{Rand: rand.Float64},
+		Retry:  policy,
+		Logger: log,
+	})
+	if err != nil {
+		log.Error("configure engine", "error", err)
+		os.Exit(1)
+	}
+	lambda.Start(eng.HandleSQS)
+}
+
+func durationEnv(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}

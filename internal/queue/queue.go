@@ -1,0 +1,132 @@
+// Package queue sends step messages to the SQS work queue and creates the
+// queue locally. Receiving is done by Lambda's event source mapping on AWS
+// and by package poller locally.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// Message asks a runner to run one attempt of one step.
+type Message struct {
+	RunID     string `json:"run_id"`
+	StepIndex int    `json:"step_index"`
+	// Attempt is the step's retry_count this message is for.
+	Attempt int `json:"attempt"`
+	// SentAt is when the message was sent (after the parent's commit), for
+	// measuring hand-off latency.
+	SentAt time.Time `json:"sent_at"`
+	// Delay postpones delivery (retry backoff); it is not part of the body.
+	Delay time.Duration `json:"-"`
+}
+
+// Decode parses a message body.
+func Decode(body string) (Message, error) {
+	var m Message
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return m, fmt.Errorf("decode step message: %w", err)
+	}
+	if m.RunID == "" || m.StepIndex < 0 || m.Attempt < 0 {
+		return m, fmt.Errorf("decode step message: missing or negative fields in %q", body)
+	}
+	return m, nil
+}
+
+// SQSAPI is the part of the SQS client the queue uses.
+type SQSAPI interface {
+	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// SQS sends messages to one queue. It is safe for concurrent use.
+type SQS struct {
+	Client SQSAPI
+	URL    string
+}
+
+// Send sends msgs, in batches of up to ten. Entries SQS rejects are retried
+// a few times before Send gives up with an error; on error some messages
+// may have been sent (a resend is safe: runners ignore duplicates).
+func (q *SQS) Send(ctx context.Context, msgs []Message) error {
+	for len(msgs) > 0 {
+		n := min(len(msgs), 10)
+		if err := q.sendBatch(ctx, msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+func (q *SQS) sendBatch(ctx context.Context, msgs []Message) error {
+	pending := map[string]types.SendMessageBatchRequestEntry{}
+	for i, m := range msgs {
+		body, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		id := strconv.Itoa(i)
+		pending[id] = types.SendMessageBatchRequestEntry{
+			Id: aws.String(id), MessageBody: aws.String(string(body)),
+			DelaySeconds: int32(min(m.Delay, 900*time.Second) / time.Second),
+		}
+	}
+	var lastErr error
+	for attempt := 0; attempt < 4 && len(pending) > 0; attempt++ {
+		entries := make([]types.SendMessageBatchRequestEntry, 0, len(pending))
+		for _, e := range pending {
+			entries = append(entries, e)
+		}
+		out, err := q.Client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.URL), Entries: entries})
+		if err != nil {
+			return fmt.Errorf("send step messages: %w", err)
+		}
+		for _, s := range out.Successful {
+			delete(pending, aws.ToString(s.Id))
+		}
+		for _, f := range out.Failed {
+			lastErr = fmt.Errorf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			if f.SenderFault {
+				return fmt.Errorf("send step message: %w", lastErr)
+			}
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("send step messages: %d not accepted: %w", len(pending), errors.Join(lastErr))
+	}
+	return nil
+}
+
+// AdminAPI is the part of the SQS client EnsureQueue uses.
+type AdminAPI interface {
+	CreateQueue(context.Context, *sqs.CreateQueueInput, ...func(*sqs.Options)) (*sqs.CreateQueueOutput, error)
+}
+
+// Settings of the work queue.
+type Settings struct {
+	// VisibilityTimeout is how long a received message stays hidden.
+	VisibilityTimeout time.Duration
+}
+
+// EnsureQueue creates the queue if needed and returns its URL.
+func EnsureQueue(ctx context.Context, c AdminAPI, name string, s Settings) (string, error) {
+	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(name),
+		Attributes: map[string]string{
+			"VisibilityTimeout":      strconv.Itoa(int(s.VisibilityTimeout / time.Second)),
+			"MessageRetentionPeriod": strconv.Itoa(4 * 24 * 3600),
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create queue %s: %w", name, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}

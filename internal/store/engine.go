@@ -1,0 +1,343 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"stepflow/internal/status"
+)
+
+// This file holds the step engine's writes. Each is conditional on the state
+// the engine read, so a duplicate or stale runner gets ErrConflict instead
+// of applying anything twice.
+
+// ErrAlreadyCommitted: the step's idempotency record exists; its result and
+// effects were committed before.
+var ErrAlreadyCommitted = errors.New("step already committed")
+
+func num(n int) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.Itoa(n)} }
+
+func ts(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }
+
+func stepKey(runID string, index int) map[string]types.AttributeValue {
+	pk, _ := runKey(runID)
+	return key(pk, stepSK(index))
+}
+
+// StartRun moves a pending run to running.
+func (s *Store) StartRun(ctx context.Context, runID string, now time.Time) error {
+	pk, sk := runKey(runID)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(pk, sk),
+		UpdateExpression:         aws.String("SET #st = :running, started_at = :now, gsi2pk = :gsi"),
+		ConditionExpression:      aws.String("#st = :pending"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":running": str(string(status.RunRunning)), ":pending": str(string(status.RunPending)),
+			":now": ts(now), ":gsi": str(kindRun + "#" + string(status.RunRunning)),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("start run %s: %w", runID, conditionErr(err))
+	}
+	return nil
+}
+
+// MarkRunning takes the lease of a step for attempt number attempt (its
+// retry_count): the step must be pending at that attempt, or running at that
+// attempt with an expired lease (its runner died).
+func (s *Store) MarkRunning(ctx context.Context, runID string, index, attempt int, token string, now, leaseUntil time.Time) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table),
+		Key:       stepKey(runID, index),
+		UpdateExpression: aws.String("SET #st = :running, lease_token = :tok, lease_until = :until, " +
+			"attempt_started_at = :now, started_at = if_not_exists(started_at, :now)"),
+		ConditionExpression:      aws.String("retry_count = :attempt AND (#st = :pending OR (#st = :running AND lease_until < :now))"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":running": str(string(status.StepRunning)), ":pending": str(string(status.StepPending)),
+			":tok": str(token), ":until": ts(leaseUntil), ":now": ts(now), ":attempt": num(attempt),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("mark step %s/%d running: %w", runID, index, conditionErr(err))
+	}
+	return nil
+}
+
+// OrderChange is the effect of an order action, applied in a step's commit
+// to the order as it was read at Version.
+type OrderChange struct {
+	OrderID string
+	Version int
+	// To is the new status; empty for an action that only adds a history
+	// entry.
+	To status.Order
+	// History is the order's whole new history (the old one plus the new
+	// entry).
+	History []HistoryEntry
+}
+
+// JoinUpdate lowers a dependent's deps_remaining from From to From-1.
+type JoinUpdate struct {
+	Index int
+	From  int
+}
+
+// Commit is everything a successful attempt writes, atomically.
+type Commit struct {
+	RunID   string
+	Index   int
+	Attempt int
+	Token   string
+	Started time.Time
+	Now     time.Time
+	// Attempts are the step's earlier attempts; this one is added.
+	Attempts []Attempt
+	Order    *OrderChange
+	Joins    []JoinUpdate
+	// SinksFrom, when set, lowers the run's sinks_remaining from this value;
+	// reaching zero completes the run.
+	SinksFrom *int
+}
+
+// CommitConflict reports which item of a cancelled commit failed its
+// condition.
+type CommitConflict struct {
+	Item  string // "step", "order", "join" or "run"
+	Index int    // the dependent's index, for "join"
+	Err   error
+}
+
+func (c *CommitConflict) Error() string {
+	if c.Item == "join" {
+		return fmt.Sprintf("commit conflict on dependent %d: %v", c.Index, c.Err)
+	}
+	return fmt.Sprintf("commit conflict on %s: %v", c.Item, c.Err)
+}
+
+func (c *CommitConflict) Unwrap() error { return ErrConflict }
+
+func idemKey(runID string, index int) map[string]types.AttributeValue {
+	return key(fmt.Sprintf("IDEM#%s#%d", runID, index), "IDEM")
+}
+
+// CommitStep commits a successful attempt in one transaction: the step's
+// idempotency record (which must not exist), the step's completion
+// (conditional on the attempt still holding the lease), the order change
+// (conditional on the order's status), the join counters and the run's sink
+// counter (conditional on the values read). It returns ErrAlreadyCommitted
+// when the idempotency record exists, or a *CommitConflict.
+func (s *Store) CommitStep(ctx context.Context, c Commit) error {
+	attempts, err := attributevalue.Marshal(append(c.Attempts, Attempt{Number: c.Attempt + 1, StartedAt: c.Started.UTC(), EndedAt: c.Now.UTC()}))
+	if err != nil {
+		return err
+	}
+	idem := idemKey(c.RunID, c.Index)
+	idem["run_id"] = str(c.RunID)
+	idem["step_index"] = num(c.Index)
+	idem["committed_at"] = ts(c.Now)
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName:           aws.String(s.table),
+			Item:                idem,
+			ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}},
+		{Update: &types.Update{
+			TableName: aws.String(s.table),
+			Key:       stepKey(c.RunID, c.Index),
+			UpdateExpression: aws.String("SET #st = :completed, completed_at = :now, attempts = :attempts " +
+				"REMOVE lease_token, lease_until, error_message"),
+			ConditionExpression:      aws.String("#st = :running AND lease_token = :tok"),
+			ExpressionAttributeNames: map[string]string{"#st": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":completed": str(string(status.StepCompleted)), ":running": str(string(status.StepRunning)),
+				":now": ts(c.Now), ":tok": str(c.Token), ":attempts": attempts,
+			},
+		}},
+	}
+	kinds := []CommitConflict{{Item: "idem"}, {Item: "step"}}
+	if o := c.Order; o != nil {
+		hist, err := attributevalue.Marshal(o.History)
+		if err != nil {
+			return err
+		}
+		u := &types.Update{
+			TableName:           aws.String(s.table),
+			Key:                 key(orderKey(o.OrderID)),
+			UpdateExpression:    aws.String("SET updated_at = :now, history = :hist, version = :next"),
+			ConditionExpression: aws.String("version = :version"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":now": ts(c.Now), ":hist": hist, ":version": num(o.Version), ":next": num(o.Version + 1),
+			},
+		}
+		if o.To != "" {
+			u.UpdateExpression = aws.String("SET updated_at = :now, history = :hist, version = :next, #st = :to")
+			u.ExpressionAttributeNames = map[string]string{"#st": "status"}
+			u.ExpressionAttributeValues[":to"] = str(string(o.To))
+		}
+		items = append(items, types.TransactWriteItem{Update: u})
+		kinds = append(kinds, CommitConflict{Item: "order"})
+	}
+	for _, j := range c.Joins {
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:           aws.String(s.table),
+			Key:                 stepKey(c.RunID, j.Index),
+			UpdateExpression:    aws.String("SET deps_remaining = :to"),
+			ConditionExpression: aws.String("deps_remaining = :from"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":from": num(j.From), ":to": num(j.From - 1),
+			},
+		}})
+		kinds = append(kinds, CommitConflict{Item: "join", Index: j.Index})
+	}
+	if c.SinksFrom != nil {
+		u := &types.Update{
+			TableName:                aws.String(s.table),
+			Key:                      key(runKey(c.RunID)),
+			UpdateExpression:         aws.String("SET sinks_remaining = :to"),
+			ConditionExpression:      aws.String("sinks_remaining = :from AND #st = :running"),
+			ExpressionAttributeNames: map[string]string{"#st": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":from": num(*c.SinksFrom), ":to": num(*c.SinksFrom - 1), ":running": str(string(status.RunRunning)),
+			},
+		}
+		if *c.SinksFrom == 1 {
+			u.UpdateExpression = aws.String("SET sinks_remaining = :to, #st = :completed, completed_at = :now, gsi2pk = :gsi")
+			u.ExpressionAttributeValues[":completed"] = str(string(status.RunCompleted))
+			u.ExpressionAttributeValues[":now"] = ts(c.Now)
+			u.ExpressionAttributeValues[":gsi"] = str(kindRun + "#" + string(status.RunCompleted))
+		}
+		items = append(items, types.TransactWriteItem{Update: u})
+		kinds = append(kinds, CommitConflict{Item: "run"})
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	if err == nil {
+		return nil
+	}
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return fmt.Errorf("commit step %s/%d: %w", c.RunID, c.Index, err)
+	}
+	reasons := tce.CancellationReasons
+	if len(reasons) > 0 && aws.ToString(reasons[0].Code) == "ConditionalCheckFailed" {
+		return fmt.Errorf("commit step %s/%d: %w", c.RunID, c.Index, ErrAlreadyCommitted)
+	}
+	for i, r := range reasons {
+		if aws.ToString(r.Code) == "ConditionalCheckFailed" && i < len(kinds) {
+			cc := kinds[i]
+			cc.Err = err
+			return fmt.Errorf("commit step %s/%d: %w", c.RunID, c.Index, &cc)
+		}
+	}
+	return fmt.Errorf("commit step %s/%d: %w", c.RunID, c.Index, err)
+}
+
+// RetryStep ends a failed attempt that has retries left: the step goes back
+// to pending with retry_count+1, if the attempt still holds the lease.
+func (s *Store) RetryStep(ctx context.Context, f FailedAttempt) error {
+	return s.endAttempt(ctx, f, status.StepPending)
+}
+
+// FailedAttempt describes an attempt that failed.
+type FailedAttempt struct {
+	RunID   string
+	Index   int
+	Attempt int
+	Token   string
+	Error   string
+	Started time.Time
+	Now     time.Time
+	// Attempts are the step's earlier attempts; this one is added.
+	Attempts []Attempt
+}
+
+func (s *Store) endAttempt(ctx context.Context, f FailedAttempt, to status.Step) error {
+	runID, index, token, msg, now := f.RunID, f.Index, f.Token, f.Error, f.Now
+	rec, err := attributevalue.Marshal(append(f.Attempts, Attempt{Number: f.Attempt + 1, StartedAt: f.Started.UTC(), EndedAt: now.UTC(), Error: msg}))
+	if err != nil {
+		return err
+	}
+	var update string
+	if to == status.StepPending {
+		update = "SET #st = :to, error_message = :msg, retry_count = retry_count + :one, attempts = :attempts REMOVE lease_token, lease_until"
+	} else {
+		update = "SET #st = :to, error_message = :msg, completed_at = :now, attempts = :attempts REMOVE lease_token, lease_until"
+	}
+	vals := map[string]types.AttributeValue{
+		":to": str(string(to)), ":running": str(string(status.StepRunning)), ":tok": str(token),
+		":msg": str(msg), ":attempts": rec,
+	}
+	if to == status.StepPending {
+		vals[":one"] = num(1)
+	} else {
+		vals[":now"] = ts(now)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       stepKey(runID, index),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("#st = :running AND lease_token = :tok"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: vals,
+	})
+	if err != nil {
+		return fmt.Errorf("end attempt of step %s/%d: %w", runID, index, conditionErr(err))
+	}
+	return nil
+}
+
+// FailStep ends the last failed attempt: the step becomes failed. The
+// caller then skips the steps that have not started and fails the run.
+func (s *Store) FailStep(ctx context.Context, f FailedAttempt) error {
+	return s.endAttempt(ctx, f, status.StepFailed)
+}
+
+// FailRun moves a pending or running run to failed. A run already terminal
+// is left alone.
+func (s *Store) FailRun(ctx context.Context, runID string, now time.Time) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(runKey(runID)),
+		UpdateExpression:         aws.String("SET #st = :failed, completed_at = :now, gsi2pk = :gsi"),
+		ConditionExpression:      aws.String("#st IN (:pending, :running)"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":failed": str(string(status.RunFailed)), ":pending": str(string(status.RunPending)),
+			":running": str(string(status.RunRunning)), ":now": ts(now),
+			":gsi": str(kindRun + "#" + string(status.RunFailed)),
+		},
+	})
+	if err = conditionErr(err); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("fail run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// SkipStep marks a pending step skipped; a step in any other status is left
+// alone.
+func (s *Store) SkipStep(ctx context.Context, runID string, index int, now time.Time) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      stepKey(runID, index),
+		UpdateExpression:         aws.String("SET #st = :skipped, completed_at = :now"),
+		ConditionExpression:      aws.String("#st = :pending"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":skipped": str(string(status.StepSkipped)), ":pending": str(string(status.StepPending)), ":now": ts(now),
+		},
+	})
+	if err = conditionErr(err); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("skip step %s/%d: %w", runID, index, err)
+	}
+	return nil
+}
