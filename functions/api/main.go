@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -15,7 +14,6 @@ import (
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
 	"stepflow/internal/queue"
-	"stepflow/internal/retry"
 	"stepflow/internal/store"
 )
 
@@ -31,20 +29,9 @@ func main() {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
-	st := store.New(awsclient.DynamoDB(cfg, ""), table)
-	// Starting a run only enqueues its first steps; the engine's other
-	// settings are not used here.
-	starter, err := engine.New(engine.Config{
-		Store: st, Queue: &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL},
-		Task: engine.Simulated{Rand: rand.Float64}, Retry: retry.Default(rand.Float64), Logger: log,
-	})
-	if err != nil {
-		log.Error("configure engine", "error", err)
-		os.Exit(1)
-	}
 	h := api.New(api.Config{
-		Store:          st,
-		Starter:        starter,
+		Store:          store.New(awsclient.DynamoDB(cfg, ""), table),
+		Starter:        engine.Starter{Queue: &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL}},
 		Logger:         log,
 		AllowedOrigins: api.SplitOrigins(os.Getenv("STEPFLOW_CORS_ORIGINS")),
 	})

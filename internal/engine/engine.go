@@ -83,17 +83,32 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// StartRun enqueues every step of a new run that has no dependencies. The
-// run itself becomes running when its first step starts.
+// StartRun enqueues every step of a new run that has no dependencies.
 func (e *Engine) StartRun(ctx context.Context, run store.RunDetail) error {
-	now := e.cfg.Now().UTC()
+	return Starter{Queue: e.cfg.Queue, Now: e.cfg.Now}.StartRun(ctx, run)
+}
+
+// Starter starts runs: it enqueues the steps that have no dependencies.
+// The run itself becomes running when its first step starts. The API uses
+// it without the rest of the engine.
+type Starter struct {
+	Queue Queue
+	Now   func() time.Time
+}
+
+// StartRun implements api.RunStarter.
+func (s Starter) StartRun(ctx context.Context, run store.RunDetail) error {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
 	var msgs []queue.Message
 	for _, st := range run.Steps {
 		if len(st.DependsOn) == 0 {
-			msgs = append(msgs, queue.Message{RunID: run.ID, StepIndex: st.StepIndex, SentAt: now})
+			msgs = append(msgs, queue.Message{RunID: run.ID, StepIndex: st.StepIndex, SentAt: now().UTC()})
 		}
 	}
-	if err := e.cfg.Queue.Send(ctx, msgs); err != nil {
+	if err := s.Queue.Send(ctx, msgs); err != nil {
 		return fmt.Errorf("start run %s: %w", run.ID, err)
 	}
 	return nil

@@ -1,0 +1,74 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"stepflow/internal/engine"
+	"stepflow/internal/queue"
+	"stepflow/internal/retry"
+	"stepflow/internal/status"
+	"stepflow/internal/store"
+	"stepflow/internal/testenv"
+	"stepflow/internal/workflow"
+)
+
+// TestHandleSQSRecordedBatch feeds a recorded SQS event through the Lambda
+// handler: the valid message runs its step, the malformed one is reported
+// as a batch item failure (to be retried and, eventually, dead-lettered),
+// and the one for an unknown run is acknowledged.
+func TestHandleSQSRecordedBatch(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/sqs-batch.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	st := testenv.Store(t)
+	sq := testenv.SQS(t)
+	url := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: 5 * time.Second})
+	ctx := context.Background()
+	// The run the first recorded message names.
+	run := store.Run{ID: "run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", WorkflowID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", WorkflowName: "one",
+		Status: status.RunPending, StepCount: 1, SinksRemaining: 1, CreatedAt: time.Now().UTC()}
+	steps := []store.Step{{ID: run.ID + ":only", StepID: "only", Type: "task", Status: status.StepPending, MaxRetries: 3,
+		DependsOn: []string{}, Dependents: []int{}, Attempts: []store.Attempt{}, Config: workflow.Config{}}}
+	if err := st.CreateRun(ctx, run, steps); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{Store: st, Queue: &queue.SQS{Client: sq, URL: url}, Task: engine.Simulated{Rand: func() float64 { return 0.5 }},
+		Retry: retry.Default(func() float64 { return 0 })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := eng.HandleSQS(ctx, ev)
+	if err != nil {
+		t.Fatalf("HandleSQS failed the whole batch: %v", err)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "2e1424d4-f796-459a-8184-9c92662be6da" {
+		t.Fatalf("batch item failures = %+v, want only the malformed message", resp.BatchItemFailures)
+	}
+	d, err := st.GetRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != status.RunCompleted || d.Steps[0].Status != status.StepCompleted {
+		t.Fatalf("run %s, step %s", d.Status, d.Steps[0].Status)
+	}
+	// The same batch again: everything is a duplicate now.
+	resp, _ = eng.HandleSQS(ctx, ev)
+	if len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("replay: failures %+v", resp.BatchItemFailures)
+	}
+	if d2, _ := st.GetRun(ctx, run.ID); len(d2.Steps[0].Attempts) != 1 {
+		t.Fatalf("replayed message ran the step again: %+v", d2.Steps[0].Attempts)
+	}
+}
