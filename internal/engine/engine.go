@@ -52,6 +52,8 @@ type Config struct {
 	IDs         *id.Generator
 	// OnStart, if set, is called as each attempt starts, with its message.
 	OnStart func(m queue.Message, at time.Time)
+	// OnCommit, if set, is called after each successful commit.
+	OnCommit func(runID string, index int)
 }
 
 // Engine runs steps. It is safe for concurrent use.
@@ -253,10 +255,13 @@ func (e *Engine) commit(ctx context.Context, log *slog.Logger, run store.RunDeta
 				log.InfoContext(ctx, "run completed")
 			}
 			log.InfoContext(ctx, "step completed")
+			if e.cfg.OnCommit != nil {
+				e.cfg.OnCommit(run.ID, st.StepIndex)
+			}
 			if run.Status != status.RunRunning {
 				return nil // the run ended meanwhile: start nothing new
 			}
-			return e.send(ctx, run.ID, readyNow, now)
+			return e.send(ctx, run.ID, readyNow, e.cfg.Now().UTC())
 		case errors.Is(err, store.ErrAlreadyCommitted):
 			log.InfoContext(ctx, "step was already committed")
 			return nil
