@@ -27,6 +27,10 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	visibility := fs.Duration("visibility-timeout", 30*time.Second, "work queue visibility timeout")
 	retryBase := fs.Duration("retry-base", time.Second, "retry backoff base")
 	retryCap := fs.Duration("retry-cap", time.Minute, "retry backoff cap (at most 15m)")
+	leaseMargin := fs.Duration("lease-margin", 30*time.Second, "added to a step's duration to form its lease; a runner silent longer is presumed dead")
+	maxReceive := fs.Int("max-receive-count", 5, "receives before a message goes to the dead-letter queue")
+	sweepEvery := fs.Duration("sweep-interval", 30*time.Second, "how often the sweeper runs")
+	sweepGrace := fs.Duration("sweep-grace", time.Minute, "how long a ready step may wait for its message before the sweeper resends it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -44,6 +48,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	st, err := devstack.Start(ctx, devstack.Config{
 		Addr: *addr, Table: *table, ExtraOrigins: api.SplitOrigins(*origins), Logger: log,
 		Concurrency: *concurrency, BatchSize: *batch, VisibilityTimeout: *visibility, Retry: &policy,
+		MaxReceiveCount: *maxReceive, SweepInterval: *sweepEvery, SweepGrace: *sweepGrace, LeaseMargin: *leaseMargin,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow dev: %v\n", err)
@@ -53,8 +58,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if st.Embedded {
 		note = "\n  (embedded kumo emulator: in memory, data is lost on exit)"
 	}
-	fmt.Fprintf(stdout, "Stepflow is running.\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s%s\nPress Ctrl-C to stop.\n",
-		st.URL, st.DynamoDB, *table, st.QueueURL, note)
+	fmt.Fprintf(stdout, "Stepflow is running.\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s\n  DLQ:      %s%s\nPress Ctrl-C to stop.\n",
+		st.URL, st.DynamoDB, *table, st.QueueURL, st.DLQURL, note)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping...")
 	if err := st.Close(); err != nil {

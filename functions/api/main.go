@@ -1,6 +1,7 @@
 // Command api is the API Lambda: API Gateway HTTP API events in, the
 // Stepflow HTTP API out. Configuration: STEPFLOW_TABLE and
-// STEPFLOW_QUEUE_URL (required), STEPFLOW_CORS_ORIGINS (comma-separated).
+// STEPFLOW_QUEUE_URL (required), STEPFLOW_DLQ_URL (enables POST /redrive),
+// STEPFLOW_CORS_ORIGINS (comma-separated).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
 	"stepflow/internal/queue"
+	"stepflow/internal/redrive"
 	"stepflow/internal/store"
 )
 
@@ -29,9 +31,15 @@ func main() {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
+	sq := awsclient.SQS(cfg, "")
+	var redriver api.Redriver
+	if dlq := os.Getenv("STEPFLOW_DLQ_URL"); dlq != "" {
+		redriver = redrive.Queues{Client: sq, DLQURL: dlq, QueueURL: queueURL}
+	}
 	h := api.New(api.Config{
 		Store:          store.New(awsclient.DynamoDB(cfg, ""), table),
-		Starter:        engine.Starter{Queue: &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL}},
+		Starter:        engine.Starter{Queue: &queue.SQS{Client: sq, URL: queueURL}},
+		Redriver:       redriver,
 		Logger:         log,
 		AllowedOrigins: api.SplitOrigins(os.Getenv("STEPFLOW_CORS_ORIGINS")),
 	})

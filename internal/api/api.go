@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"stepflow/internal/id"
+	"stepflow/internal/status"
 	"stepflow/internal/store"
 )
 
@@ -32,20 +33,28 @@ type Store interface {
 	CreateOrder(ctx context.Context, o store.Order) error
 	GetOrder(ctx context.Context, id string) (store.Order, error)
 	ListOrders(ctx context.Context, p store.Page) ([]store.OrderSummary, string, error)
+	EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error
+	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
+	RetryRun(ctx context.Context, d store.RunDetail, now time.Time) error
 }
 
-// RunStarter starts a newly created run. It is called after the run is
-// stored; an error is logged and left to recovery, and the run stays
-// pending.
+// Redriver moves dead-lettered step messages back to the work queue.
+type Redriver interface {
+	Redrive(ctx context.Context) (int, error)
+}
+
+// RunStarter enqueues the ready steps of a new or retried run. It is called
+// after the run is stored; an error is logged and left to the sweeper.
 type RunStarter interface {
 	StartRun(ctx context.Context, run store.RunDetail) error
 }
 
 // Config configures the API.
 type Config struct {
-	Store   Store
-	Starter RunStarter // optional
-	Logger  *slog.Logger
+	Store    Store
+	Starter  RunStarter // optional
+	Redriver Redriver   // optional; without it POST /redrive is 404
+	Logger   *slog.Logger
 	// AllowedOrigins are the origins allowed by CORS, such as
 	// "https://d123.cloudfront.net". "*" allows any origin.
 	AllowedOrigins []string
@@ -86,6 +95,11 @@ func (s *server) routes() {
 	s.mux.HandleFunc("POST /workflows/{id}/runs", s.createRun)
 	s.mux.HandleFunc("GET /runs", s.listRuns)
 	s.mux.HandleFunc("GET /runs/{id}", s.getRun)
+	s.mux.HandleFunc("POST /runs/{id}/cancel", s.cancelRun)
+	s.mux.HandleFunc("POST /runs/{id}/retry", s.retryRun)
+	if s.Redriver != nil {
+		s.mux.HandleFunc("POST /redrive", s.redrive)
+	}
 	s.mux.HandleFunc("POST /orders", s.createOrder)
 	s.mux.HandleFunc("GET /orders", s.listOrders)
 	s.mux.HandleFunc("GET /orders/{id}", s.getOrder)

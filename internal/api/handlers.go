@@ -136,17 +136,107 @@ func newRun(runID string, wf store.Workflow, orderID *string, now time.Time) (st
 }
 
 func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
+	if d, ok := s.loadRun(w, r); ok {
+		writeJSON(w, http.StatusOK, d)
+	}
+}
+
+func conflict(msg string) *httpError {
+	return &httpError{status: http.StatusConflict, msg: msg}
+}
+
+// cancelRun cancels a pending or running run: nothing new starts, steps
+// that have not started become cancelled, and attempts already running
+// finish and commit their own result (see DECISIONS.md).
+func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.loadRun(w, r)
+	if !ok {
+		return
+	}
+	if d.Status.Terminal() {
+		writeError(w, r, s.Logger, conflict(fmt.Sprintf("run is %s; only pending or running runs can be cancelled", d.Status)))
+		return
+	}
+	now := s.Now().UTC()
+	if err := s.Store.EndRun(r.Context(), d.ID, status.RunCancelled, now); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = conflict("run ended while it was being cancelled")
+		}
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	for _, st := range d.Steps {
+		if st.Status == status.StepPending {
+			if err := s.Store.SettleStep(r.Context(), d.ID, st.StepIndex, status.StepCancelled, now); err != nil {
+				writeError(w, r, s.Logger, err)
+				return
+			}
+		}
+	}
+	s.writeRun(w, r, d.ID, http.StatusOK)
+}
+
+// retryRun resumes a failed or cancelled run from its failed and never-run
+// steps; completed steps and their effects stay as they are.
+func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.loadRun(w, r)
+	if !ok {
+		return
+	}
+	if d.Status != status.RunFailed && d.Status != status.RunCancelled {
+		writeError(w, r, s.Logger, conflict(fmt.Sprintf("run is %s; only failed or cancelled runs can be retried", d.Status)))
+		return
+	}
+	if err := s.Store.RetryRun(r.Context(), d, s.Now().UTC()); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = conflict("run changed while it was being retried")
+		}
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	d, err := s.Store.GetRun(r.Context(), d.ID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	if s.Starter != nil {
+		if err := s.Starter.StartRun(r.Context(), d); err != nil {
+			s.Logger.ErrorContext(r.Context(), "start retried run", "run_id", d.ID, "error", err)
+		}
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (s *server) loadRun(w http.ResponseWriter, r *http.Request) (store.RunDetail, bool) {
 	runID := r.PathValue("id")
 	if !id.Valid("run", runID) {
 		writeError(w, r, s.Logger, store.ErrNotFound)
-		return
+		return store.RunDetail{}, false
 	}
+	d, err := s.Store.GetRun(r.Context(), runID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return d, false
+	}
+	return d, true
+}
+
+func (s *server) writeRun(w http.ResponseWriter, r *http.Request, runID string, code int) {
 	d, err := s.Store.GetRun(r.Context(), runID)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, code, d)
+}
+
+func (s *server) redrive(w http.ResponseWriter, r *http.Request) {
+	n, err := s.Redriver.Redrive(r.Context())
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"moved": n})
 }
 
 func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {

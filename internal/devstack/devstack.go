@@ -25,8 +25,10 @@ import (
 	"stepflow/internal/engine"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
+	"stepflow/internal/redrive"
 	"stepflow/internal/retry"
 	"stepflow/internal/store"
+	"stepflow/internal/sweeper"
 )
 
 // Config configures the local stack. Zero values select the defaults.
@@ -46,6 +48,15 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	// Retry is the step retry policy (default retry.Default).
 	Retry *retry.Policy
+	// MaxReceiveCount sends a message to the dead-letter queue after this
+	// many receives (default 5).
+	MaxReceiveCount int
+	// SweepInterval is how often the sweeper runs (default 30s); SweepGrace
+	// is how long a ready step may wait for its message (default 1m).
+	SweepInterval, SweepGrace time.Duration
+	// LeaseMargin is added to a step's duration to form its lease
+	// (default 30s).
+	LeaseMargin time.Duration
 	// Task runs steps (default engine.Simulated).
 	Task   engine.Task
 	Logger *slog.Logger
@@ -60,6 +71,7 @@ type Stack struct {
 	DynamoDB, SQS string
 	Embedded      bool
 	QueueURL      string
+	DLQURL        string
 
 	srv        *http.Server
 	done       chan error
@@ -79,6 +91,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = 30 * time.Second
+	}
+	if cfg.MaxReceiveCount == 0 {
+		cfg.MaxReceiveCount = queue.DefaultMaxReceiveCount
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = 30 * time.Second
+	}
+	if cfg.SweepGrace == 0 {
+		cfg.SweepGrace = time.Minute
 	}
 	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint}
 	defer func() {
@@ -112,10 +133,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, fmt.Errorf("prepare table on %s: %w", st.DynamoDB, err)
 	}
 	sq := awsclient.SQS(awsCfg, st.SQS)
-	st.QueueURL, err = queue.EnsureQueue(ctx, sq, cfg.Queue, queue.Settings{VisibilityTimeout: cfg.VisibilityTimeout})
+	qs, err := queue.EnsureQueues(ctx, sq, cfg.Queue, queue.Settings{VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount})
 	if err != nil {
 		return nil, fmt.Errorf("prepare queue on %s: %w", st.SQS, err)
 	}
+	st.QueueURL, st.DLQURL = qs.URL, qs.DLQURL
 
 	sto := store.New(db, cfg.Table)
 	policy := retry.Default(rand.Float64)
@@ -126,8 +148,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if task == nil {
 		task = engine.Simulated{Rand: rand.Float64}
 	}
+	work := &queue.SQS{Client: sq, URL: st.QueueURL}
 	eng, err := engine.New(engine.Config{
-		Store: sto, Queue: &queue.SQS{Client: sq, URL: st.QueueURL}, Task: task, Retry: policy, Logger: cfg.Logger,
+		Store: sto, Queue: work, Task: task, Retry: policy, Logger: cfg.Logger,
+		Visibility: work, QueueVisibility: cfg.VisibilityTimeout, LeaseMargin: cfg.LeaseMargin,
 	})
 	if err != nil {
 		return nil, err
@@ -142,14 +166,17 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		origins = append(origins, "http://localhost:"+port)
 	}
-	h := api.New(api.Config{Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins})
+	h := api.New(api.Config{
+		Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins,
+		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
+	})
 	st.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	st.done = make(chan error, 1)
 	go func() { st.done <- st.srv.Serve(ln) }()
 
 	pctx, cancel := context.WithCancel(context.Background())
 	st.stopPoller = cancel
-	st.pollerDone.Add(1)
+	st.pollerDone.Add(2)
 	go func() {
 		defer st.pollerDone.Done()
 		poller.Run(pctx, poller.Config{
@@ -157,12 +184,30 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			BatchSize: cfg.BatchSize, Concurrency: cfg.Concurrency, Logger: cfg.Logger,
 		})
 	}()
+	sw := &sweeper.Sweeper{Store: sto, Queue: work, Grace: cfg.SweepGrace, RetryCap: policy.Cap, Logger: cfg.Logger}
+	go func() {
+		defer st.pollerDone.Done()
+		t := time.NewTicker(cfg.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+				if rep, err := sw.Sweep(pctx); err != nil && pctx.Err() == nil {
+					cfg.Logger.Warn("sweep failed", "error", err)
+				} else if rep.Finished+rep.Requeued > 0 {
+					cfg.Logger.Info("sweep", "active_runs", rep.Runs, "finished", rep.Finished, "requeued", rep.Requeued)
+				}
+			}
+		}
+	}()
 	return st, nil
 }
 
 // Close stops accepting requests (letting those in flight finish for up to
-// five seconds), stops polling and waits for the batches in flight, then
-// stops the embedded emulator.
+// five seconds), stops polling and sweeping and waits for the batches in
+// flight, then stops the embedded emulator.
 func (s *Stack) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -25,7 +25,7 @@ type Store interface {
 	CommitStep(ctx context.Context, c store.Commit) error
 	RetryStep(ctx context.Context, f store.FailedAttempt) error
 	FailStep(ctx context.Context, f store.FailedAttempt) error
-	SkipStep(ctx context.Context, runID string, index int, now time.Time) error
+	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
 	FailRun(ctx context.Context, runID string, now time.Time) error
 }
 
@@ -34,9 +34,39 @@ type Queue interface {
 	Send(ctx context.Context, msgs []queue.Message) error
 }
 
+// Visibility changes how long a received message stays hidden.
+type Visibility interface {
+	Extend(ctx context.Context, receipt string, d time.Duration) error
+}
+
+// Delivery is a received message and its receipt handle.
+type Delivery struct {
+	queue.Message
+	Receipt string
+}
+
 // ErrBusy means another runner holds a live lease on the step: the message
 // should be retried later, not dropped.
 var ErrBusy = errors.New("step is running elsewhere")
+
+// ErrCrashed is returned when a configured crash point fires: the runner
+// behaves as if its process died there (see Config.Crash).
+var ErrCrashed = errors.New("injected crash")
+
+// CrashPoint names a place in Handle where a test can make the runner die.
+type CrashPoint string
+
+// The crash points, in the order a message meets them.
+const (
+	AfterReceive     CrashPoint = "after-receive"
+	AfterMarkRunning CrashPoint = "after-mark-running"
+	AfterTask        CrashPoint = "after-task-before-commit"
+	AfterCommit      CrashPoint = "after-commit-before-enqueue"
+	AfterEnqueue     CrashPoint = "after-enqueue-before-delete"
+)
+
+// CrashPoints lists every crash point.
+var CrashPoints = []CrashPoint{AfterReceive, AfterMarkRunning, AfterTask, AfterCommit, AfterEnqueue}
 
 // Config configures an Engine.
 type Config struct {
@@ -54,6 +84,16 @@ type Config struct {
 	OnStart func(m queue.Message, at time.Time)
 	// OnCommit, if set, is called after each successful commit.
 	OnCommit func(runID string, index int)
+	// Visibility, if set, lets the runner keep a message hidden while its
+	// step's lease lasts, when the lease is longer than QueueVisibility
+	// (the queue's visibility timeout), and hide a duplicate until the
+	// holder's lease expires.
+	Visibility      Visibility
+	QueueVisibility time.Duration
+	// Crash, if set, is asked at each crash point whether the runner dies
+	// there. Handle then returns ErrCrashed at once, abandoning its work,
+	// and HandleSQS fails the whole batch, as a dead Lambda would.
+	Crash func(p CrashPoint, m queue.Message) bool
 }
 
 // Engine runs steps. It is safe for concurrent use.
@@ -85,14 +125,16 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// StartRun enqueues every step of a new run that has no dependencies.
+// StartRun enqueues every pending step of the run whose dependencies have
+// all completed: the roots of a new run, or where a retried run resumes.
 func (e *Engine) StartRun(ctx context.Context, run store.RunDetail) error {
 	return Starter{Queue: e.cfg.Queue, Now: e.cfg.Now}.StartRun(ctx, run)
 }
 
-// Starter starts runs: it enqueues the steps that have no dependencies.
-// The run itself becomes running when its first step starts. The API uses
-// it without the rest of the engine.
+// Starter starts runs: it enqueues every pending step whose dependencies
+// have all completed (for a new run, the steps with no dependencies). A new
+// run becomes running when its first step starts. The API uses it without
+// the rest of the engine.
 type Starter struct {
 	Queue Queue
 	Now   func() time.Time
@@ -106,8 +148,8 @@ func (s Starter) StartRun(ctx context.Context, run store.RunDetail) error {
 	}
 	var msgs []queue.Message
 	for _, st := range run.Steps {
-		if len(st.DependsOn) == 0 {
-			msgs = append(msgs, queue.Message{RunID: run.ID, StepIndex: st.StepIndex, SentAt: now().UTC()})
+		if st.Status == status.StepPending && ready(run, st) {
+			msgs = append(msgs, queue.Message{RunID: run.ID, StepIndex: st.StepIndex, Attempt: st.RetryCount, SentAt: now().UTC()})
 		}
 	}
 	if err := s.Queue.Send(ctx, msgs); err != nil {
@@ -120,10 +162,18 @@ func (s Starter) StartRun(ctx context.Context, run store.RunDetail) error {
 // each conflict means a sibling committed, so progress is guaranteed.
 const maxCommitTries = 20
 
+func (e *Engine) crash(p CrashPoint, m queue.Message) bool {
+	return e.cfg.Crash != nil && e.cfg.Crash(p, m)
+}
+
 // Handle processes one step message. It returns nil when the message is
 // done with (processed, duplicate or stale) and an error when it should be
 // delivered again later.
-func (e *Engine) Handle(ctx context.Context, m queue.Message) error {
+func (e *Engine) Handle(ctx context.Context, d Delivery) error {
+	m := d.Message
+	if e.crash(AfterReceive, m) {
+		return ErrCrashed
+	}
 	log := e.log.With("run_id", m.RunID, "step_index", m.StepIndex, "attempt", m.Attempt)
 	run, err := e.cfg.Store.GetRun(ctx, m.RunID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -149,7 +199,11 @@ func (e *Engine) Handle(ctx context.Context, m queue.Message) error {
 		return nil
 	case run.Status.Terminal():
 		if st.Status == status.StepPending && run.Status != status.RunCompleted {
-			return e.cfg.Store.SkipStep(ctx, run.ID, st.StepIndex, now)
+			to := status.StepSkipped
+			if run.Status == status.RunCancelled {
+				to = status.StepCancelled
+			}
+			return e.cfg.Store.SettleStep(ctx, run.ID, st.StepIndex, to, now)
 		}
 		return nil
 	case st.RetryCount != m.Attempt:
@@ -158,6 +212,10 @@ func (e *Engine) Handle(ctx context.Context, m queue.Message) error {
 	case !ready(run, st):
 		return nil // the last parent to commit enqueues it
 	case st.Status == status.StepRunning && st.LeaseUntil != nil && st.LeaseUntil.After(now):
+		// Come back when the holder's lease ends, in case it died.
+		if e.cfg.Visibility != nil && d.Receipt != "" {
+			_ = e.cfg.Visibility.Extend(ctx, d.Receipt, st.LeaseUntil.Sub(now)+time.Second)
+		}
 		return ErrBusy
 	}
 
@@ -176,6 +234,16 @@ func (e *Engine) Handle(ctx context.Context, m queue.Message) error {
 		}
 		return err
 	}
+	if e.cfg.Visibility != nil && d.Receipt != "" && lease > e.cfg.QueueVisibility {
+		// The message must stay hidden while the lease lasts, or it would
+		// come back mid-attempt and count towards the DLQ.
+		if err := e.cfg.Visibility.Extend(ctx, d.Receipt, lease+time.Second); err != nil {
+			log.WarnContext(ctx, "could not extend message visibility", "error", err)
+		}
+	}
+	if e.crash(AfterMarkRunning, m) {
+		return ErrCrashed
+	}
 	if e.cfg.OnStart != nil {
 		e.cfg.OnStart(m, now)
 	}
@@ -186,14 +254,17 @@ func (e *Engine) Handle(ctx context.Context, m queue.Message) error {
 		// expire and the message to come back.
 		return taskErr
 	}
+	if e.crash(AfterTask, m) {
+		return ErrCrashed
+	}
 	if taskErr == nil {
-		taskErr = e.commit(ctx, log, run, st, token, now)
+		taskErr = e.commit(ctx, log, run, st, token, now, m)
 		if taskErr == nil {
 			return nil
 		}
 		var pre *status.ErrPrecondition
 		if !errors.As(taskErr, &pre) {
-			return taskErr
+			return taskErr // ErrCrashed, or a storage error: try again later
 		}
 	}
 	return e.failAttempt(ctx, log, run, st, token, now, taskErr.Error())
@@ -214,7 +285,7 @@ func ready(run store.RunDetail, st store.Step) bool {
 // commit records a successful attempt and enqueues the dependents it made
 // ready. A *status.ErrPrecondition means the order was not in the status
 // the action needs; the caller fails the attempt.
-func (e *Engine) commit(ctx context.Context, log *slog.Logger, run store.RunDetail, st store.Step, token string, started time.Time) error {
+func (e *Engine) commit(ctx context.Context, log *slog.Logger, run store.RunDetail, st store.Step, token string, started time.Time, m queue.Message) error {
 	for try := 0; ; try++ {
 		now := e.cfg.Now().UTC()
 		c := store.Commit{RunID: run.ID, Index: st.StepIndex, Attempt: st.RetryCount, Token: token, Started: started, Now: now, Attempts: st.Attempts}
@@ -258,10 +329,19 @@ func (e *Engine) commit(ctx context.Context, log *slog.Logger, run store.RunDeta
 			if e.cfg.OnCommit != nil {
 				e.cfg.OnCommit(run.ID, st.StepIndex)
 			}
+			if e.crash(AfterCommit, m) {
+				return ErrCrashed
+			}
 			if run.Status != status.RunRunning {
 				return nil // the run ended meanwhile: start nothing new
 			}
-			return e.send(ctx, run.ID, readyNow, e.cfg.Now().UTC())
+			if err := e.send(ctx, run.ID, readyNow, e.cfg.Now().UTC()); err != nil {
+				return err
+			}
+			if e.crash(AfterEnqueue, m) {
+				return ErrCrashed
+			}
+			return nil
 		case errors.Is(err, store.ErrAlreadyCommitted):
 			log.InfoContext(ctx, "step was already committed")
 			return nil
@@ -318,7 +398,7 @@ func (e *Engine) failAttempt(ctx context.Context, log *slog.Logger, run store.Ru
 	// finishes.
 	for _, other := range run.Steps {
 		if other.Status == status.StepPending && other.StepIndex != st.StepIndex {
-			if err := e.cfg.Store.SkipStep(ctx, run.ID, other.StepIndex, now); err != nil {
+			if err := e.cfg.Store.SettleStep(ctx, run.ID, other.StepIndex, status.StepSkipped, now); err != nil {
 				return err
 			}
 		}

@@ -44,6 +44,19 @@ func Decode(body string) (Message, error) {
 // SQSAPI is the part of the SQS client the queue uses.
 type SQSAPI interface {
 	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// Extend keeps a received message hidden for d from now (at most 12 hours).
+func (q *SQS) Extend(ctx context.Context, receipt string, d time.Duration) error {
+	secs := int32(min(d, 12*time.Hour) / time.Second)
+	_, err := q.Client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.URL), ReceiptHandle: aws.String(receipt), VisibilityTimeout: secs,
+	})
+	if err != nil {
+		return fmt.Errorf("change message visibility: %w", err)
+	}
+	return nil
 }
 
 // SQS sends messages to one queue. It is safe for concurrent use.
@@ -108,25 +121,67 @@ func (q *SQS) sendBatch(ctx context.Context, msgs []Message) error {
 // AdminAPI is the part of the SQS client EnsureQueue uses.
 type AdminAPI interface {
 	CreateQueue(context.Context, *sqs.CreateQueueInput, ...func(*sqs.Options)) (*sqs.CreateQueueOutput, error)
+	GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
+
+// DefaultMaxReceiveCount is how many receives a message gets before it is
+// moved to the dead-letter queue.
+const DefaultMaxReceiveCount = 5
 
 // Settings of the work queue.
 type Settings struct {
 	// VisibilityTimeout is how long a received message stays hidden.
 	VisibilityTimeout time.Duration
+	// MaxReceiveCount, if positive, gives the queue a dead-letter queue
+	// named <name>-dlq that takes messages received this many times.
+	MaxReceiveCount int
 }
 
-// EnsureQueue creates the queue if needed and returns its URL.
+// Queues are the URLs of a work queue and its dead-letter queue ("" if it
+// has none).
+type Queues struct {
+	URL, DLQURL string
+}
+
+// EnsureQueue creates the queue (and its dead-letter queue) if needed and
+// returns its URL.
 func EnsureQueue(ctx context.Context, c AdminAPI, name string, s Settings) (string, error) {
-	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName: aws.String(name),
-		Attributes: map[string]string{
-			"VisibilityTimeout":      strconv.Itoa(int(s.VisibilityTimeout / time.Second)),
-			"MessageRetentionPeriod": strconv.Itoa(4 * 24 * 3600),
-		},
-	})
-	if err != nil {
-		return "", fmt.Errorf("create queue %s: %w", name, err)
+	q, err := EnsureQueues(ctx, c, name, s)
+	return q.URL, err
+}
+
+// EnsureQueues is EnsureQueue returning the dead-letter queue's URL too.
+func EnsureQueues(ctx context.Context, c AdminAPI, name string, s Settings) (Queues, error) {
+	var q Queues
+	attrs := map[string]string{
+		"VisibilityTimeout":      strconv.Itoa(int(s.VisibilityTimeout / time.Second)),
+		"MessageRetentionPeriod": strconv.Itoa(4 * 24 * 3600),
 	}
-	return aws.ToString(out.QueueUrl), nil
+	if s.MaxReceiveCount > 0 {
+		dlq, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{
+			QueueName:  aws.String(name + "-dlq"),
+			Attributes: map[string]string{"MessageRetentionPeriod": strconv.Itoa(14 * 24 * 3600)},
+		})
+		if err != nil {
+			return q, fmt.Errorf("create queue %s-dlq: %w", name, err)
+		}
+		q.DLQURL = aws.ToString(dlq.QueueUrl)
+		out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+			QueueUrl: dlq.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
+		})
+		if err != nil {
+			return q, fmt.Errorf("get dead-letter queue arn: %w", err)
+		}
+		policy, _ := json.Marshal(map[string]string{
+			"deadLetterTargetArn": out.Attributes[string(types.QueueAttributeNameQueueArn)],
+			"maxReceiveCount":     strconv.Itoa(s.MaxReceiveCount),
+		})
+		attrs["RedrivePolicy"] = string(policy)
+	}
+	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	if err != nil {
+		return q, fmt.Errorf("create queue %s: %w", name, err)
+	}
+	q.URL = aws.ToString(out.QueueUrl)
+	return q, nil
 }

@@ -138,7 +138,7 @@ func idemKey(runID string, index int) map[string]types.AttributeValue {
 // counter (conditional on the values read). It returns ErrAlreadyCommitted
 // when the idempotency record exists, or a *CommitConflict.
 func (s *Store) CommitStep(ctx context.Context, c Commit) error {
-	attempts, err := attributevalue.Marshal(append(c.Attempts, Attempt{Number: c.Attempt + 1, StartedAt: c.Started.UTC(), EndedAt: c.Now.UTC()}))
+	attempts, err := attributevalue.Marshal(append(c.Attempts, Attempt{Number: len(c.Attempts) + 1, StartedAt: c.Started.UTC(), EndedAt: c.Now.UTC()}))
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (s *Store) CommitStep(ctx context.Context, c Commit) error {
 			},
 		}
 		if *c.SinksFrom == 1 {
-			u.UpdateExpression = aws.String("SET sinks_remaining = :to, #st = :completed, completed_at = :now, gsi2pk = :gsi")
+			u.UpdateExpression = aws.String("SET sinks_remaining = :to, #st = :completed, completed_at = :now, gsi2pk = :gsi REMOVE gsi4pk, gsi4sk")
 			u.ExpressionAttributeValues[":completed"] = str(string(status.RunCompleted))
 			u.ExpressionAttributeValues[":now"] = ts(c.Now)
 			u.ExpressionAttributeValues[":gsi"] = str(kindRun + "#" + string(status.RunCompleted))
@@ -263,7 +263,7 @@ type FailedAttempt struct {
 
 func (s *Store) endAttempt(ctx context.Context, f FailedAttempt, to status.Step) error {
 	runID, index, token, msg, now := f.RunID, f.Index, f.Token, f.Error, f.Now
-	rec, err := attributevalue.Marshal(append(f.Attempts, Attempt{Number: f.Attempt + 1, StartedAt: f.Started.UTC(), EndedAt: now.UTC(), Error: msg}))
+	rec, err := attributevalue.Marshal(append(f.Attempts, Attempt{Number: len(f.Attempts) + 1, StartedAt: f.Started.UTC(), EndedAt: now.UTC(), Error: msg}))
 	if err != nil {
 		return err
 	}
@@ -305,39 +305,147 @@ func (s *Store) FailStep(ctx context.Context, f FailedAttempt) error {
 // FailRun moves a pending or running run to failed. A run already terminal
 // is left alone.
 func (s *Store) FailRun(ctx context.Context, runID string, now time.Time) error {
+	err := s.EndRun(ctx, runID, status.RunFailed, now)
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// EndRun moves a pending or running run to a terminal status and takes it
+// out of the active index. It returns ErrConflict if the run is already
+// terminal.
+func (s *Store) EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error {
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(runKey(runID)),
-		UpdateExpression:         aws.String("SET #st = :failed, completed_at = :now, gsi2pk = :gsi"),
+		UpdateExpression:         aws.String("SET #st = :to, completed_at = :now, gsi2pk = :gsi REMOVE gsi4pk, gsi4sk"),
 		ConditionExpression:      aws.String("#st IN (:pending, :running)"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":failed": str(string(status.RunFailed)), ":pending": str(string(status.RunPending)),
+			":to": str(string(to)), ":pending": str(string(status.RunPending)),
 			":running": str(string(status.RunRunning)), ":now": ts(now),
-			":gsi": str(kindRun + "#" + string(status.RunFailed)),
+			":gsi": str(kindRun + "#" + string(to)),
 		},
 	})
-	if err = conditionErr(err); err != nil && !errors.Is(err, ErrConflict) {
-		return fmt.Errorf("fail run %s: %w", runID, err)
+	if err != nil {
+		return fmt.Errorf("end run %s as %s: %w", runID, to, conditionErr(err))
 	}
 	return nil
 }
 
-// SkipStep marks a pending step skipped; a step in any other status is left
-// alone.
-func (s *Store) SkipStep(ctx context.Context, runID string, index int, now time.Time) error {
+// SettleStep moves a pending step to skipped or cancelled; a step in any
+// other status is left alone.
+func (s *Store) SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error {
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      stepKey(runID, index),
-		UpdateExpression:         aws.String("SET #st = :skipped, completed_at = :now"),
+		UpdateExpression:         aws.String("SET #st = :to, completed_at = :now"),
 		ConditionExpression:      aws.String("#st = :pending"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":skipped": str(string(status.StepSkipped)), ":pending": str(string(status.StepPending)), ":now": ts(now),
+			":to": str(string(to)), ":pending": str(string(status.StepPending)), ":now": ts(now),
 		},
 	})
 	if err = conditionErr(err); err != nil && !errors.Is(err, ErrConflict) {
-		return fmt.Errorf("skip step %s/%d: %w", runID, index, err)
+		return fmt.Errorf("settle step %s/%d as %s: %w", runID, index, to, err)
+	}
+	return nil
+}
+
+// ListActiveRuns returns the IDs of runs that are not terminal, oldest
+// first, one page at a time.
+func (s *Store) ListActiveRuns(ctx context.Context, p Page) ([]string, string, error) {
+	ix := indexNamed(indexActive)
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(ix.Name),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": ix.PK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(activePartition)},
+		Limit:                     aws.Int32(int32(p.Limit)),
+	}
+	if p.Cursor != "" {
+		start := key(runKey(p.Cursor))
+		start[ix.PK] = str(activePartition)
+		start[ix.SK] = str(p.Cursor)
+		in.ExclusiveStartKey = start
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("list active runs: %w", err)
+	}
+	ids := make([]string, 0, len(out.Items))
+	for _, it := range out.Items {
+		if v, ok := it[ix.SK].(*types.AttributeValueMemberS); ok {
+			ids = append(ids, v.Value)
+		}
+	}
+	next := ""
+	if out.LastEvaluatedKey != nil && len(ids) > 0 {
+		next = ids[len(ids)-1]
+	}
+	return ids, next, nil
+}
+
+// RetryRun resumes a failed or cancelled run as read in d: the run becomes
+// running again (recording the retry), and every failed, skipped or
+// cancelled step becomes pending with its retry count reset and its join
+// counter recomputed; completed steps are untouched. Everything is one
+// transaction conditioned on the statuses read, so a concurrent change
+// makes it fail with ErrConflict. At most 99 steps can be reset at once.
+func (s *Store) RetryRun(ctx context.Context, d RunDetail, now time.Time) error {
+	if d.Status != status.RunFailed && d.Status != status.RunCancelled {
+		return fmt.Errorf("retry run %s: status %s: %w", d.ID, d.Status, ErrConflict)
+	}
+	completed := map[string]bool{}
+	sinks := 0
+	for _, st := range d.Steps {
+		completed[st.StepID] = st.Status == status.StepCompleted
+		if len(st.Dependents) == 0 && st.Status != status.StepCompleted {
+			sinks++
+		}
+	}
+	items := []types.TransactWriteItem{{Update: &types.Update{
+		TableName: aws.String(s.table),
+		Key:       key(runKey(d.ID)),
+		UpdateExpression: aws.String("SET #st = :running, retries = retries + :one, retried_at = :now, sinks_remaining = :sinks, " +
+			"gsi2pk = :gsi, gsi4pk = :active, gsi4sk = :id REMOVE completed_at"),
+		ConditionExpression:      aws.String("#st = :read"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":running": str(string(status.RunRunning)), ":read": str(string(d.Status)), ":one": num(1), ":now": ts(now),
+			":sinks": num(sinks), ":gsi": str(kindRun + "#" + string(status.RunRunning)),
+			":active": str(activePartition), ":id": str(d.ID),
+		},
+	}}}
+	for _, st := range d.Steps {
+		if st.Status != status.StepFailed && st.Status != status.StepSkipped && st.Status != status.StepCancelled {
+			continue
+		}
+		remaining := 0
+		for _, dep := range st.DependsOn {
+			if !completed[dep] {
+				remaining++
+			}
+		}
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:                aws.String(s.table),
+			Key:                      stepKey(d.ID, st.StepIndex),
+			UpdateExpression:         aws.String("SET #st = :pending, retry_count = :zero, deps_remaining = :deps REMOVE error_message, completed_at"),
+			ConditionExpression:      aws.String("#st = :read"),
+			ExpressionAttributeNames: map[string]string{"#st": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pending": str(string(status.StepPending)), ":zero": num(0), ":deps": num(remaining), ":read": str(string(st.Status)),
+			},
+		}})
+	}
+	if len(items) > 100 {
+		return fmt.Errorf("retry run %s: %d steps to reset; at most 99 at once", d.ID, len(items)-1)
+	}
+	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	if err != nil {
+		return fmt.Errorf("retry run %s: %w", d.ID, txErr(err))
 	}
 	return nil
 }

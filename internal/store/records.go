@@ -36,6 +36,9 @@ type Run struct {
 	CreatedAt    time.Time  `json:"created_at" dynamodbav:"created_at"`
 	StartedAt    *time.Time `json:"started_at" dynamodbav:"started_at,omitempty"`
 	CompletedAt  *time.Time `json:"completed_at" dynamodbav:"completed_at,omitempty"`
+	// Retries counts POST /runs/{id}/retry; RetriedAt is the latest.
+	Retries   int        `json:"retries" dynamodbav:"retries"`
+	RetriedAt *time.Time `json:"retried_at" dynamodbav:"retried_at,omitempty"`
 
 	// SinksRemaining counts the steps with no dependents that have not
 	// completed; the run completes when it reaches zero.

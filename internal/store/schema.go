@@ -19,7 +19,8 @@ const (
 
 // Index is a global secondary index of the table. Its key attributes are
 // strings; only Projected attributes (plus keys) are copied into it, so
-// writes that change other attributes cost no index write.
+// writes that change other attributes cost no index write. With no
+// Projected attributes it holds keys only.
 type Index struct {
 	Name      string
 	PK, SK    string
@@ -44,6 +45,7 @@ const (
 	indexByKind     = "by_kind"     // every workflow, run or order, newest first
 	indexByStatus   = "by_status"   // runs of one status
 	indexByWorkflow = "by_workflow" // runs of one workflow
+	indexActive     = "by_active"   // runs that are not terminal (sparse)
 )
 
 // TableSchema returns the table's definition.
@@ -55,6 +57,7 @@ func TableSchema() Schema {
 			{Name: indexByKind, PK: "gsi1pk", SK: "gsi1sk", Projected: listAttrs},
 			{Name: indexByStatus, PK: "gsi2pk", SK: "gsi2sk", Projected: listAttrs},
 			{Name: indexByWorkflow, PK: "gsi3pk", SK: "gsi3sk", Projected: listAttrs},
+			{Name: indexActive, PK: "gsi4pk", SK: "gsi4sk"},
 		},
 	}
 }
@@ -78,10 +81,7 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 				{AttributeName: aws.String(ix.PK), KeyType: types.KeyTypeHash},
 				{AttributeName: aws.String(ix.SK), KeyType: types.KeyTypeRange},
 			},
-			Projection: &types.Projection{
-				ProjectionType:   types.ProjectionTypeInclude,
-				NonKeyAttributes: ix.Projected,
-			},
+			Projection: projection(ix),
 		})
 	}
 	return &dynamodb.CreateTableInput{
@@ -118,4 +118,11 @@ func EnsureTable(ctx context.Context, db TableAdmin, name string) error {
 		return fmt.Errorf("wait for table %s: %w", name, err)
 	}
 	return nil
+}
+
+func projection(ix Index) *types.Projection {
+	if len(ix.Projected) == 0 {
+		return &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly}
+	}
+	return &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: ix.Projected}
 }

@@ -82,7 +82,15 @@ func runIndexKeys(item map[string]types.AttributeValue, r Run) {
 	item["gsi2sk"] = str(r.ID)
 	item["gsi3pk"] = str("WF#" + r.WorkflowID)
 	item["gsi3sk"] = str(r.ID)
+	if !r.Status.Terminal() {
+		item["gsi4pk"] = str(activePartition)
+		item["gsi4sk"] = str(r.ID)
+	}
 }
+
+// activePartition is the by_active partition of every non-terminal run.
+// Runs leave it (both keys removed) in the write that ends them.
+const activePartition = "ACTIVE"
 
 func marshal(v any, pk, sk string) (map[string]types.AttributeValue, error) {
 	item, err := attributevalue.MarshalMap(v)

@@ -1,0 +1,35 @@
+// Command redrive is the redrive Lambda, invoked on demand: it moves the
+// dead-letter queue's messages back to the work queue and returns
+// {"moved": n}. Configuration: STEPFLOW_QUEUE_URL, STEPFLOW_DLQ_URL.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"stepflow/internal/awsclient"
+	"stepflow/internal/redrive"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	queueURL, dlqURL := os.Getenv("STEPFLOW_QUEUE_URL"), os.Getenv("STEPFLOW_DLQ_URL")
+	if queueURL == "" || dlqURL == "" {
+		log.Error("STEPFLOW_QUEUE_URL and STEPFLOW_DLQ_URL must be set")
+		os.Exit(1)
+	}
+	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("SQS") != "")
+	if err != nil {
+		log.Error("load aws config", "error", err)
+		os.Exit(1)
+	}
+	q := redrive.Queues{Client: awsclient.SQS(cfg, ""), DLQURL: dlqURL, QueueURL: queueURL}
+	lambda.Start(func(ctx context.Context) (map[string]int, error) {
+		n, err := q.Redrive(ctx)
+		log.InfoContext(ctx, "redrive", "moved", n, "error", err)
+		return map[string]int{"moved": n}, err
+	})
+}
