@@ -16,24 +16,29 @@ import (
 	"stepflow/internal/engine"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
+	"stepflow/internal/redrive"
 	"stepflow/internal/retry"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
+	"stepflow/internal/sweeper"
 	"stepflow/internal/testenv"
 )
 
-// countingTask counts executions per run and step, sleeps a scaled
-// duration, and fails as the test's fail function says.
+// countingTask counts executions per run and step (and when each
+// started), sleeps a scaled duration, and fails as the test's fail
+// function says.
 type countingTask struct {
-	mu    sync.Mutex
-	count map[string]int
-	scale float64
-	fail  func(in engine.TaskInput) error
+	mu     sync.Mutex
+	count  map[string]int
+	starts map[string][]time.Time
+	scale  float64
+	fail   func(in engine.TaskInput) error
 }
 
 func (c *countingTask) Run(ctx context.Context, in engine.TaskInput) error {
 	c.mu.Lock()
 	c.count[in.RunID+"/"+in.StepID]++
+	c.starts[in.RunID+"/"+in.StepID] = append(c.starts[in.RunID+"/"+in.StepID], time.Now())
 	c.mu.Unlock()
 	sim := engine.Simulated{Rand: func() float64 { return 0.999 }}
 	in.Config.DurationSeconds *= c.scale
@@ -79,14 +84,39 @@ type options struct {
 	scale   float64
 	fail    func(in engine.TaskInput) error
 	retry   *retry.Policy
+	// visibility is the queue's visibility timeout, leaseMargin the
+	// engine's (both default 5s).
+	visibility, leaseMargin time.Duration
+	crash                   func(engine.CrashPoint, queue.Message) bool
+	// sweepEvery runs a sweeper that often (none if 0) with sweepGrace.
+	sweepEvery, sweepGrace time.Duration
+	maxReceive             int // dead-letter after this many receives (none if 0)
 }
 
 type bundle struct {
-	t     *testing.T
-	url   string
-	store *store.Store
-	task  *countingTask
-	queue *recordingQueue
+	t       *testing.T
+	url     string
+	store   *store.Store
+	task    *countingTask
+	queue   *recordingQueue
+	queues  queue.Queues
+	mu      sync.Mutex
+	commits map[string]time.Time
+}
+
+// committedAt returns when the engine reported the step's commit. The hook
+// runs just after the commit is visible, so give it a moment.
+func (b *bundle) committedAt(runID string, index int) (time.Time, bool) {
+	for range 100 {
+		b.mu.Lock()
+		t, ok := b.commits[fmt.Sprintf("%s/%d", runID, index)]
+		b.mu.Unlock()
+		if ok {
+			return t, true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Time{}, false
 }
 
 func setup(t *testing.T, o options) *bundle {
@@ -100,22 +130,38 @@ func setup(t *testing.T, o options) *bundle {
 	if o.scale == 0 {
 		o.scale = 0.1
 	}
+	if o.visibility == 0 {
+		o.visibility = 5 * time.Second
+	}
+	if o.leaseMargin == 0 {
+		o.leaseMargin = 5 * time.Second
+	}
 	policy := retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() float64 { return 0 }}
 	if o.retry != nil {
 		policy = *o.retry
 	}
 	st := testenv.Store(t)
 	sq := testenv.SQS(t)
-	url := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: 5 * time.Second})
-	b := &bundle{t: t, store: st,
-		task:  &countingTask{count: map[string]int{}, scale: o.scale, fail: o.fail},
-		queue: &recordingQueue{inner: &queue.SQS{Client: sq, URL: url}, copies: o.copies},
+	qs := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: o.visibility, MaxReceiveCount: o.maxReceive})
+	work := &queue.SQS{Client: sq, URL: qs.URL}
+	b := &bundle{t: t, store: st, queues: qs, commits: map[string]time.Time{},
+		task:  &countingTask{count: map[string]int{}, starts: map[string][]time.Time{}, scale: o.scale, fail: o.fail},
+		queue: &recordingQueue{inner: work, copies: o.copies},
 	}
-	eng, err := engine.New(engine.Config{Store: st, Queue: b.queue, Task: b.task, Retry: policy, LeaseMargin: 5 * time.Second})
+	eng, err := engine.New(engine.Config{
+		Store: st, Queue: b.queue, Task: b.task, Retry: policy, LeaseMargin: o.leaseMargin,
+		Visibility: work, QueueVisibility: o.visibility, Crash: o.crash,
+		OnCommit: func(runID string, index int) {
+			b.mu.Lock()
+			b.commits[fmt.Sprintf("%s/%d", runID, index)] = time.Now()
+			b.mu.Unlock()
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Store: st, Starter: eng}))
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Starter: eng,
+		Redriver: redrive.Queues{Client: sq, DLQURL: qs.DLQURL, QueueURL: qs.URL}}))
 	b.url = srv.URL
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -123,7 +169,24 @@ func setup(t *testing.T, o options) *bundle {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			poller.Run(ctx, poller.Config{Client: sq, QueueURL: url, Handler: eng.HandleSQS, Concurrency: 2})
+			poller.Run(ctx, poller.Config{Client: sq, QueueURL: qs.URL, Handler: eng.HandleSQS, Concurrency: 2})
+		}()
+	}
+	if o.sweepEvery > 0 {
+		sw := &sweeper.Sweeper{Store: st, Queue: work, Grace: o.sweepGrace, RetryCap: policy.Cap}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(o.sweepEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					_, _ = sw.Sweep(ctx)
+				}
+			}
 		}()
 	}
 	t.Cleanup(func() {

@@ -34,7 +34,7 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 	}
 	st := testenv.Store(t)
 	sq := testenv.SQS(t)
-	url := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: 5 * time.Second})
+	url := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: 5 * time.Second}).URL
 	ctx := context.Background()
 	// The run the first recorded message names.
 	run := store.Run{ID: "run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", WorkflowID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", WorkflowName: "one",

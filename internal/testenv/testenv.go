@@ -141,18 +141,22 @@ func SQSEndpoint(t testing.TB) string {
 	return sqsEndpoint
 }
 
-// Queue creates a work queue for this test, deleted when it ends, and
-// returns its URL.
-func Queue(t testing.TB, c *sqs.Client, s queue.Settings) string {
+// Queue creates a work queue (with a dead-letter queue if the settings ask
+// for one) for this test, deleted when it ends.
+func Queue(t testing.TB, c *sqs.Client, s queue.Settings) queue.Queues {
 	t.Helper()
-	url, err := queue.EnsureQueue(context.Background(), c, Name(t, "q"), s)
+	q, err := queue.EnsureQueues(context.Background(), c, Name(t, "q"), s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_, _ = c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(url)})
+		for _, u := range []string{q.URL, q.DLQURL} {
+			if u != "" {
+				_, _ = c.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+			}
+		}
 	})
-	return url
+	return q
 }
 
 // Store returns a Store over a fresh table.
