@@ -14,9 +14,10 @@ import (
 const usage = `Usage: stepflow <command> [flags]
 
 Commands:
-  dev    run the whole stack locally (API on 127.0.0.1:8080)
-  redrive  move dead-lettered step messages back to the work queue (--api URL)
-  bench  measure the step engine on a local endpoint
+  dev       run the whole stack locally (API on 127.0.0.1:8080)
+  redrive   move dead-lettered step messages back to the work queue (--api URL)
+  emulator  run the kumo AWS emulator as its own process
+  bench     measure the step engine on a local endpoint
 
 Run "stepflow <command> -h" for a command's flags.
 `
@@ -37,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return dev(ctx, args[1:], stdout, stderr)
 	case "redrive":
 		return redriveCmd(ctx, args[1:], stdout, stderr)
+	case "emulator":
+		return emulatorCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -2,8 +2,6 @@ package devstack_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,32 +10,10 @@ import (
 	"stepflow/internal/testenv"
 )
 
-func post(t *testing.T, url, body string) map[string]any {
-	t.Helper()
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var v map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != 201 {
-		t.Fatalf("POST %s: %d %v", url, res.StatusCode, v)
-	}
-	return v
-}
-
 func status(t *testing.T, url string) int {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode
+	code, _ := testenv.GetJSON(t, url)
+	return code
 }
 
 func TestEmbeddedStackServesTheAPI(t *testing.T) {
@@ -50,7 +26,7 @@ func TestEmbeddedStackServesTheAPI(t *testing.T) {
 	if !st.Embedded || !strings.HasPrefix(st.DynamoDB, "http://127.0.0.1:") || st.SQS != st.DynamoDB {
 		t.Fatalf("want the embedded emulator for both services, got %q and %q (embedded=%v)", st.DynamoDB, st.SQS, st.Embedded)
 	}
-	wf := post(t, st.URL+"/workflows", `{"name":"w","steps":[{"id":"a"}]}`)
+	wf := testenv.PostJSON(t, st.URL+"/workflows", `{"name":"w","steps":[{"id":"a"}]}`)
 	if got := status(t, st.URL+"/workflows/"+wf["id"].(string)); got != 200 {
 		t.Fatalf("GET workflow: %d", got)
 	}
@@ -71,7 +47,7 @@ func TestRestartAgainstExternalEndpointKeepsData(t *testing.T) {
 	if st.Embedded {
 		t.Fatal("started an embedded emulator although an endpoint was given")
 	}
-	wf := post(t, st.URL+"/workflows", `{"name":"keep me","steps":[{"id":"a"}]}`)
+	wf := testenv.PostJSON(t, st.URL+"/workflows", `{"name":"keep me","steps":[{"id":"a"}]}`)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,8 +56,9 @@ const (
 	// run fails (skipped) or is cancelled (cancelled).
 	StepPending Step = "pending"
 	// StepRunning: an attempt holds the step's lease. Leaves on commit
-	// (completed), on a failed attempt with retries left (pending), on the
-	// last failed attempt (failed), or on cancellation (cancelled).
+	// (completed), on a failed attempt with retries left (pending), or on
+	// the last failed attempt (failed). A running attempt is never cut
+	// short: cancelling or failing its run lets it finish.
 	StepRunning Step = "running"
 	// StepCompleted: its result and effect were committed. Terminal, and
 	// kept across run retries.
@@ -67,14 +68,14 @@ const (
 	// StepSkipped: never ran because the run failed first. A run retry
 	// resets it (pending).
 	StepSkipped Step = "skipped"
-	// StepCancelled: never finished because the run was cancelled. A run
+	// StepCancelled: never started because the run was cancelled. A run
 	// retry resets it (pending).
 	StepCancelled Step = "cancelled"
 )
 
 var stepEdges = map[Step][]Step{
 	StepPending:   {StepRunning, StepSkipped, StepCancelled},
-	StepRunning:   {StepCompleted, StepPending, StepFailed, StepCancelled},
+	StepRunning:   {StepCompleted, StepPending, StepFailed},
 	StepCompleted: nil,
 	StepFailed:    {StepPending},
 	StepSkipped:   {StepPending},

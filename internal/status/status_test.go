@@ -56,6 +56,8 @@ func TestStepTransitions(t *testing.T) {
 		{StepCompleted, StepRunning, false},
 		{StepFailed, StepPending, true}, // run retry
 		{StepSkipped, StepRunning, false},
+		{StepRunning, StepCancelled, false}, // a running attempt finishes
+		{StepPending, StepCancelled, true},
 	}
 	for _, tt := range tests {
 		if got := tt.from.CanBecome(tt.to); got != tt.want {

@@ -6,11 +6,14 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,4 +167,32 @@ func Store(t testing.TB) *store.Store {
 	t.Helper()
 	db := DynamoDB(t)
 	return store.New(db, Table(t, db))
+}
+
+// PostJSON posts body to url, requires a 2xx answer and decodes it.
+func PostJSON(t testing.TB, url, body string) map[string]any {
+	t.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %d %v %v", url, res.StatusCode, v, err)
+	}
+	return v
+}
+
+// GetJSON gets url and decodes the answer, returning its status too.
+func GetJSON(t testing.TB, url string) (int, map[string]any) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&v)
+	return res.StatusCode, v
 }
