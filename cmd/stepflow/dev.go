@@ -58,8 +58,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if st.Embedded {
 		note = "\n  (embedded kumo emulator: in memory, data is lost on exit)"
 	}
-	fmt.Fprintf(stdout, "Stepflow is running.\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s\n  DLQ:      %s%s\nPress Ctrl-C to stop.\n",
-		st.URL, st.DynamoDB, *table, st.QueueURL, st.DLQURL, note)
+	fmt.Fprintf(stdout, "Stepflow is running.\n  Dashboard: %s/\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s\n  DLQ:      %s%s\nPress Ctrl-C to stop.\n",
+		st.URL, st.URL, st.DynamoDB, *table, st.QueueURL, st.DLQURL, note)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping...")
 	if err := st.Close(); err != nil {

@@ -1,6 +1,6 @@
 // Package devstack runs Stepflow locally: the same API handler and step
 // engine the Lambdas use, with a poller standing in for Lambda's SQS event
-// source mapping. Each service (DynamoDB, SQS) uses its endpoint from
+// source mapping, and the dashboard at /. Each service (DynamoDB, SQS) uses its endpoint from
 // AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL; any service without one
 // uses the kumo emulator embedded in the process. Missing tables and queues
 // are created and existing data is left alone, so a restart against a
@@ -20,6 +20,7 @@ import (
 
 	"github.com/sivchari/kumo"
 
+	"stepflow/frontend"
 	"stepflow/internal/api"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
@@ -170,7 +171,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
 	})
-	st.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	dash := frontend.Handler("")
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && frontend.Serves(r.URL.Path) {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	st.srv = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
 	st.done = make(chan error, 1)
 	go func() { st.done <- st.srv.Serve(ln) }()
 

@@ -75,7 +75,9 @@ type Step struct {
 	// is when the lease expires and another runner may take the step over.
 	LeaseToken       string     `json:"-" dynamodbav:"lease_token,omitempty"`
 	LeaseUntil       *time.Time `json:"-" dynamodbav:"lease_until,omitempty"`
-	AttemptStartedAt *time.Time `json:"-" dynamodbav:"attempt_started_at,omitempty"`
+	// AttemptStartedAt is when the latest attempt started (the running one,
+	// while the step runs).
+	AttemptStartedAt *time.Time `json:"attempt_started_at,omitempty" dynamodbav:"attempt_started_at,omitempty"`
 }
 
 // Attempt is one finished attempt of a step.
