@@ -76,6 +76,8 @@ type Stack struct {
 
 	srv        *http.Server
 	done       chan error
+	closeOnce  sync.Once
+	closeErr   error
 	stopPoller context.CancelFunc
 	pollerDone sync.WaitGroup
 	closers    []func()
@@ -216,18 +218,21 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 
 // Close stops accepting requests (letting those in flight finish for up to
 // five seconds), stops polling and sweeping and waits for the batches in
-// flight, then stops the embedded emulator.
+// flight, then stops the embedded emulator. Calling it again does nothing.
 func (s *Stack) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	s.stopPoller()
-	s.pollerDone.Wait()
-	s.closeAll()
-	return err
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.srv.Shutdown(ctx)
+		if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		s.stopPoller()
+		s.pollerDone.Wait()
+		s.closeAll()
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 func (s *Stack) closeAll() {

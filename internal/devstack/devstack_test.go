@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"stepflow/internal/devstack"
 	"stepflow/internal/testenv"
@@ -35,6 +36,16 @@ func TestEmbeddedStackServesTheAPI(t *testing.T) {
 	}
 	if _, err := http.Get(st.URL + "/healthz"); err == nil {
 		t.Fatal("API still answers after Close")
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second Close hangs")
 	}
 }
 

@@ -73,8 +73,8 @@ type Step struct {
 	DepsRemaining int             `json:"-" dynamodbav:"deps_remaining"`
 	// LeaseToken identifies the attempt holding a running step; LeaseUntil
 	// is when the lease expires and another runner may take the step over.
-	LeaseToken       string     `json:"-" dynamodbav:"lease_token,omitempty"`
-	LeaseUntil       *time.Time `json:"-" dynamodbav:"lease_until,omitempty"`
+	LeaseToken string     `json:"-" dynamodbav:"lease_token,omitempty"`
+	LeaseUntil *time.Time `json:"-" dynamodbav:"lease_until,omitempty"`
 	// AttemptStartedAt is when the latest attempt started (the running one,
 	// while the step runs).
 	AttemptStartedAt *time.Time `json:"attempt_started_at,omitempty" dynamodbav:"attempt_started_at,omitempty"`
