@@ -14,7 +14,10 @@ import (
 const usage = `Usage: stepflow <command> [flags]
 
 Commands:
-  dev       run the whole stack locally (API on 127.0.0.1:8080)
+  dev         run the whole stack locally (dashboard and API on 127.0.0.1:8080)
+  run         submit a workflow file and start a run (--watch shows live progress)
+  runs        list recent runs
+  run-status  show one run and its steps
   redrive   move dead-lettered step messages back to the work queue (--api URL)
   emulator  run the kumo AWS emulator as its own process
   bench     measure the step engine on a local endpoint
@@ -36,6 +39,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		return dev(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "runs":
+		return runsCmd(ctx, args[1:], stdout, stderr)
+	case "run-status":
+		return runStatusCmd(ctx, args[1:], stdout, stderr)
 	case "redrive":
 		return redriveCmd(ctx, args[1:], stdout, stderr)
 	case "emulator":

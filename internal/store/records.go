@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -128,6 +129,16 @@ type Amount string
 
 // MarshalJSON writes the amount as a JSON number.
 func (a Amount) MarshalJSON() ([]byte, error) { return []byte(a), nil }
+
+// UnmarshalJSON reads a JSON number, keeping its exact text.
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil || len(b) == 0 || b[0] == '"' {
+		return fmt.Errorf("amount: want a JSON number, got %s", b)
+	}
+	*a = Amount(n)
+	return nil
+}
 
 // MarshalDynamoDBAttributeValue stores the amount as a DynamoDB number.
 func (a Amount) MarshalDynamoDBAttributeValue() (types.AttributeValue, error) {

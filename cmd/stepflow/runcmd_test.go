@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"stepflow/internal/devstack"
+	"stepflow/internal/engine"
+	"stepflow/internal/retry"
+	"stepflow/internal/testenv"
+)
+
+// localStack starts the local stack with steps that never fail unless
+// their fail_probability is above 0.5, running at a tenth of their
+// duration.
+func localStack(t *testing.T) string {
+	t.Helper()
+	policy := retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() float64 { return 0 }}
+	st, err := devstack.Start(context.Background(), devstack.Config{
+		Addr: "127.0.0.1:0", Table: testenv.Name(t, "cli"), Endpoint: testenv.SQSEndpoint(t), Retry: &policy,
+		Task: engine.Simulated{Rand: func() float64 { return 0.5 }, Sleep: func(ctx context.Context, d time.Duration) error {
+			time.Sleep(d / 10)
+			return nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st.URL
+}
+
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut strings.Builder
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestTerminalView(t *testing.T) {
+	api := localStack(t)
+
+	code, out, errOut := cli(t, "run", "../../examples/diamond-workflow.json", "--api", api, "--watch", "--interval", "50ms")
+	if code != exitCompleted || !strings.Contains(out, "[##############################] 4/4 steps  completed") || !strings.Contains(out, "✓ D") {
+		t.Fatalf("diamond: exit %d\n%s%s", code, out, errOut)
+	}
+	runID := regexp.MustCompile(`run (run_\S+)`).FindStringSubmatch(out)[1]
+
+	code, out, errOut = cli(t, "run", "../../examples/order-processing.json", "--amount", "12.50", "--api", api, "--watch", "--interval", "50ms")
+	if code != exitCompleted || !strings.Contains(out, "order ord_") || !strings.Contains(out, "4/4 steps  completed") {
+		t.Fatalf("order run: exit %d\n%s%s", code, out, errOut)
+	}
+
+	code, out, _ = cli(t, "run", "testdata/flaky.json", "--api", api, "--watch", "--interval", "50ms")
+	if code != exitFailed || !strings.Contains(out, "✗ flaky") || !strings.Contains(out, "retries 1/1  error: simulated failure") || !strings.Contains(out, "- never  skipped") {
+		t.Fatalf("flaky run: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = cli(t, "runs", "--api", api)
+	if code != 0 || !strings.HasPrefix(out, "RUN") || !strings.Contains(out, runID) || strings.Count(out, "\n") != 4 {
+		t.Fatalf("runs: exit %d\n%s", code, out)
+	}
+	code, out, _ = cli(t, "run-status", runID, "--api", api)
+	if code != exitCompleted || !strings.Contains(out, "diamond-workflow: completed") || !strings.Contains(out, "B,C") {
+		t.Fatalf("run-status: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(t, "run-status", "run_01KAAAAAAAAAAAAAAAAAAAAAAA", "--api", api); code != exitError || !strings.Contains(errOut, "no run") {
+		t.Fatalf("run-status of an unknown run: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, "run", "testdata/invalid.json", "--api", api); code != exitError || !strings.Contains(errOut, "steps[0].config.max_retries") {
+		t.Fatalf("invalid definition: exit %d %s", code, errOut)
+	}
+	if code, out, _ := cli(t, "redrive", "--api", api); code != 0 || !strings.Contains(out, "moved 0") {
+		t.Fatalf("redrive: exit %d %s", code, out)
+	}
+}
+
+func TestTerminalViewUsage(t *testing.T) {
+	t.Parallel()
+	tests := [][]string{
+		{"run"},
+		{"run", "a.json", "b.json"},
+		{"run", "x.json", "--order", "ord_x", "--amount", "1"},
+		{"run", "does-not-exist.json"},
+		{"run-status"},
+	}
+	for _, args := range tests {
+		if code, _, _ := cli(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code, _, errOut := cli(t, "runs", "--api", "http://127.0.0.1:1"); code != exitError || !strings.Contains(errOut, "cannot reach") {
+		t.Errorf("unreachable API: exit %d %s", code, errOut)
+	}
+}

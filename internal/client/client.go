@@ -1,0 +1,133 @@
+// Package client is a small Go client for the Stepflow HTTP API, used by
+// the stepflow command.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"stepflow/internal/store"
+)
+
+// Client talks to one Stepflow API.
+type Client struct {
+	Base string
+	HTTP *http.Client
+}
+
+// New returns a client for the API at base, such as "http://127.0.0.1:8080".
+func New(base string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), HTTP: http.DefaultClient}
+}
+
+// Error is an error answer from the API.
+type Error struct {
+	Status  int
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		return fmt.Sprintf("%s: %s (HTTP %d)", e.Field, e.Message, e.Status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the Stepflow API at %s: %w", c.Base, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+			Field string `json:"field"`
+		}
+		_ = json.Unmarshal(data, &e)
+		if e.Error == "" {
+			e.Error = res.Status
+		}
+		return &Error{Status: res.StatusCode, Message: e.Error, Field: e.Field}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// CreateWorkflow posts a definition as given (raw JSON).
+func (c *Client) CreateWorkflow(ctx context.Context, def []byte) (store.Workflow, error) {
+	var w store.Workflow
+	err := c.do(ctx, http.MethodPost, "/workflows", def, &w)
+	return w, err
+}
+
+// CreateOrder creates an order; amount is a JSON number such as "19.99".
+func (c *Client) CreateOrder(ctx context.Context, amount string) (store.Order, error) {
+	var o store.Order
+	err := c.do(ctx, http.MethodPost, "/orders", []byte(`{"amount":`+amount+`}`), &o)
+	return o, err
+}
+
+// StartRun starts a run of a workflow, tied to orderID unless it is "".
+func (c *Client) StartRun(ctx context.Context, workflowID, orderID string) (store.RunDetail, error) {
+	var d store.RunDetail
+	body := []byte(`{}`)
+	if orderID != "" {
+		body, _ = json.Marshal(map[string]string{"order_id": orderID})
+	}
+	err := c.do(ctx, http.MethodPost, "/workflows/"+workflowID+"/runs", body, &d)
+	return d, err
+}
+
+// Run returns a run with its steps.
+func (c *Client) Run(ctx context.Context, id string) (store.RunDetail, error) {
+	var d store.RunDetail
+	err := c.do(ctx, http.MethodGet, "/runs/"+id, nil, &d)
+	return d, err
+}
+
+// Runs returns the newest runs, at most limit.
+func (c *Client) Runs(ctx context.Context, limit int, status string) ([]store.Run, error) {
+	var rs []store.Run
+	path := fmt.Sprintf("/runs?limit=%d", limit)
+	if status != "" {
+		path += "&status=" + status
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &rs)
+	return rs, err
+}
+
+// Redrive moves dead-lettered messages back and returns how many moved.
+func (c *Client) Redrive(ctx context.Context) (int, error) {
+	var out struct {
+		Moved int `json:"moved"`
+	}
+	err := c.do(ctx, http.MethodPost, "/redrive", nil, &out)
+	return out.Moved, err
+}
