@@ -45,3 +45,30 @@ build: ## Build each Lambda into build/<name>/bootstrap (linux/arm64)
 	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" \
 	    -o build/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
+
+CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 NODE_NO_WARNINGS=1
+
+infra/node_modules: infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: test-infra
+test-infra: ## Run the CDK assertion tests (infra/ is its own Go module)
+	cd infra && $(CDK_ENV) $(GO) vet . && $(CDK_ENV) $(GO) test -count=1 ./...
+
+.PHONY: synth
+synth: build infra/node_modules ## Synthesize the CloudFormation template with the CDK CLI (into infra/cdk.out)
+	cd infra && $(CDK_ENV) npx cdk synth --quiet
+
+.PHONY: deploy
+deploy: build infra/node_modules ## Build and deploy to the AWS account in your environment
+	cd infra && $(CDK_ENV) npx cdk deploy --require-approval never
+
+.PHONY: destroy
+destroy: infra/node_modules ## Delete the deployed stack (the table survives unless STEPFLOW_DELETION_PROTECTION=false was deployed)
+	cd infra && $(CDK_ENV) npx cdk destroy --force
+
+.PHONY: deploy-local
+deploy-local: build infra/node_modules ## Deploy the same stack to LocalStack (docker compose -f localstack.yml up -d first)
+	cd infra && $(CDK_ENV) STEPFLOW_DELETION_PROTECTION=false npx cdklocal bootstrap && \
+	  $(CDK_ENV) STEPFLOW_DELETION_PROTECTION=false npx cdklocal deploy --require-approval never
