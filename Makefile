@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 GO ?= go
 LINT := $(GO) tool -modfile=tools/lint/go.mod
-FUNCTIONS := $(notdir $(wildcard functions/*))
+FUNCTIONS := $(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/main.go))))
+BUILD_DIR ?= build
+LAMBDA_ARCH ?= arm64
 
 .PHONY: help
 help: ## List the targets
@@ -41,9 +43,9 @@ fuzz: ## Fuzz the request decoders for 30s each
 .PHONY: build
 build: ## Build each Lambda into build/<name>/bootstrap (linux/arm64)
 	@for f in $(FUNCTIONS); do \
-	  echo "build/$$f/bootstrap"; \
-	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" \
-	    -o build/$$f/bootstrap ./functions/$$f || exit 1; \
+	  echo "$(BUILD_DIR)/$$f/bootstrap"; \
+	  GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" \
+	    -o $(BUILD_DIR)/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
 CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 NODE_NO_WARNINGS=1
