@@ -135,6 +135,19 @@ func TestResources(t *testing.T) {
 		}))
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "$default"}))
 	})
+	// The only allowed origin is https:// + the dashboard distribution's
+	// domain.
+	for id, r := range raw["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] != "AWS::ApiGatewayV2::Api" {
+			continue
+		}
+		origins := res["Properties"].(map[string]any)["CorsConfiguration"].(map[string]any)["AllowOrigins"].([]any)
+		js, _ := json.Marshal(origins)
+		if len(origins) != 1 || !strings.Contains(string(js), `"https://"`) || !strings.Contains(string(js), "DashboardCDN") || !strings.Contains(string(js), "DomainName") {
+			t.Errorf("API %s allows origins %s, want only the dashboard's CloudFront domain", id, js)
+		}
+	}
 	check(t, "API throttling", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
 			"StageName":            "$default",
