@@ -121,7 +121,34 @@ func (q *SQS) sendBatch(ctx context.Context, msgs []Message) error {
 // AdminAPI is the part of the SQS client EnsureQueue uses.
 type AdminAPI interface {
 	CreateQueue(context.Context, *sqs.CreateQueueInput, ...func(*sqs.Options)) (*sqs.CreateQueueOutput, error)
+	GetQueueUrl(context.Context, *sqs.GetQueueUrlInput, ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
+	SetQueueAttributes(context.Context, *sqs.SetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.SetQueueAttributesOutput, error)
 	GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// createQueue creates a queue, or finds it if it exists, and applies attrs
+// either way: SQS refuses to create an existing queue with other
+// attributes, and some emulators return it without applying them.
+func createQueue(ctx context.Context, c AdminAPI, name string, attrs map[string]string) (string, error) {
+	var url *string
+	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	var exists *types.QueueNameExists
+	switch {
+	case err == nil:
+		url = out.QueueUrl
+	case errors.As(err, &exists):
+		got, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		if err != nil {
+			return "", fmt.Errorf("find queue %s: %w", name, err)
+		}
+		url = got.QueueUrl
+	default:
+		return "", fmt.Errorf("create queue %s: %w", name, err)
+	}
+	if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: url, Attributes: attrs}); err != nil {
+		return "", fmt.Errorf("set attributes of queue %s: %w", name, err)
+	}
+	return aws.ToString(url), nil
 }
 
 // DefaultMaxReceiveCount is how many receives a message gets before it is
@@ -158,16 +185,13 @@ func EnsureQueues(ctx context.Context, c AdminAPI, name string, s Settings) (Que
 		"MessageRetentionPeriod": strconv.Itoa(4 * 24 * 3600),
 	}
 	if s.MaxReceiveCount > 0 {
-		dlq, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{
-			QueueName:  aws.String(name + "-dlq"),
-			Attributes: map[string]string{"MessageRetentionPeriod": strconv.Itoa(14 * 24 * 3600)},
-		})
+		dlqURL, err := createQueue(ctx, c, name+"-dlq", map[string]string{"MessageRetentionPeriod": strconv.Itoa(14 * 24 * 3600)})
 		if err != nil {
-			return q, fmt.Errorf("create queue %s-dlq: %w", name, err)
+			return q, err
 		}
-		q.DLQURL = aws.ToString(dlq.QueueUrl)
+		q.DLQURL = dlqURL
 		out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-			QueueUrl: dlq.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
+			QueueUrl: aws.String(dlqURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 		})
 		if err != nil {
 			return q, fmt.Errorf("get dead-letter queue arn: %w", err)
@@ -178,10 +202,10 @@ func EnsureQueues(ctx context.Context, c AdminAPI, name string, s Settings) (Que
 		})
 		attrs["RedrivePolicy"] = string(policy)
 	}
-	out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	url, err := createQueue(ctx, c, name, attrs)
 	if err != nil {
-		return q, fmt.Errorf("create queue %s: %w", name, err)
+		return q, err
 	}
-	q.URL = aws.ToString(out.QueueUrl)
+	q.URL = url
 	return q, nil
 }
