@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"stepflow/internal/auth"
 	"stepflow/internal/id"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
@@ -38,6 +41,19 @@ type Store interface {
 	RetryRun(ctx context.Context, d store.RunDetail, now time.Time) error
 }
 
+// Authenticator authenticates a request's Authorization header; its errors
+// (auth.ErrMissing, ErrMalformed, ErrUnknown, ErrExpired, ErrRevoked) are
+// 401s, anything else a 500.
+type Authenticator interface {
+	Authenticate(ctx context.Context, header string) (auth.Token, error)
+}
+
+// RunLimiter counts run starts per caller; ErrRateLimited means the caller
+// reached limit starts this minute.
+type RunLimiter interface {
+	CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error
+}
+
 // Redriver moves dead-lettered step messages back to the work queue.
 type Redriver interface {
 	Redrive(ctx context.Context) (int, error)
@@ -54,7 +70,14 @@ type Config struct {
 	Store    Store
 	Starter  RunStarter // optional
 	Redriver Redriver   // optional; without it POST /redrive is 404
-	Logger   *slog.Logger
+	// Auth, if set, is required on every route but GET /healthz: readers
+	// may GET, operators may also POST. Without it the API is open.
+	Auth Authenticator
+	// Limiter and RunsPerMinute cap the runs each caller starts (or
+	// retries) per minute; 0 means no cap.
+	Limiter       RunLimiter
+	RunsPerMinute int
+	Logger        *slog.Logger
 	// AllowedOrigins are the origins allowed by CORS, such as
 	// "https://d123.cloudfront.net". "*" allows any origin.
 	AllowedOrigins []string
@@ -82,6 +105,9 @@ func New(cfg Config) http.Handler {
 	s := &server{Config: cfg, mux: http.NewServeMux()}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.serve)
+	if cfg.Auth != nil {
+		h = s.authorize(h)
+	}
 	h = http.MaxBytesHandler(h, MaxBodyBytes)
 	h = cors(cfg.AllowedOrigins, h)
 	return logRequests(cfg.Logger, h)
@@ -141,4 +167,56 @@ func (h *headerRecorder) WriteHeader(code int)        { h.code = code }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type callerKey struct{}
+
+// authorize requires valid credentials with a role that allows the
+// request's method, on every route but GET /healthz.
+func (s *server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok, err := s.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		switch {
+		case errors.Is(err, auth.ErrMissing), errors.Is(err, auth.ErrMalformed), errors.Is(err, auth.ErrUnknown),
+			errors.Is(err, auth.ErrExpired), errors.Is(err, auth.ErrRevoked):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stepflow"`)
+			writeError(w, r, s.Logger, &httpError{status: http.StatusUnauthorized, msg: "authentication required: " + err.Error()})
+			return
+		case err != nil:
+			writeError(w, r, s.Logger, err)
+			return
+		case !tok.Role.Allows(r.Method):
+			writeError(w, r, s.Logger, &httpError{status: http.StatusForbidden,
+				msg: fmt.Sprintf("a %s token may only read; this needs an operator token", tok.Role)})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, tok.ID)))
+	})
+}
+
+// limitRunStart enforces the per-caller cap on run starts; it writes the
+// error and returns false when the request must stop.
+func (s *server) limitRunStart(w http.ResponseWriter, r *http.Request) bool {
+	caller, _ := r.Context().Value(callerKey{}).(string)
+	if s.Limiter == nil || s.RunsPerMinute <= 0 || caller == "" {
+		return true
+	}
+	now := s.Now()
+	err := s.Limiter.CountRunStart(r.Context(), caller, s.RunsPerMinute, now)
+	if errors.Is(err, store.ErrRateLimited) {
+		wait := now.Truncate(time.Minute).Add(time.Minute).Sub(now)
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		writeError(w, r, s.Logger, &httpError{status: http.StatusTooManyRequests,
+			msg: fmt.Sprintf("at most %d runs may be started per minute per caller", s.RunsPerMinute)})
+		return false
+	}
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return false
+	}
+	return true
 }

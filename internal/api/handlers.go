@@ -88,6 +88,9 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
+	if !s.limitRunStart(w, r) {
+		return
+	}
 	run, err := newRun(s.IDs.New("run"), wf, req.OrderID, s.Now().UTC())
 	if err != nil {
 		writeError(w, r, s.Logger, err)
@@ -185,6 +188,9 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.Status != status.RunFailed && d.Status != status.RunCancelled {
 		writeError(w, r, s.Logger, conflict(fmt.Sprintf("run is %s; only failed or cancelled runs can be retried", d.Status)))
+		return
+	}
+	if !s.limitRunStart(w, r) {
 		return
 	}
 	if err := s.Store.RetryRun(r.Context(), d, s.Now().UTC()); err != nil {
