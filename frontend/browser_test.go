@@ -25,7 +25,13 @@ const chromiumPath = "/usr/bin/chromium"
 
 // stack starts the local stack with a deterministic task: steps never fail
 // unless their fail_probability is above 0.5, and durations run at 30%.
+// The dashboard signs in by itself, as it does on a loopback address.
 func stack(t *testing.T) *devstack.Stack {
+	t.Helper()
+	return stackWith(t, false)
+}
+
+func stackWith(t *testing.T, noAutoSignIn bool) *devstack.Stack {
 	t.Helper()
 	policy := retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() float64 { return 0 }}
 	task := engine.Simulated{Rand: func() float64 { return 0.5 }, Sleep: func(ctx context.Context, d time.Duration) error {
@@ -39,6 +45,7 @@ func stack(t *testing.T) *devstack.Stack {
 	st, err := devstack.Start(context.Background(), devstack.Config{
 		Addr: "127.0.0.1:0", Table: testenv.Name(t, "ui"), Endpoint: testenv.SQSEndpoint(t),
 		Retry: &policy, Task: task, VisibilityTimeout: 5 * time.Second, SweepInterval: time.Hour,
+		NoAutoSignIn: noAutoSignIn,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -199,9 +206,9 @@ func TestUploadFillsTheEditor(t *testing.T) {
 func TestPagingThroughRuns(t *testing.T) {
 	st := stack(t)
 	ctx := browser(t)
-	wf := testenv.PostJSON(t, st.URL+"/workflows", `{"name":"tiny","steps":[{"id":"a","config":{"duration_seconds":0}}]}`)
+	wf := testenv.PostJSON(t, st.URL+"/workflows", st.Token, `{"name":"tiny","steps":[{"id":"a","config":{"duration_seconds":0}}]}`)
 	for range 23 {
-		testenv.PostJSON(t, st.URL+"/workflows/"+wf["id"].(string)+"/runs", "")
+		testenv.PostJSON(t, st.URL+"/workflows/"+wf["id"].(string)+"/runs", st.Token, "")
 	}
 	seen := map[string]bool{}
 	var sizes []int
@@ -256,4 +263,31 @@ func TestAPIErrorsAreShown(t *testing.T) {
 	if !strings.Contains(notice, "Cannot reach the Stepflow API") {
 		t.Fatalf("notice %q", notice)
 	}
+}
+
+// TestSignIn: without automatic sign-in the dashboard asks for a token,
+// refuses a wrong one, keeps the right one for the session only, and signs
+// out.
+func TestSignIn(t *testing.T) {
+	st := stackWith(t, true)
+	ctx := browser(t)
+	var msg string
+	run(t, ctx, chromedp.Navigate(st.URL+"/#/"),
+		chromedp.WaitVisible(`#signin`, chromedp.ByQuery),
+		chromedp.SendKeys(`#token`, st.Token[:len(st.Token)-2]+"zz", chromedp.ByQuery),
+		chromedp.Click(`#signin button[type="submit"]`, chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById("token-error").textContent !== ""`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Text(`#token-error`, &msg, chromedp.ByQuery))
+	if !strings.Contains(msg, "not accepted") {
+		t.Fatalf("wrong token: %q", msg)
+	}
+	var sessionOnly bool
+	run(t, ctx, chromedp.SetValue(`#token`, st.Token, chromedp.ByQuery),
+		chromedp.Click(`#signin button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#runs`, chromedp.ByQuery),
+		chromedp.Evaluate(`sessionStorage.getItem("stepflow.token") !== null && localStorage.length === 0`, &sessionOnly))
+	if !sessionOnly {
+		t.Fatal("the token is not kept in sessionStorage only")
+	}
+	run(t, ctx, chromedp.Click(`#signout`, chromedp.ByQuery), chromedp.WaitVisible(`#signin`, chromedp.ByQuery))
 }

@@ -28,11 +28,21 @@ func CSP(apiOrigin string) string {
 		"; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 }
 
-// Handler serves the dashboard at / with config.json naming apiURL ("" for
-// the same origin) and the examples under /examples/.
-func Handler(apiURL string) http.Handler {
+// Config is what config.json tells the dashboard.
+type Config struct {
+	// APIURL is the API's base URL ("" for the page's own origin).
+	APIURL string `json:"api_url"`
+	// Token, if set, signs the dashboard in by itself. Only the local
+	// stack on a loopback address sets it.
+	Token string `json:"token,omitempty"`
+}
+
+// Handler serves the dashboard at / with config.json and the examples
+// under /examples/.
+func Handler(c Config) http.Handler {
 	static := http.FileServerFS(files)
-	cfg, _ := json.Marshal(map[string]string{"api_url": apiURL})
+	apiURL := c.APIURL
+	cfg, _ := json.Marshal(c)
 	index, _ := json.Marshal(examples.Names())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -75,10 +75,12 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	args := []string{"dev", "--addr", "127.0.0.1:0", "--table", "crash-test", "--visibility-timeout", "2s",
 		"--lease-margin", "1s", "--sweep-interval", "1s", "--sweep-grace", "3s", "--retry-base", "1s", "--retry-cap", "1s"}
 	apiLine := regexp.MustCompile(`API:\s+(http://\S+)`)
+	tokenLine := regexp.MustCompile(`Token:\s+(sft_\S+)`)
 	dev := start(t, bin, env, args...)
 	api := dev.await(t, apiLine)
+	tok := dev.await(t, tokenLine)
 
-	wf := testenv.PostJSON(t, api+"/workflows", `{"name":"orders","steps":[
+	wf := testenv.PostJSON(t, api+"/workflows", tok, `{"name":"orders","steps":[
 	 {"id":"validate","config":{"action":"validate_order","duration_seconds":0.2}},
 	 {"id":"charge","config":{"action":"charge_payment","duration_seconds":0.2},"depends_on":["validate"]},
 	 {"id":"ship","config":{"action":"ship_order","duration_seconds":0.2},"depends_on":["charge"]},
@@ -86,14 +88,14 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	type run struct{ id, order string }
 	var runs []run
 	for i := range 20 {
-		o := testenv.PostJSON(t, api+"/orders", fmt.Sprintf(`{"amount": %d}`, i+1))
-		r := testenv.PostJSON(t, api+"/workflows/"+wf["id"].(string)+"/runs", `{"order_id":"`+o["id"].(string)+`"}`)
+		o := testenv.PostJSON(t, api+"/orders", tok, fmt.Sprintf(`{"amount": %d}`, i+1))
+		r := testenv.PostJSON(t, api+"/workflows/"+wf["id"].(string)+"/runs", tok, `{"order_id":"`+o["id"].(string)+`"}`)
 		runs = append(runs, run{r["id"].(string), o["id"].(string)})
 	}
 	time.Sleep(500 * time.Millisecond)
 	unfinished := 0
 	for _, r := range runs {
-		if s := runStatus(t, api, r.id); s != "completed" {
+		if s := runStatus(t, api, tok, r.id); s != "completed" {
 			unfinished++
 		}
 	}
@@ -108,10 +110,11 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 
 	dev = start(t, bin, env, args...)
 	api = dev.await(t, apiLine)
+	tok = dev.await(t, tokenLine)
 	deadline := time.Now().Add(90 * time.Second)
 	for _, r := range runs {
 		for {
-			_, d := testenv.GetJSON(t, api+"/runs/"+r.id)
+			_, d := testenv.GetJSON(t, api+"/runs/"+r.id, tok)
 			if d["status"] == "completed" {
 				break
 			}
@@ -120,7 +123,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		_, o := testenv.GetJSON(t, api+"/orders/"+r.order)
+		_, o := testenv.GetJSON(t, api+"/orders/"+r.order, tok)
 		var events []string
 		for _, h := range o["history"].([]any) {
 			events = append(events, h.(map[string]any)["event"].(string))
@@ -137,7 +140,7 @@ func TestDevSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
-func runStatus(t *testing.T, api, id string) any {
-	_, d := testenv.GetJSON(t, api+"/runs/"+id)
+func runStatus(t *testing.T, api, tok, id string) any {
+	_, d := testenv.GetJSON(t, api+"/runs/"+id, tok)
 	return d["status"]
 }

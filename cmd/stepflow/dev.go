@@ -28,6 +28,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	retryBase := fs.Duration("retry-base", time.Second, "retry backoff base")
 	retryCap := fs.Duration("retry-cap", time.Minute, "retry backoff cap (at most 15m)")
 	leaseMargin := fs.Duration("lease-margin", 30*time.Second, "added to a step's duration to form its lease; a runner silent longer is presumed dead")
+	runsPerMinute := fs.Int("runs-per-minute", 120, "runs each caller may start per minute")
 	maxReceive := fs.Int("max-receive-count", 5, "receives before a message goes to the dead-letter queue")
 	sweepEvery := fs.Duration("sweep-interval", 30*time.Second, "how often the sweeper runs")
 	sweepGrace := fs.Duration("sweep-grace", time.Minute, "how long a ready step may wait for its message before the sweeper resends it")
@@ -49,6 +50,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Addr: *addr, Table: *table, ExtraOrigins: api.SplitOrigins(*origins), Logger: log,
 		Concurrency: *concurrency, BatchSize: *batch, VisibilityTimeout: *visibility, Retry: &policy,
 		MaxReceiveCount: *maxReceive, SweepInterval: *sweepEvery, SweepGrace: *sweepGrace, LeaseMargin: *leaseMargin,
+		RunsPerMinute: *runsPerMinute,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow dev: %v\n", err)
@@ -58,8 +60,14 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if st.Embedded {
 		note = "\n  (embedded kumo emulator: in memory, data is lost on exit)"
 	}
-	fmt.Fprintf(stdout, "Stepflow is running.\n  Dashboard: %s/\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s\n  DLQ:      %s%s\nPress Ctrl-C to stop.\n",
-		st.URL, st.URL, st.DynamoDB, *table, st.QueueURL, st.DLQURL, note)
+	signIn := "paste the token below on the sign-in page"
+	if st.AutoSignIn {
+		signIn = "signs in by itself on this machine"
+	}
+	fmt.Fprintf(stdout, "Stepflow is running.\n  Dashboard: %s/ (%s)\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s\n  DLQ:      %s%s\n"+
+		"  Token:    %s (operator, valid 24h)\n\nUse the API from a shell with:\n  export STEPFLOW_TOKEN=%s\n"+
+		"  curl -H \"Authorization: Bearer $STEPFLOW_TOKEN\" %s/runs\nPress Ctrl-C to stop.\n",
+		st.URL, signIn, st.URL, st.DynamoDB, *table, st.QueueURL, st.DLQURL, note, st.Token, st.Token, st.URL)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping...")
 	if err := st.Close(); err != nil {

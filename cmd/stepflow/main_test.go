@@ -27,7 +27,7 @@ func buildCLI(t *testing.T) string {
 func TestDevStartsAndStopsOnInterrupt(t *testing.T) {
 	dev := start(t, buildCLI(t), []string{"AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_DYNAMODB=", "AWS_ENDPOINT_URL_SQS="}, "dev", "--addr", "127.0.0.1:0")
 	url := dev.await(t, regexp.MustCompile(`API:\s+(http://\S+)`))
-	if code, body := testenv.GetJSON(t, url+"/healthz"); code != 200 || body["status"] != "ok" {
+	if code, body := testenv.GetJSON(t, url+"/healthz", ""); code != 200 || body["status"] != "ok" {
 		t.Fatalf("healthz: %d %v", code, body)
 	}
 	if err := dev.cmd.Process.Signal(syscall.SIGINT); err != nil {

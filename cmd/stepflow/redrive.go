@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-
-	"stepflow/internal/client"
 )
 
 // redriveCmd asks a running Stepflow API to move dead-lettered messages
@@ -14,11 +12,11 @@ import (
 func redriveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := apiFlag(fs)
+	api := addAPIFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	n, err := client.New(*api).Redrive(ctx)
+	n, err := api.connect().Redrive(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow redrive: %v\n", err)
 		return exitError

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,15 +27,39 @@ const (
 	exitRunning   = 5 // run-status of a run that has not ended
 )
 
-func apiFlag(fs *flag.FlagSet) *string {
-	return fs.String("api", envOr("STEPFLOW_API", "http://127.0.0.1:8080"), "Stepflow API base URL (or STEPFLOW_API)")
+// apiFlags adds --api and --token; connect builds the client from them.
+type apiFlags struct{ api, token *string }
+
+func addAPIFlags(fs *flag.FlagSet) apiFlags {
+	return apiFlags{
+		api:   fs.String("api", envOr("STEPFLOW_API", "http://127.0.0.1:8080"), "Stepflow API base URL (or STEPFLOW_API)"),
+		token: fs.String("token", "", "API token (default: STEPFLOW_TOKEN, else the file "+tokenFileHint+")"),
+	}
+}
+
+const tokenFileHint = "$XDG_CONFIG_HOME/stepflow/token"
+
+func (f apiFlags) connect() *client.Client {
+	c := client.New(*f.api)
+	c.Token = *f.token
+	if c.Token == "" {
+		c.Token = os.Getenv("STEPFLOW_TOKEN")
+	}
+	if c.Token == "" {
+		if dir, err := os.UserConfigDir(); err == nil {
+			if b, err := os.ReadFile(filepath.Join(dir, "stepflow", "token")); err == nil {
+				c.Token = strings.TrimSpace(string(b))
+			}
+		}
+	}
+	return c
 }
 
 // runCmd: stepflow run FILE [--order ID | --amount N] [--api URL] [--watch]
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := apiFlag(fs)
+	api := addAPIFlags(fs)
 	orderID := fs.String("order", "", "tie the run to this existing order")
 	amount := fs.String("amount", "", "create an order of this amount and tie the run to it")
 	watch := fs.Bool("watch", false, "show live progress until the run ends; the exit code is its final status")
@@ -63,7 +88,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 		return exitUsage
 	}
-	c := client.New(*api)
+	c := api.connect()
 	wf, err := c.CreateWorkflow(ctx, def)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %s: %v\n", file, err)
@@ -178,13 +203,13 @@ func isTerminal(w io.Writer) bool {
 func runsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("runs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := apiFlag(fs)
+	api := addAPIFlags(fs)
 	limit := fs.Int("limit", 20, "how many runs, newest first (1 to 200)")
 	st := fs.String("status", "", "only runs in this status")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	runs, err := client.New(*api).Runs(ctx, *limit, *st)
+	runs, err := api.connect().Runs(ctx, *limit, *st)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow runs: %v\n", err)
 		return exitError
@@ -206,7 +231,7 @@ func runsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run-status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := apiFlag(fs)
+	api := addAPIFlags(fs)
 	var id string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
@@ -221,7 +246,7 @@ func runStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "Usage: stepflow run-status RUN_ID [--api URL]")
 		return exitUsage
 	}
-	d, err := client.New(*api).Run(ctx, id)
+	d, err := api.connect().Run(ctx, id)
 	var ae *client.Error
 	if errors.As(err, &ae) && ae.Status == 404 {
 		fmt.Fprintf(stderr, "stepflow run-status: no run %s\n", id)

@@ -16,7 +16,7 @@ import (
 // localStack starts the local stack with steps that never fail unless
 // their fail_probability is above 0.5, running at a tenth of their
 // duration.
-func localStack(t *testing.T) string {
+func localStack(t *testing.T) (url, token string) {
 	t.Helper()
 	policy := retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() float64 { return 0 }}
 	st, err := devstack.Start(context.Background(), devstack.Config{
@@ -30,7 +30,7 @@ func localStack(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return st.URL
+	return st.URL, st.Token
 }
 
 func cli(t *testing.T, args ...string) (int, string, string) {
@@ -41,7 +41,8 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestTerminalView(t *testing.T) {
-	api := localStack(t)
+	api, tok := localStack(t)
+	t.Setenv("STEPFLOW_TOKEN", tok)
 
 	code, out, errOut := cli(t, "run", "../../examples/diamond-workflow.json", "--api", api, "--watch", "--interval", "50ms")
 	if code != exitCompleted || !strings.Contains(out, "[##############################] 4/4 steps  completed") || !strings.Contains(out, "✓ D") {
@@ -76,10 +77,18 @@ func TestTerminalView(t *testing.T) {
 	if code, out, _ := cli(t, "redrive", "--api", api); code != 0 || !strings.Contains(out, "moved 0") {
 		t.Fatalf("redrive: exit %d %s", code, out)
 	}
+	// Without a token the API refuses; a wrong --token overrides the
+	// environment and is refused too.
+	t.Setenv("STEPFLOW_TOKEN", "")
+	if code, _, errOut := cli(t, "runs", "--api", api); code != exitError || !strings.Contains(errOut, "401") {
+		t.Fatalf("runs without a token: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := cli(t, "runs", "--api", api, "--token", tok[:len(tok)-2]+"zz"); code != exitError || !strings.Contains(errOut, "authentication required") {
+		t.Fatalf("runs with a wrong token: exit %d %s", code, errOut)
+	}
 }
 
 func TestTerminalViewUsage(t *testing.T) {
-	t.Parallel()
 	tests := [][]string{
 		{"run"},
 		{"run", "a.json", "b.json"},

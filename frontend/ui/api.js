@@ -1,18 +1,44 @@
 // API client: the base URL comes from config.json next to the page
-// ("" or missing means the page's own origin).
+// ("" or missing means the page's own origin). The token is kept in
+// sessionStorage only, so it ends with the browser session; the local
+// stack may also hand one over in config.json to sign in by itself.
 
-let base = null;
+const TOKEN = "stepflow.token";
+const SIGNED_OUT = "stepflow.signed-out";
+let config = null;
 
-async function apiBase() {
-  if (base !== null) return base;
+async function loadConfig() {
+  if (config !== null) return config;
   try {
     const res = await fetch("config.json", { cache: "no-store" });
-    base = res.ok ? ((await res.json()).api_url || "") : "";
+    config = res.ok ? await res.json() : {};
   } catch {
-    base = "";
+    config = {};
   }
-  base = base.replace(/\/+$/, "");
-  return base;
+  config.api_url = (config.api_url || "").replace(/\/+$/, "");
+  return config;
+}
+
+async function token() {
+  const saved = sessionStorage.getItem(TOKEN);
+  if (saved) return saved;
+  const c = await loadConfig();
+  return c.token && !sessionStorage.getItem(SIGNED_OUT) ? c.token : "";
+}
+
+export function signIn(t) {
+  sessionStorage.setItem(TOKEN, t);
+  sessionStorage.removeItem(SIGNED_OUT);
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN);
+  sessionStorage.setItem(SIGNED_OUT, "1");
+}
+
+// tryToken checks a token against the API without keeping it.
+export async function tryToken(t) {
+  await request("GET", "/runs?limit=1", undefined, t);
 }
 
 // ApiError carries the API's message and the field it names, if any.
@@ -26,13 +52,16 @@ export class ApiError extends Error {
 
 // request sends a JSON request and returns {data, next}: the decoded body
 // and the next page's path from the Link header (or null).
-export async function request(method, path, body) {
-  const url = (await apiBase()) + path;
+export async function request(method, path, body, withToken) {
+  const url = (await loadConfig()).api_url + path;
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  const t = withToken === undefined ? await token() : withToken;
+  if (t) headers.Authorization = "Bearer " + t;
   let res;
   try {
     res = await fetch(url, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)),
     });
   } catch {
@@ -46,6 +75,9 @@ export async function request(method, path, body) {
   }
   if (!res.ok) {
     const msg = (data && data.error) || `${res.status} ${res.statusText}`;
+    if (res.status === 401 && withToken === undefined && !location.hash.startsWith("#/signin")) {
+      location.hash = "#/signin";
+    }
     throw new ApiError(res.status, msg, data && data.field);
   }
   return { data, next: nextLink(res.headers.get("Link")) };

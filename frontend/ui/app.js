@@ -2,6 +2,8 @@
 import { renderRuns } from "./runs.js";
 import { renderNew } from "./newrun.js";
 import { renderRun } from "./run.js";
+import { renderSignIn } from "./signin.js";
+import { signOut } from "./api.js";
 
 const main = document.getElementById("main");
 const notice = document.getElementById("notice");
@@ -18,20 +20,25 @@ export function showError(msg) {
 export function poll(fn, ms) {
   let timer = null;
   let stopped = false;
+  let busy = false; // a request is in flight: never start a second loop
   const tick = async () => {
     timer = null;
-    if (stopped) return;
+    if (stopped || busy) return;
     if (document.hidden) return; // resumed by visibilitychange
+    busy = true;
     let done = false;
     try {
       done = await fn();
-      showError("");
+      if (!stopped) showError("");
     } catch (e) {
-      showError(e.message);
+      // A 401 has already sent the page to the sign-in view.
+      if (!stopped && e.status !== 401) showError(e.message);
+    } finally {
+      busy = false;
     }
     if (!done && !stopped) timer = setTimeout(tick, ms);
   };
-  const onVisible = () => { if (!document.hidden && timer === null && !stopped) tick(); };
+  const onVisible = () => { if (!document.hidden && timer === null && !busy && !stopped) tick(); };
   document.addEventListener("visibilitychange", onVisible);
   tick();
   return () => {
@@ -54,11 +61,20 @@ function route() {
   }
   const m = path.match(/^\/runs\/([A-Za-z0-9_]+)$/);
   let result;
-  if (path === "/new") result = renderNew(main);
+  if (path === "/signin") result = renderSignIn(main);
+  else if (path === "/new") result = renderNew(main);
   else if (m) result = renderRun(main, m[1]);
   else result = renderRuns(main, params);
   if (typeof result === "function") stopView = result;
 }
 
+document.querySelector(".skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  main.focus();
+});
+document.getElementById("signout").addEventListener("click", () => {
+  signOut();
+  location.hash = "#/signin";
+});
 window.addEventListener("hashchange", route);
 route();

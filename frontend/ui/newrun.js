@@ -32,8 +32,10 @@ export function renderNew(main) {
     start);
   main.replaceChildren(form);
 
-  api.get("/examples/index.json").then(({ data }) => {
-    for (const name of data) picker.append(h("option", { value: name }, name.replace(/\.json$/, "")));
+  // The examples sit next to the page (on S3 with the dashboard), not on
+  // the API.
+  fetch("examples/index.json").then((res) => res.json()).then((names) => {
+    for (const name of names) picker.append(h("option", { value: name }, name.replace(/\.json$/, "")));
   }).catch(() => {});
   api.get("/orders?limit=50").then(({ data }) => {
     for (const o of data) orderSel.append(h("option", { value: o.id }, `${o.id} · ${o.amount} · ${o.status}`));

@@ -17,7 +17,9 @@ import (
 // Client talks to one Stepflow API.
 type Client struct {
 	Base string
-	HTTP *http.Client
+	// Token, if set, is sent as a bearer token.
+	Token string
+	HTTP  *http.Client
 }
 
 // New returns a client for the API at base, such as "http://127.0.0.1:8080".
@@ -50,6 +52,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	res, err := c.HTTP.Do(req)
 	if err != nil {

@@ -22,8 +22,10 @@ import (
 
 	"stepflow/frontend"
 	"stepflow/internal/api"
+	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/id"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
 	"stepflow/internal/redrive"
@@ -58,6 +60,12 @@ type Config struct {
 	// LeaseMargin is added to a step's duration to form its lease
 	// (default 30s).
 	LeaseMargin time.Duration
+	// RunsPerMinute caps the runs each caller starts per minute (default
+	// 120).
+	RunsPerMinute int
+	// NoAutoSignIn keeps the local token out of the dashboard's
+	// config.json even on a loopback address.
+	NoAutoSignIn bool
 	// Task runs steps (default engine.Simulated).
 	Task   engine.Task
 	Logger *slog.Logger
@@ -73,6 +81,10 @@ type Stack struct {
 	Embedded      bool
 	QueueURL      string
 	DLQURL        string
+	// Token is an operator token created at start for local use.
+	Token string
+	// AutoSignIn tells whether the dashboard signs in with Token by itself.
+	AutoSignIn bool
 
 	srv        *http.Server
 	done       chan error
@@ -103,6 +115,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.SweepGrace == 0 {
 		cfg.SweepGrace = time.Minute
+	}
+	if cfg.RunsPerMinute == 0 {
+		cfg.RunsPerMinute = 120
 	}
 	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint}
 	defer func() {
@@ -169,11 +184,28 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if _, port, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		origins = append(origins, "http://localhost:"+port)
 	}
+	// The same authentication as on AWS: a fresh operator token for this
+	// session, valid for a day.
+	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "stepflow dev", auth.Operator, time.Now(), 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if err := sto.PutToken(ctx, tok); err != nil {
+		return nil, fmt.Errorf("store the local token: %w", err)
+	}
+	st.Token = cred
 	h := api.New(api.Config{
 		Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
+		Auth:     auth.Authenticator{Tokens: sto}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
 	})
-	dash := frontend.Handler("")
+	dashCfg := frontend.Config{}
+	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() && !cfg.NoAutoSignIn {
+		// Only processes on this machine can reach a loopback address, and
+		// they could read the printed token anyway.
+		dashCfg.Token, st.AutoSignIn = cred, true
+	}
+	dash := frontend.Handler(dashCfg)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && frontend.Serves(r.URL.Path) {
 			dash.ServeHTTP(w, r)

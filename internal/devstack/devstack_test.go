@@ -11,9 +11,9 @@ import (
 	"stepflow/internal/testenv"
 )
 
-func status(t *testing.T, url string) int {
+func status(t *testing.T, url, token string) int {
 	t.Helper()
-	code, _ := testenv.GetJSON(t, url)
+	code, _ := testenv.GetJSON(t, url, token)
 	return code
 }
 
@@ -27,9 +27,19 @@ func TestEmbeddedStackServesTheAPI(t *testing.T) {
 	if !st.Embedded || !strings.HasPrefix(st.DynamoDB, "http://127.0.0.1:") || st.SQS != st.DynamoDB {
 		t.Fatalf("want the embedded emulator for both services, got %q and %q (embedded=%v)", st.DynamoDB, st.SQS, st.Embedded)
 	}
-	wf := testenv.PostJSON(t, st.URL+"/workflows", `{"name":"w","steps":[{"id":"a"}]}`)
-	if got := status(t, st.URL+"/workflows/"+wf["id"].(string)); got != 200 {
+	wf := testenv.PostJSON(t, st.URL+"/workflows", st.Token, `{"name":"w","steps":[{"id":"a"}]}`)
+	if got := status(t, st.URL+"/workflows/"+wf["id"].(string), st.Token); got != 200 {
 		t.Fatalf("GET workflow: %d", got)
+	}
+	// The same authentication as on AWS: no token, no access.
+	if got := status(t, st.URL+"/workflows", ""); got != 401 {
+		t.Fatalf("GET /workflows without a token: %d, want 401", got)
+	}
+	if !st.AutoSignIn {
+		t.Fatal("a loopback stack should sign the dashboard in")
+	}
+	if code, cfg := testenv.GetJSON(t, st.URL+"/config.json", ""); code != 200 || cfg["token"] != st.Token {
+		t.Fatalf("config.json: %d %v", code, cfg)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -58,7 +68,7 @@ func TestRestartAgainstExternalEndpointKeepsData(t *testing.T) {
 	if st.Embedded {
 		t.Fatal("started an embedded emulator although an endpoint was given")
 	}
-	wf := testenv.PostJSON(t, st.URL+"/workflows", `{"name":"keep me","steps":[{"id":"a"}]}`)
+	wf := testenv.PostJSON(t, st.URL+"/workflows", st.Token, `{"name":"keep me","steps":[{"id":"a"}]}`)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +77,7 @@ func TestRestartAgainstExternalEndpointKeepsData(t *testing.T) {
 		t.Fatalf("restart on an existing table: %v", err)
 	}
 	defer st.Close()
-	if got := status(t, st.URL+"/workflows/"+wf["id"].(string)); got != 200 {
+	if got := status(t, st.URL+"/workflows/"+wf["id"].(string), st.Token); got != 200 {
 		t.Fatalf("workflow lost across restart: GET status %d", got)
 	}
 }

@@ -169,10 +169,19 @@ func Store(t testing.TB) *store.Store {
 	return store.New(db, Table(t, db))
 }
 
-// PostJSON posts body to url, requires a 2xx answer and decodes it.
-func PostJSON(t testing.TB, url, body string) map[string]any {
+// PostJSON posts body to url with the bearer token (if any), requires a
+// 2xx answer and decodes it.
+func PostJSON(t testing.TB, url, token, body string) map[string]any {
 	t.Helper()
-	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,10 +193,18 @@ func PostJSON(t testing.TB, url, body string) map[string]any {
 	return v
 }
 
-// GetJSON gets url and decodes the answer, returning its status too.
-func GetJSON(t testing.TB, url string) (int, map[string]any) {
+// GetJSON gets url with the bearer token (if any) and decodes the answer,
+// returning its status too.
+func GetJSON(t testing.TB, url, token string) (int, map[string]any) {
 	t.Helper()
-	res, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
