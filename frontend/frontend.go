@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/json"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 
@@ -43,6 +44,9 @@ func Handler(c Config) http.Handler {
 	static := http.FileServerFS(files)
 	apiURL := c.APIURL
 	cfg, _ := json.Marshal(c)
+	public := c
+	public.Token = ""
+	cfgPublic, _ := json.Marshal(public)
 	index, _ := json.Marshal(examples.Names())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -53,7 +57,14 @@ func Handler(c Config) http.Handler {
 		case r.URL.Path == "/config.json":
 			h.Set("Content-Type", "application/json")
 			h.Set("Cache-Control", "no-store")
-			_, _ = w.Write(cfg)
+			// The token goes only to pages loaded from a loopback host name,
+			// so a page on another domain that resolves to 127.0.0.1 (DNS
+			// rebinding) cannot read it.
+			if loopbackHost(r.Host) {
+				_, _ = w.Write(cfg)
+			} else {
+				_, _ = w.Write(cfgPublic)
+			}
 		case r.URL.Path == "/examples/index.json":
 			h.Set("Content-Type", "application/json")
 			_, _ = w.Write(index)
@@ -63,6 +74,14 @@ func Handler(c Config) http.Handler {
 			static.ServeHTTP(w, r)
 		}
 	})
+}
+
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // Serves reports whether path belongs to the dashboard rather than the API.

@@ -2,7 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"os"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -150,7 +151,9 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		"STEPFLOW_DLQ_URL":      dlq.QueueUrl(),
 		"STEPFLOW_CORS_ORIGINS": jsii.String(dashboardOrigin),
 	})
-	runner := fn("steprunner", 256, stepRunnerTimeout, nil)
+	runner := fn("steprunner", 256, stepRunnerTimeout, map[string]*string{
+		"STEPFLOW_QUEUE_VISIBILITY": jsii.String(fmt.Sprintf("%ds", 6*stepRunnerTimeout)),
+	})
 	sweeperFn := fn("sweeper", 256, 60, nil)
 	redriveFn := fn("redrive", 128, 300, map[string]*string{"STEPFLOW_DLQ_URL": dlq.QueueUrl()})
 
@@ -194,17 +197,15 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	})
 	apiURL := "https://" + *httpAPI.ApiId() + ".execute-api." + *stack.Region() + ".amazonaws.com"
 
-	names := examples.Names()
-	index, _ := json.Marshal(names)
+	sources := []awss3deployment.ISource{
+		awss3deployment.Source_Asset(jsii.String(props.FrontendDir), &awss3assets.AssetOptions{Exclude: jsii.Strings("*.go")}),
+		awss3deployment.Source_JsonData(jsii.String("config.json"), map[string]string{"api_url": apiURL}, nil),
+	}
+	sources = append(sources, exampleSources()...)
 	awss3deployment.NewBucketDeployment(stack, jsii.String("DashboardFiles"), &awss3deployment.BucketDeploymentProps{
 		DestinationBucket: site,
 		Distribution:      dist,
-		Sources: &[]awss3deployment.ISource{
-			awss3deployment.Source_Asset(jsii.String(props.FrontendDir), &awss3assets.AssetOptions{Exclude: jsii.Strings("*.go")}),
-			awss3deployment.Source_JsonData(jsii.String("config.json"), map[string]string{"api_url": apiURL}, nil),
-			awss3deployment.Source_Data(jsii.String("examples/index.json"), jsii.String(string(index)), nil),
-			examplesSource(props.FrontendDir),
-		},
+		Sources:           &sources,
 	})
 
 	out := func(name string, v *string) {
@@ -218,13 +219,20 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	return stack
 }
 
-// examplesSource ships examples/*.json under examples/.
-func examplesSource(frontendDir string) awss3deployment.ISource {
-	dir := filepath.Join(frontendDir, "..", "examples")
-	if _, err := os.Stat(dir); err != nil {
-		panic("examples folder not found next to the frontend: " + dir)
+// exampleSources ships the example workflows under examples/, with the
+// index.json the dashboard's picker reads.
+func exampleSources() []awss3deployment.ISource {
+	names := examples.Names()
+	index, _ := json.Marshal(names)
+	out := []awss3deployment.ISource{awss3deployment.Source_Data(jsii.String("examples/index.json"), jsii.String(string(index)), nil)}
+	for _, n := range names {
+		data, err := fs.ReadFile(examples.FS, n)
+		if err != nil {
+			panic("read example " + n + ": " + err.Error())
+		}
+		out = append(out, awss3deployment.Source_Data(jsii.String("examples/"+n), jsii.String(string(data)), nil))
 	}
-	return awss3deployment.Source_Asset(jsii.String(dir), &awss3assets.AssetOptions{Exclude: jsii.Strings("*.go")})
+	return out
 }
 
 // newTable defines the table from store.TableSchema, the same definition

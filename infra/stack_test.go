@@ -182,6 +182,12 @@ func TestResources(t *testing.T) {
 			t.Errorf("dashboard CSP lacks %q", want)
 		}
 	}
+	// Examples land under examples/ with their index, next to the page.
+	for _, want := range []string{"examples/index.json", "examples/diamond-workflow.json", "STEPFLOW_QUEUE_VISIBILITY"} {
+		if !strings.Contains(string(csp), want) {
+			t.Errorf("template lacks %q", want)
+		}
+	}
 	check(t, "dashboard files with config.json", func() {
 		tpl.HasResourceProperties(jsii.String("Custom::CDKBucketDeployment"), like(map[string]any{
 			"SourceObjectKeys": assertions.Match_AnyValue(),

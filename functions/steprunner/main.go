@@ -1,7 +1,9 @@
 // Command steprunner is the step-runner Lambda: SQS batches of step
 // messages in, partial batch failures out. Configuration: STEPFLOW_TABLE,
 // STEPFLOW_QUEUE_URL (required); STEPFLOW_RETRY_BASE and STEPFLOW_RETRY_CAP
-// (Go durations, default 1s and 1m).
+// (Go durations, default 1s and 1m); STEPFLOW_QUEUE_VISIBILITY, the work
+// queue's visibility timeout (default 30s), above which the runner keeps a
+// message hidden for its step's lease.
 package main
 
 import (
@@ -35,12 +37,15 @@ func main() {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
+	work := &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL}
 	eng, err := engine.New(engine.Config{
-		Store:  store.New(awsclient.DynamoDB(cfg, ""), table),
-		Queue:  &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL},
-		Task:   engine.Simulated{Rand: rand.Float64},
-		Retry:  policy,
-		Logger: log,
+		Store:           store.New(awsclient.DynamoDB(cfg, ""), table),
+		Queue:           work,
+		Task:            engine.Simulated{Rand: rand.Float64},
+		Retry:           policy,
+		Logger:          log,
+		Visibility:      work,
+		QueueVisibility: durationEnv("STEPFLOW_QUEUE_VISIBILITY", 30*time.Second),
 	})
 	if err != nil {
 		log.Error("configure engine", "error", err)

@@ -194,8 +194,11 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.Store.RetryRun(r.Context(), d, s.Now().UTC()); err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		switch {
+		case errors.Is(err, store.ErrConflict):
 			err = conflict("run changed while it was being retried")
+		case errors.Is(err, store.ErrTooManyResets):
+			err = &httpError{status: http.StatusUnprocessableEntity, msg: "a retry can reset at most 99 steps at once; this run needs more"}
 		}
 		writeError(w, r, s.Logger, err)
 		return

@@ -2,6 +2,7 @@ package devstack_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,6 +41,19 @@ func TestEmbeddedStackServesTheAPI(t *testing.T) {
 	}
 	if code, cfg := testenv.GetJSON(t, st.URL+"/config.json", ""); code != 200 || cfg["token"] != st.Token {
 		t.Fatalf("config.json: %d %v", code, cfg)
+	}
+	// A page served under another host name (DNS rebinding) gets no token.
+	req, _ := http.NewRequest("GET", st.URL+"/config.json", nil)
+	req.Host = "evil.example:80"
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&cfg)
+	res.Body.Close()
+	if _, leaked := cfg["token"]; leaked {
+		t.Fatalf("config.json gave the token to host %s: %v", req.Host, cfg)
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)

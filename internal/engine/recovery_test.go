@@ -135,7 +135,8 @@ func TestSweeperStartsRunsNeverEnqueued(t *testing.T) {
 }
 
 // TestSweeperFinishesRunsWithOnlyTerminalSteps covers a crash after a
-// step failed for good but before its run was marked failed.
+// step failed for good but before its dependents were skipped and its run
+// marked failed.
 func TestSweeperFinishesRunsWithOnlyTerminalSteps(t *testing.T) {
 	t.Parallel()
 	st := testenv.Store(t)
@@ -144,7 +145,7 @@ func TestSweeperFinishesRunsWithOnlyTerminalSteps(t *testing.T) {
 	srv := httptest.NewServer(api.New(api.Config{Store: st}))
 	defer srv.Close()
 	nb := &bundle{t: t, url: srv.URL}
-	runID, _ := nb.startRun(`{"name":"one","steps":[{"id":"a","config":{"max_retries":0}}]}`, "")
+	runID, _ := nb.startRun(`{"name":"two","steps":[{"id":"a","config":{"max_retries":0}},{"id":"b","depends_on":["a"]}]}`, "")
 	ctx, now := context.Background(), time.Now().UTC()
 	if err := st.StartRun(ctx, runID, now); err != nil {
 		t.Fatal(err)
@@ -164,8 +165,8 @@ func TestSweeperFinishesRunsWithOnlyTerminalSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Finished != 1 || d.Status != status.RunFailed {
-		t.Fatalf("sweep %+v; run %s", rep, d.Status)
+	if rep.Finished != 1 || d.Status != status.RunFailed || step(d, "b").Status != status.StepSkipped {
+		t.Fatalf("sweep %+v; run %s, b %s", rep, d.Status, step(d, "b").Status)
 	}
 	// The run left the active index: a second sweep does not see it.
 	if rep, _ := sw.Sweep(ctx); rep.Runs != 0 {

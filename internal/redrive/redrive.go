@@ -30,7 +30,9 @@ func Redrive(ctx context.Context, c SQSAPI, dlqURL, queueURL string) (int, error
 	moved := 0
 	for {
 		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60,
+			// A short long-poll: a zero wait samples only some SQS servers
+			// and could end the redrive with messages left.
+			QueueUrl: aws.String(dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 60,
 		})
 		if err != nil {
 			return moved, fmt.Errorf("receive from dead-letter queue: %w", err)

@@ -23,9 +23,18 @@ import (
 // effects were committed before.
 var ErrAlreadyCommitted = errors.New("step already committed")
 
+// ErrTooManyResets: a run retry would reset more steps than one
+// transaction can hold.
+var ErrTooManyResets = errors.New("too many steps to reset in one retry")
+
 func num(n int) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.Itoa(n)} }
 
-func ts(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }
+// tsLayout is RFC 3339 with a fixed nine-digit fraction, so that stored
+// timestamps compare correctly as strings in condition expressions
+// (RFC3339Nano drops trailing zeros: "05.12Z" would sort after "05.123Z").
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+func ts(t time.Time) types.AttributeValue { return str(t.UTC().Format(tsLayout)) }
 
 func stepKey(runID string, index int) map[string]types.AttributeValue {
 	pk, _ := runKey(runID)
@@ -420,6 +429,20 @@ func (s *Store) RetryRun(ctx context.Context, d RunDetail, now time.Time) error 
 		},
 	}}}
 	for _, st := range d.Steps {
+		if st.Status == status.StepRunning {
+			// An attempt still in flight must not commit between our read
+			// and this write, or the counters computed here would be off.
+			items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+				TableName:                aws.String(s.table),
+				Key:                      stepKey(d.ID, st.StepIndex),
+				ConditionExpression:      aws.String("#st = :running AND lease_token = :tok"),
+				ExpressionAttributeNames: map[string]string{"#st": "status"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":running": str(string(status.StepRunning)), ":tok": str(st.LeaseToken),
+				},
+			}})
+			continue
+		}
 		if st.Status != status.StepFailed && st.Status != status.StepSkipped && st.Status != status.StepCancelled {
 			continue
 		}
@@ -441,7 +464,7 @@ func (s *Store) RetryRun(ctx context.Context, d RunDetail, now time.Time) error 
 		}})
 	}
 	if len(items) > 100 {
-		return fmt.Errorf("retry run %s: %d steps to reset; at most 99 at once", d.ID, len(items)-1)
+		return fmt.Errorf("retry run %s: %d steps to reset or check, at most 99: %w", d.ID, len(items)-1, ErrTooManyResets)
 	}
 	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err != nil {

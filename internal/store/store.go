@@ -360,6 +360,12 @@ func (s *Store) CreateRun(ctx context.Context, r Run, steps []Step) error {
 		}})
 	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
+	var cancelled *types.TransactionCanceledException
+	if err != nil && !errors.As(err, &cancelled) {
+		// The outcome is unknown (the write may have landed): leave the
+		// steps, which are invisible without the run item anyway.
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
 	if err != nil {
 		err = txErr(err, ErrConflict, ErrOrderNotFound)
 		var dels []types.WriteRequest

@@ -3,7 +3,9 @@
 // (never a table Scan) and, for each:
 //
 //   - finishes a run whose steps are all terminal (completed if they all
-//     completed, else failed);
+//     completed, else failed), and fails a run that has a failed step,
+//     skipping its steps that never started (a crash in the middle of
+//     failing a run);
 //   - re-enqueues a running step whose lease has expired (its runner died;
 //     the next runner takes the lease over);
 //   - re-enqueues a pending step that has been ready for longer than Grace
@@ -34,6 +36,7 @@ type Store interface {
 	ListActiveRuns(ctx context.Context, p store.Page) ([]string, string, error)
 	GetRun(ctx context.Context, id string) (store.RunDetail, error)
 	EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error
+	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
 }
 
 // Queue sends step messages.
@@ -62,7 +65,8 @@ type Report struct {
 	Runs, Finished, Requeued int
 }
 
-// Sweep makes one pass over the active runs.
+// Sweep makes one pass over the active runs. A run it cannot handle does
+// not stop the pass: the errors are joined and returned at the end.
 func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	var rep Report
 	now := time.Now
@@ -78,19 +82,21 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		capDelay = retry.MaxCap
 	}
 	cursor := ""
+	var errs []error
 	for {
 		ids, next, err := s.Store.ListActiveRuns(ctx, store.Page{Limit: 100, Cursor: cursor})
 		if err != nil {
-			return rep, err
+			return rep, errors.Join(append(errs, err)...)
 		}
 		for _, id := range ids {
 			rep.Runs++
 			if err := s.sweepRun(ctx, log, id, now().UTC(), capDelay, &rep); err != nil {
-				return rep, err
+				log.WarnContext(ctx, "sweep of a run failed", "run_id", id, "error", err)
+				errs = append(errs, err)
 			}
 		}
-		if next == "" {
-			return rep, nil
+		if next == "" || ctx.Err() != nil {
+			return rep, errors.Join(errs...)
 		}
 		cursor = next
 	}
@@ -108,14 +114,32 @@ func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now
 		return nil
 	}
 	log = log.With("run_id", id)
-	allTerminal, anyFailed := true, false
+	allTerminal, anyFailed, stepFailed := true, false, false
 	completedAt := map[string]time.Time{}
 	for _, st := range d.Steps {
 		allTerminal = allTerminal && st.Status.Terminal()
 		anyFailed = anyFailed || (st.Status.Terminal() && st.Status != status.StepCompleted)
+		stepFailed = stepFailed || st.Status == status.StepFailed
 		if st.Status == status.StepCompleted && st.CompletedAt != nil {
 			completedAt[st.StepID] = *st.CompletedAt
 		}
+	}
+	if stepFailed && !allTerminal {
+		// The runner died while failing the run: finish its work. Steps
+		// still running are left to finish.
+		for _, st := range d.Steps {
+			if st.Status == status.StepPending {
+				if err := s.Store.SettleStep(ctx, id, st.StepIndex, status.StepSkipped, now); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.Store.EndRun(ctx, id, status.RunFailed, now); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		log.InfoContext(ctx, "sweeper failed run with a failed step")
+		rep.Finished++
+		return nil
 	}
 	if allTerminal {
 		to := status.RunCompleted
