@@ -18,6 +18,7 @@ var (
 	once     sync.Once
 	template assertions.Template
 	raw      map[string]any
+	assembly string // the synthesized cloud assembly's folder
 )
 
 // synth builds the stack once with fake function assets and cdk.json's
@@ -51,6 +52,7 @@ func synth(t *testing.T) (assertions.Template, map[string]any) {
 		stack := NewStepflowStack(app, "Test", &StackProps{AssetDir: assets, FrontendDir: "../frontend", DeletionProtection: true})
 		template = assertions.Template_FromStack(stack, nil)
 		raw = *template.ToJSON()
+		assembly = *app.Synth(nil).Directory()
 	})
 	return template, raw
 }
@@ -182,10 +184,24 @@ func TestResources(t *testing.T) {
 			t.Errorf("dashboard CSP lacks %q", want)
 		}
 	}
-	// Examples land under examples/ with their index, next to the page.
-	for _, want := range []string{"examples/index.json", "examples/diamond-workflow.json", "STEPFLOW_QUEUE_VISIBILITY"} {
-		if !strings.Contains(string(csp), want) {
-			t.Errorf("template lacks %q", want)
+	if !strings.Contains(string(csp), "STEPFLOW_QUEUE_VISIBILITY") {
+		t.Error("the step runner is not told the queue's visibility timeout")
+	}
+	// The dashboard's files, its examples under examples/ with their index
+	// (next to the page, where the picker fetches them), are staged.
+	staged := map[string]bool{}
+	_ = filepath.WalkDir(assembly, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(assembly, path)
+			if _, inAsset, ok := strings.Cut(filepath.ToSlash(rel), "/"); ok {
+				staged[inAsset] = true
+			}
+		}
+		return nil
+	})
+	for _, want := range []string{"index.html", "ui/app.js", "examples/index.json", "examples/diamond-workflow.json", "examples/order-processing.json", "examples/simple-pipeline.json"} {
+		if !staged[want] {
+			t.Errorf("the dashboard deployment does not stage %s", want)
 		}
 	}
 	check(t, "dashboard files with config.json", func() {
