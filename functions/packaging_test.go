@@ -20,7 +20,7 @@ import (
 // SizeBudget is the largest bootstrap we ship (see README).
 const SizeBudget = 12 << 20
 
-var functions = []string{"api", "redrive", "steprunner", "sweeper"}
+var functions = []string{"api", "authorizer", "redrive", "steprunner", "sweeper"}
 
 // makeBuild runs "make build" for the given architecture into dir.
 func makeBuild(t *testing.T, arch, dir string) {
@@ -96,6 +96,7 @@ func TestBootstrapsAnswerUnderTheRuntimeEmulator(t *testing.T) {
 		want      []string
 	}{
 		{"api", "api-healthz.json", []string{`"statusCode":200`, `\"status\":\"ok\"`}},
+		{"authorizer", "authorizer-bad-token.json", []string{`"isAuthorized":false`}},
 		{"steprunner", "steprunner-sqs.json", []string{`"batchItemFailures":[{"itemIdentifier":"8c1b0d2e-31b4-4b0f-9d61-3f1b1f0a7c11"}]`}},
 		{"sweeper", "sweeper-schedule.json", []string{`"Runs":0`}},
 		{"redrive", "redrive-invoke.json", []string{`"moved":0`}},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2authorizers"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfrontorigins"
@@ -148,9 +149,11 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	dashboardOrigin := "https://" + *dist.DistributionDomainName()
 
 	apiFn := fn("api", 256, 15, map[string]*string{
-		"STEPFLOW_DLQ_URL":      dlq.QueueUrl(),
-		"STEPFLOW_CORS_ORIGINS": jsii.String(dashboardOrigin),
+		"STEPFLOW_DLQ_URL":         dlq.QueueUrl(),
+		"STEPFLOW_CORS_ORIGINS":    jsii.String(dashboardOrigin),
+		"STEPFLOW_RUNS_PER_MINUTE": jsii.String("60"),
 	})
+	authFn := fn("authorizer", 128, 10, nil)
 	runner := fn("steprunner", 256, stepRunnerTimeout, map[string]*string{
 		"STEPFLOW_QUEUE_VISIBILITY": jsii.String(fmt.Sprintf("%ds", 6*stepRunnerTimeout)),
 	})
@@ -165,6 +168,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	queue.GrantSendMessages(runner)
 	table.GrantReadWriteData(sweeperFn)
 	queue.GrantSendMessages(sweeperFn)
+	table.GrantReadData(authFn)
 	dlq.GrantConsumeMessages(redriveFn)
 	queue.GrantSendMessages(redriveFn)
 
@@ -178,8 +182,19 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(sweeperFn, nil)},
 	})
 
+	// Every route requires a token checked by the authorizer (results
+	// cached for 30 s, so a revoked token works at most 30 s more at the
+	// gateway; the API Lambda checks every request again) except
+	// GET /healthz.
+	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("APIIntegration"), apiFn, nil)
+	authorizer := awsapigatewayv2authorizers.NewHttpLambdaAuthorizer(jsii.String("TokenAuthorizer"), authFn, &awsapigatewayv2authorizers.HttpLambdaAuthorizerProps{
+		ResponseTypes:   &[]awsapigatewayv2authorizers.HttpLambdaResponseType{awsapigatewayv2authorizers.HttpLambdaResponseType_SIMPLE},
+		ResultsCacheTtl: awscdk.Duration_Seconds(jsii.Number(30)),
+		IdentitySource:  jsii.Strings("$request.header.Authorization"),
+	})
 	httpAPI := awsapigatewayv2.NewHttpApi(stack, jsii.String("API"), &awsapigatewayv2.HttpApiProps{
-		DefaultIntegration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("APIIntegration"), apiFn, nil),
+		DefaultIntegration: integration,
+		DefaultAuthorizer:  authorizer,
 		CorsPreflight: &awsapigatewayv2.CorsPreflightOptions{
 			AllowOrigins:  jsii.Strings(dashboardOrigin),
 			AllowMethods:  &[]awsapigatewayv2.CorsHttpMethod{awsapigatewayv2.CorsHttpMethod_GET, awsapigatewayv2.CorsHttpMethod_POST, awsapigatewayv2.CorsHttpMethod_OPTIONS},
@@ -188,6 +203,12 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 			MaxAge:        awscdk.Duration_Minutes(jsii.Number(10)),
 		},
 		CreateDefaultStage: jsii.Bool(false),
+	})
+	httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+		Path:        jsii.String("/healthz"),
+		Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET},
+		Integration: integration,
+		Authorizer:  awsapigatewayv2.NewHttpNoneAuthorizer(),
 	})
 	awsapigatewayv2.NewHttpStage(stack, jsii.String("DefaultStage"), &awsapigatewayv2.HttpStageProps{
 		HttpApi:    httpAPI,
@@ -260,6 +281,7 @@ func newTable(stack awscdk.Stack, protect bool) awsdynamodb.TableV2 {
 		Billing:                          awsdynamodb.Billing_OnDemand(nil),
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
 		DeletionProtection:               jsii.Bool(protect),
+		TimeToLiveAttribute:              jsii.String(s.TTL),
 		GlobalSecondaryIndexes:           &gsis,
 		RemovalPolicy:                    removal(protect),
 	})

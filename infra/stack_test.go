@@ -30,7 +30,7 @@ func synth(t *testing.T) (assertions.Template, map[string]any) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, fn := range []string{"api", "steprunner", "sweeper", "redrive"} {
+		for _, fn := range []string{"api", "steprunner", "sweeper", "redrive", "authorizer"} {
 			if err := os.MkdirAll(filepath.Join(assets, fn), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestResources(t *testing.T) {
 		tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(map[string]any{"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 0}))
 		tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(map[string]any{"MetricName": "ApproximateAgeOfOldestMessage", "Threshold": 300}))
 	})
-	for name, want := range map[string][2]int{"api": {256, 15}, "steprunner": {256, stepRunnerTimeout}, "sweeper": {256, 60}, "redrive": {128, 300}} {
+	for name, want := range map[string][2]int{"api": {256, 15}, "steprunner": {256, stepRunnerTimeout}, "sweeper": {256, 60}, "redrive": {128, 300}, "authorizer": {128, 10}} {
 		check(t, "function "+name, func() {
 			tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), like(map[string]any{
 				"Handler": "bootstrap", "Runtime": "provided.al2023", "Architectures": []any{"arm64"},
@@ -116,7 +116,7 @@ func TestResources(t *testing.T) {
 		})
 	}
 	check(t, "log retention", func() {
-		tpl.ResourcePropertiesCountIs(jsii.String("AWS::Logs::LogGroup"), like(map[string]any{"RetentionInDays": 30}), jsii.Number(4))
+		tpl.ResourcePropertiesCountIs(jsii.String("AWS::Logs::LogGroup"), like(map[string]any{"RetentionInDays": 30}), jsii.Number(5))
 	})
 	check(t, "step runner event source", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), like(map[string]any{
@@ -135,7 +135,20 @@ func TestResources(t *testing.T) {
 				"ExposeHeaders": []any{"Link"},
 			}),
 		}))
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "$default"}))
+	})
+	check(t, "the token authorizer on every route but GET /healthz", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Authorizer"), like(map[string]any{
+			"AuthorizerType": "REQUEST", "EnableSimpleResponses": true, "AuthorizerPayloadFormatVersion": "2.0",
+			"IdentitySource": []any{"$request.header.Authorization"}, "AuthorizerResultTtlInSeconds": 30,
+		}))
+		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(2))
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "$default", "AuthorizationType": "CUSTOM", "AuthorizerId": assertions.Match_AnyValue()}))
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "GET /healthz", "AuthorizationType": "NONE"}))
+	})
+	check(t, "TTL for rate counters", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
+			"TimeToLiveSpecification": map[string]any{"AttributeName": "ttl", "Enabled": true},
+		}))
 	})
 	// The only allowed origin is https:// + the dashboard distribution's
 	// domain.
@@ -258,7 +271,7 @@ func TestLeastPrivilege(t *testing.T) {
 				t.Errorf("policy %s grants the wildcard action %q", id, a)
 			}
 		}
-		for _, fn := range []string{"api", "steprunner", "sweeper", "redrive"} {
+		for _, fn := range []string{"api", "steprunner", "sweeper", "redrive", "authorizer"} {
 			for _, role := range p[0] {
 				if strings.Contains(role, fn+"ServiceRole") {
 					perFunction[fn] = append(perFunction[fn], p[1]...)
@@ -302,6 +315,9 @@ func TestLeastPrivilege(t *testing.T) {
 		{"redrive", "sqs:SendMessage", true},
 		{"redrive", "dynamodb:GetItem", false},
 		{"redrive", "dynamodb:PutItem", false},
+		{"authorizer", "dynamodb:GetItem", true},
+		{"authorizer", "dynamodb:PutItem", false},
+		{"authorizer", "sqs:SendMessage", false},
 	}
 	for _, tt := range tests {
 		if got := has(tt.fn, tt.action); got != tt.want {

@@ -18,7 +18,8 @@ Commands:
   run         submit a workflow file and start a run (--watch shows live progress)
   runs        list recent runs
   run-status  show one run and its steps
-  redrive   move dead-lettered step messages back to the work queue (--api URL)
+  redrive     move dead-lettered step messages back to the work queue
+  token       create or revoke API tokens (stepflow token create --name NAME --role operator)
   emulator  run the kumo AWS emulator as its own process
   bench     measure the step engine on a local endpoint
 
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runsCmd(ctx, args[1:], stdout, stderr)
 	case "run-status":
 		return runStatusCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, args[1:], stdout, stderr)
 	case "redrive":
 		return redriveCmd(ctx, args[1:], stdout, stderr)
 	case "emulator":

@@ -27,10 +27,13 @@ type Index struct {
 	Projected []string
 }
 
-// Schema describes the table: its key and its indexes.
+// Schema describes the table: its key, its indexes and its TTL attribute.
 type Schema struct {
 	PK, SK  string
 	Indexes []Index
+	// TTL names the attribute (epoch seconds) after which DynamoDB may
+	// delete an item; only rate-limit counters carry it.
+	TTL string
 }
 
 // listAttrs are the attributes list endpoints return; they are projected
@@ -51,8 +54,9 @@ const (
 // TableSchema returns the table's definition.
 func TableSchema() Schema {
 	return Schema{
-		PK: attrPK,
-		SK: attrSK,
+		PK:  attrPK,
+		SK:  attrSK,
+		TTL: "ttl",
 		Indexes: []Index{
 			{Name: indexByKind, PK: "gsi1pk", SK: "gsi1sk", Projected: listAttrs},
 			{Name: indexByStatus, PK: "gsi2pk", SK: "gsi2sk", Projected: listAttrs},

@@ -68,14 +68,15 @@ func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time) error
 
 // CountRunStart counts one run started by caller in the current minute and
 // returns ErrRateLimited once limit starts were counted in it. Counters
-// expire (TTL attribute expires_at) an hour later.
+// expire an hour later (the table's TTL attribute, "ttl").
 func (s *Store) CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error {
 	minute := now.UTC().Truncate(time.Minute)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 key("RATE#"+caller, "RUNS#"+minute.Format(time.RFC3339)),
-		UpdateExpression:    aws.String("ADD n :one SET expires_at = :exp"),
-		ConditionExpression: aws.String("attribute_not_exists(n) OR n < :limit"),
+		TableName:                aws.String(s.table),
+		Key:                      key("RATE#"+caller, "RUNS#"+minute.Format(time.RFC3339)),
+		UpdateExpression:         aws.String("ADD n :one SET #ttl = :exp"),
+		ConditionExpression:      aws.String("attribute_not_exists(n) OR n < :limit"),
+		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":one": num(1), ":limit": num(limit),
 			":exp": &types.AttributeValueMemberN{Value: strconv.FormatInt(minute.Add(time.Hour).Unix(), 10)},

@@ -1,0 +1,33 @@
+// Command authorizer is the API Gateway Lambda authorizer: it checks the
+// bearer token and its role before a request reaches the API. The API
+// Lambda checks again with the same code, which is also what runs locally.
+// Configuration: STEPFLOW_TABLE.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"stepflow/internal/auth"
+	"stepflow/internal/awsclient"
+	"stepflow/internal/store"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	table := os.Getenv("STEPFLOW_TABLE")
+	if table == "" {
+		log.Error("STEPFLOW_TABLE must be set")
+		os.Exit(1)
+	}
+	cfg, err := awsclient.Load(context.Background(), awsclient.EnvEndpoint("DYNAMODB") != "")
+	if err != nil {
+		log.Error("load aws config", "error", err)
+		os.Exit(1)
+	}
+	tokens := store.New(awsclient.DynamoDB(cfg, ""), table)
+	lambda.Start(auth.LambdaAuthorizer(auth.Authenticator{Tokens: tokens}, log))
+}
