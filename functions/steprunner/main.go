@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/envconfig"
 	"stepflow/internal/queue"
 	"stepflow/internal/retry"
 	"stepflow/internal/store"
@@ -30,8 +32,14 @@ func main() {
 		os.Exit(1)
 	}
 	policy := retry.Default(rand.Float64)
-	policy.Base = durationEnv("STEPFLOW_RETRY_BASE", policy.Base)
-	policy.Cap = durationEnv("STEPFLOW_RETRY_CAP", policy.Cap)
+	base, errBase := envconfig.Duration("STEPFLOW_RETRY_BASE", policy.Base)
+	capDelay, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", policy.Cap)
+	visibility, errVis := envconfig.Duration("STEPFLOW_QUEUE_VISIBILITY", 30*time.Second)
+	if err := errors.Join(errBase, errCap, errVis); err != nil {
+		log.Error("bad configuration", "error", err)
+		os.Exit(1)
+	}
+	policy.Base, policy.Cap = base, capDelay
 	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("DYNAMODB") != "")
 	if err != nil {
 		log.Error("load aws config", "error", err)
@@ -45,20 +53,11 @@ func main() {
 		Retry:           policy,
 		Logger:          log,
 		Visibility:      work,
-		QueueVisibility: durationEnv("STEPFLOW_QUEUE_VISIBILITY", 30*time.Second),
+		QueueVisibility: visibility,
 	})
 	if err != nil {
 		log.Error("configure engine", "error", err)
 		os.Exit(1)
 	}
 	lambda.Start(eng.HandleSQS)
-}
-
-func durationEnv(name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"stepflow/internal/awsclient"
+	"stepflow/internal/envconfig"
 	"stepflow/internal/queue"
 	"stepflow/internal/store"
 	"stepflow/internal/sweeper"
@@ -30,21 +32,20 @@ func main() {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
+	grace, errGrace := envconfig.Duration("STEPFLOW_SWEEP_GRACE", time.Minute)
+	retryCap, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", time.Minute)
+	if err := errors.Join(errGrace, errCap); err != nil {
+		log.Error("bad configuration", "error", err)
+		os.Exit(1)
+	}
 	sw := &sweeper.Sweeper{
 		Store:    store.New(awsclient.DynamoDB(cfg, ""), table),
 		Queue:    &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL},
-		Grace:    durationEnv("STEPFLOW_SWEEP_GRACE", time.Minute),
-		RetryCap: durationEnv("STEPFLOW_RETRY_CAP", time.Minute),
+		Grace:    grace,
+		RetryCap: retryCap,
 		Logger:   log,
 	}
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) (sweeper.Report, error) {
 		return sw.Sweep(ctx)
 	})
-}
-
-func durationEnv(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
-	}
-	return def
 }

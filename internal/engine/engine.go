@@ -214,7 +214,9 @@ func (e *Engine) Handle(ctx context.Context, d Delivery) error {
 	case st.Status == status.StepRunning && st.LeaseUntil != nil && st.LeaseUntil.After(now):
 		// Come back when the holder's lease ends, in case it died.
 		if e.cfg.Visibility != nil && d.Receipt != "" {
-			_ = e.cfg.Visibility.Extend(ctx, d.Receipt, st.LeaseUntil.Sub(now)+time.Second)
+			if err := e.cfg.Visibility.Extend(ctx, d.Receipt, st.LeaseUntil.Sub(now)+time.Second); err != nil {
+				log.DebugContext(ctx, "could not hide the duplicate until the lease ends", "error", err)
+			}
 		}
 		return ErrBusy
 	}

@@ -8,6 +8,7 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -86,7 +87,7 @@ func pollOnce(ctx context.Context, cfg Config) error {
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("receive messages: %w", err)
 	}
 	if len(out.Messages) == 0 {
 		return nil
@@ -125,7 +126,7 @@ func pollOnce(ctx context.Context, cfg Config) error {
 	}
 	del, err := cfg.Client.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(cfg.QueueURL), Entries: entries})
 	if err != nil {
-		return err
+		return fmt.Errorf("delete handled messages: %w", err)
 	}
 	if len(del.Failed) > 0 {
 		// Undeleted messages come back and are recognised as duplicates.

@@ -149,7 +149,7 @@ func idemKey(runID string, index int) map[string]types.AttributeValue {
 func (s *Store) CommitStep(ctx context.Context, c Commit) error {
 	attempts, err := attributevalue.Marshal(append(c.Attempts, Attempt{Number: len(c.Attempts) + 1, StartedAt: c.Started.UTC(), EndedAt: c.Now.UTC()}))
 	if err != nil {
-		return err
+		return fmt.Errorf("encode attempts: %w", err)
 	}
 	idem := idemKey(c.RunID, c.Index)
 	idem["run_id"] = str(c.RunID)
@@ -178,7 +178,7 @@ func (s *Store) CommitStep(ctx context.Context, c Commit) error {
 	if o := c.Order; o != nil {
 		hist, err := attributevalue.Marshal(o.History)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode order history: %w", err)
 		}
 		u := &types.Update{
 			TableName:           aws.String(s.table),
@@ -274,7 +274,7 @@ func (s *Store) endAttempt(ctx context.Context, f FailedAttempt, to status.Step)
 	runID, index, token, msg, now := f.RunID, f.Index, f.Token, f.Error, f.Now
 	rec, err := attributevalue.Marshal(append(f.Attempts, Attempt{Number: len(f.Attempts) + 1, StartedAt: f.Started.UTC(), EndedAt: now.UTC(), Error: msg}))
 	if err != nil {
-		return err
+		return fmt.Errorf("encode attempts: %w", err)
 	}
 	var update string
 	if to == status.StepPending {
