@@ -173,22 +173,9 @@ func Store(t testing.TB) *store.Store {
 // 2xx answer and decodes it.
 func PostJSON(t testing.TB, url, token, body string) map[string]any {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var v map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode/100 != 2 {
-		t.Fatalf("POST %s: %d %v %v", url, res.StatusCode, v, err)
+	code, v := send(t, http.MethodPost, url, token, body)
+	if code/100 != 2 {
+		t.Fatalf("POST %s: %d %v", url, code, v)
 	}
 	return v
 }
@@ -197,9 +184,17 @@ func PostJSON(t testing.TB, url, token, body string) map[string]any {
 // returning its status too.
 func GetJSON(t testing.TB, url, token string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	return send(t, http.MethodGet, url, token, "")
+}
+
+func send(t testing.TB, method, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
