@@ -325,17 +325,34 @@ func (s *Store) FailRun(ctx context.Context, runID string, now time.Time) error 
 // out of the active index. It returns ErrConflict if the run is already
 // terminal.
 func (s *Store) EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error {
+	return s.endRun(ctx, runID, to, now, nil)
+}
+
+// EndRunAsRead is EndRun for a decision made on the run as read in d: it
+// also returns ErrConflict if the run was retried since, so a sweeper that
+// saw the previous attempt's steps cannot end the new one.
+func (s *Store) EndRunAsRead(ctx context.Context, d RunDetail, to status.Run, now time.Time) error {
+	return s.endRun(ctx, d.ID, to, now, &d.Retries)
+}
+
+func (s *Store) endRun(ctx context.Context, runID string, to status.Run, now time.Time, retries *int) error {
+	cond := "#st IN (:pending, :running)"
+	vals := map[string]types.AttributeValue{
+		":to": str(string(to)), ":pending": str(string(status.RunPending)),
+		":running": str(string(status.RunRunning)), ":now": ts(now),
+		":gsi": str(kindRun + "#" + string(to)),
+	}
+	if retries != nil {
+		cond += " AND retries = :retries"
+		vals[":retries"] = num(*retries)
+	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      key(runKey(runID)),
-		UpdateExpression:         aws.String("SET #st = :to, completed_at = :now, gsi2pk = :gsi REMOVE gsi4pk, gsi4sk"),
-		ConditionExpression:      aws.String("#st IN (:pending, :running)"),
-		ExpressionAttributeNames: map[string]string{"#st": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":to": str(string(to)), ":pending": str(string(status.RunPending)),
-			":running": str(string(status.RunRunning)), ":now": ts(now),
-			":gsi": str(kindRun + "#" + string(to)),
-		},
+		TableName:                 aws.String(s.table),
+		Key:                       key(runKey(runID)),
+		UpdateExpression:          aws.String("SET #st = :to, completed_at = :now, gsi2pk = :gsi REMOVE gsi4pk, gsi4sk"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: vals,
 	})
 	if err != nil {
 		return fmt.Errorf("end run %s as %s: %w", runID, to, conditionErr(err))

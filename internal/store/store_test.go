@@ -277,3 +277,41 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 		t.Fatalf("missing order: err = %v", err)
 	}
 }
+
+// TestEndRunAsReadRefusesARetriedRun: a sweeper that decided to end a run
+// on a read from before a retry must not end the retried run.
+func TestEndRunAsReadRefusesARetriedRun(t *testing.T) {
+	t.Parallel()
+	s, ctx := testenv.Store(t), context.Background()
+	w := newWorkflow("w", "a")
+	r, steps := newRun(w, nil)
+	r.SinksRemaining = 1
+	steps[0].Attempts = []store.Attempt{}
+	if err := s.CreateRun(ctx, r, steps); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartRun(ctx, r.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := s.GetRun(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndRun(ctx, r.ID, status.RunFailed, now); err != nil {
+		t.Fatal(err)
+	}
+	failed, _ := s.GetRun(ctx, r.ID)
+	if err := s.RetryRun(ctx, failed, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndRunAsRead(ctx, stale, status.RunFailed, now); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("EndRunAsRead on a retried run: %v, want ErrConflict", err)
+	}
+	fresh, _ := s.GetRun(ctx, r.ID)
+	if fresh.Status != status.RunRunning || fresh.Retries != 1 {
+		t.Fatalf("retried run = %s, retries %d", fresh.Status, fresh.Retries)
+	}
+	if err := s.EndRunAsRead(ctx, fresh, status.RunCompleted, now); err != nil {
+		t.Fatalf("EndRunAsRead on the current read: %v", err)
+	}
+}

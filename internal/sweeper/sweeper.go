@@ -35,7 +35,7 @@ import (
 type Store interface {
 	ListActiveRuns(ctx context.Context, p store.Page) ([]string, string, error)
 	GetRun(ctx context.Context, id string) (store.RunDetail, error)
-	EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error
+	EndRunAsRead(ctx context.Context, d store.RunDetail, to status.Run, now time.Time) error
 	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
 }
 
@@ -134,7 +134,7 @@ func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now
 				}
 			}
 		}
-		if err := s.Store.EndRun(ctx, id, status.RunFailed, now); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := s.Store.EndRunAsRead(ctx, d, status.RunFailed, now); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 		log.InfoContext(ctx, "sweeper failed run with a failed step")
@@ -146,7 +146,7 @@ func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now
 		if anyFailed {
 			to = status.RunFailed
 		}
-		if err := s.Store.EndRun(ctx, id, to, now); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := s.Store.EndRunAsRead(ctx, d, to, now); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 		log.InfoContext(ctx, "sweeper finished run", "status", to)
