@@ -8,9 +8,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
-	"strconv"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -18,6 +18,7 @@ import (
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/envconfig"
 	"stepflow/internal/queue"
 	"stepflow/internal/redrive"
 	"stepflow/internal/store"
@@ -25,12 +26,14 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	table, queueURL := os.Getenv("STEPFLOW_TABLE"), os.Getenv("STEPFLOW_QUEUE_URL")
-	if table == "" || queueURL == "" {
-		log.Error("STEPFLOW_TABLE and STEPFLOW_QUEUE_URL must be set")
+	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_QUEUE_URL")
+	runsPerMinute, errRuns := envconfig.Int("STEPFLOW_RUNS_PER_MINUTE", 60)
+	if err := errors.Join(errEnv, errRuns); err != nil {
+		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
-	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("DYNAMODB") != "")
+	table, queueURL := env[0], env[1]
+	cfg, err := awsclient.FromEnv(context.TODO())
 	if err != nil {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
@@ -39,11 +42,6 @@ func main() {
 	var redriver api.Redriver
 	if dlq := os.Getenv("STEPFLOW_DLQ_URL"); dlq != "" {
 		redriver = redrive.Queues{Client: sq, DLQURL: dlq, QueueURL: queueURL}
-	}
-	runsPerMinute, err := strconv.Atoi(envOr("STEPFLOW_RUNS_PER_MINUTE", "60"))
-	if err != nil || runsPerMinute < 1 {
-		log.Error("STEPFLOW_RUNS_PER_MINUTE must be a positive integer")
-		os.Exit(1)
 	}
 	st := store.New(awsclient.DynamoDB(cfg, ""), table)
 	h := api.New(api.Config{
@@ -57,11 +55,4 @@ func main() {
 		AllowedOrigins: api.SplitOrigins(os.Getenv("STEPFLOW_CORS_ORIGINS")),
 	})
 	lambda.Start(api.Lambda(h))
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

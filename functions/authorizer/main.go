@@ -13,21 +13,22 @@ import (
 
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
+	"stepflow/internal/envconfig"
 	"stepflow/internal/store"
 )
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	table := os.Getenv("STEPFLOW_TABLE")
-	if table == "" {
-		log.Error("STEPFLOW_TABLE must be set")
+	env, err := envconfig.Required("STEPFLOW_TABLE")
+	if err != nil {
+		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
-	cfg, err := awsclient.Load(context.Background(), awsclient.EnvEndpoint("DYNAMODB") != "")
+	cfg, err := awsclient.FromEnv(context.TODO())
 	if err != nil {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
-	tokens := store.New(awsclient.DynamoDB(cfg, ""), table)
+	tokens := store.New(awsclient.DynamoDB(cfg, ""), env[0])
 	lambda.Start(auth.LambdaAuthorizer(auth.Authenticator{Tokens: tokens}, log))
 }

@@ -11,22 +11,23 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"stepflow/internal/awsclient"
+	"stepflow/internal/envconfig"
 	"stepflow/internal/redrive"
 )
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	queueURL, dlqURL := os.Getenv("STEPFLOW_QUEUE_URL"), os.Getenv("STEPFLOW_DLQ_URL")
-	if queueURL == "" || dlqURL == "" {
-		log.Error("STEPFLOW_QUEUE_URL and STEPFLOW_DLQ_URL must be set")
+	env, err := envconfig.Required("STEPFLOW_QUEUE_URL", "STEPFLOW_DLQ_URL")
+	if err != nil {
+		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
-	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("SQS") != "")
+	cfg, err := awsclient.FromEnv(context.TODO())
 	if err != nil {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
-	q := redrive.Queues{Client: awsclient.SQS(cfg, ""), DLQURL: dlqURL, QueueURL: queueURL}
+	q := redrive.Queues{Client: awsclient.SQS(cfg, ""), QueueURL: env[0], DLQURL: env[1]}
 	lambda.Start(func(ctx context.Context) (map[string]int, error) {
 		n, err := q.Redrive(ctx)
 		log.InfoContext(ctx, "redrive", "moved", n, "error", err)

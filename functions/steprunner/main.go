@@ -26,28 +26,24 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	table, queueURL := os.Getenv("STEPFLOW_TABLE"), os.Getenv("STEPFLOW_QUEUE_URL")
-	if table == "" || queueURL == "" {
-		log.Error("STEPFLOW_TABLE and STEPFLOW_QUEUE_URL must be set")
-		os.Exit(1)
-	}
 	policy := retry.Default(rand.Float64)
+	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_QUEUE_URL")
 	base, errBase := envconfig.Duration("STEPFLOW_RETRY_BASE", policy.Base)
 	capDelay, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", policy.Cap)
 	visibility, errVis := envconfig.Duration("STEPFLOW_QUEUE_VISIBILITY", 30*time.Second)
-	if err := errors.Join(errBase, errCap, errVis); err != nil {
+	if err := errors.Join(errEnv, errBase, errCap, errVis); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
 	policy.Base, policy.Cap = base, capDelay
-	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("DYNAMODB") != "")
+	cfg, err := awsclient.FromEnv(context.TODO())
 	if err != nil {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
-	work := &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL}
+	work := &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]}
 	eng, err := engine.New(engine.Config{
-		Store:           store.New(awsclient.DynamoDB(cfg, ""), table),
+		Store:           store.New(awsclient.DynamoDB(cfg, ""), env[0]),
 		Queue:           work,
 		Task:            engine.Simulated{Rand: rand.Float64},
 		Retry:           policy,

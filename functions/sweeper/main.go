@@ -22,25 +22,21 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	table, queueURL := os.Getenv("STEPFLOW_TABLE"), os.Getenv("STEPFLOW_QUEUE_URL")
-	if table == "" || queueURL == "" {
-		log.Error("STEPFLOW_TABLE and STEPFLOW_QUEUE_URL must be set")
+	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_QUEUE_URL")
+	grace, errGrace := envconfig.Duration("STEPFLOW_SWEEP_GRACE", time.Minute)
+	retryCap, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", time.Minute)
+	if err := errors.Join(errEnv, errGrace, errCap); err != nil {
+		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
-	cfg, err := awsclient.Load(context.TODO(), awsclient.EnvEndpoint("DYNAMODB") != "")
+	cfg, err := awsclient.FromEnv(context.TODO())
 	if err != nil {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
-	grace, errGrace := envconfig.Duration("STEPFLOW_SWEEP_GRACE", time.Minute)
-	retryCap, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", time.Minute)
-	if err := errors.Join(errGrace, errCap); err != nil {
-		log.Error("bad configuration", "error", err)
-		os.Exit(1)
-	}
 	sw := &sweeper.Sweeper{
-		Store:    store.New(awsclient.DynamoDB(cfg, ""), table),
-		Queue:    &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: queueURL},
+		Store:    store.New(awsclient.DynamoDB(cfg, ""), env[0]),
+		Queue:    &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]},
 		Grace:    grace,
 		RetryCap: retryCap,
 		Logger:   log,

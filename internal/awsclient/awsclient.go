@@ -39,6 +39,12 @@ func Load(ctx context.Context, local bool) (aws.Config, error) {
 	return cfg, nil
 }
 
+// FromEnv is Load for a Lambda or a command configured by the standard
+// variables: local defaults apply when an endpoint variable is set.
+func FromEnv(ctx context.Context) (aws.Config, error) {
+	return Load(ctx, EnvEndpoint("DYNAMODB") != "" || EnvEndpoint("SQS") != "")
+}
+
 // EnvEndpoint returns the endpoint the standard variables set for a service
 // ("DYNAMODB", "SQS"): AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL.
 func EnvEndpoint(service string) string {

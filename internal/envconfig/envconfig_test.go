@@ -25,3 +25,22 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestRequiredAndInt(t *testing.T) {
+	t.Setenv("STEPFLOW_TEST_A", "a")
+	t.Setenv("STEPFLOW_TEST_B", "")
+	if v, err := Required("STEPFLOW_TEST_A"); err != nil || v[0] != "a" {
+		t.Fatalf("Required(A) = %v, %v", v, err)
+	}
+	if _, err := Required("STEPFLOW_TEST_A", "STEPFLOW_TEST_B", "STEPFLOW_TEST_C"); err == nil ||
+		err.Error() != "STEPFLOW_TEST_B, STEPFLOW_TEST_C must be set" {
+		t.Fatalf("Required with two unset: %v", err)
+	}
+	for value, want := range map[string]int{"": 60, "5": 5, "0": 0, "x": 0} {
+		t.Setenv("STEPFLOW_TEST_N", value)
+		got, err := Int("STEPFLOW_TEST_N", 60)
+		if got != want || (want == 0) != (err != nil) {
+			t.Errorf("Int(%q) = %d, %v", value, got, err)
+		}
+	}
+}
