@@ -17,6 +17,12 @@ const (
 	MaxTypeLen        = 64
 	MaxActionLen      = 64
 	MaxDurationSecs   = 300
+	// MinDurationSecs is the smallest duration above zero: the engine keeps
+	// time in milliseconds.
+	MinDurationSecs = 0.001
+	// MinProbability is the smallest fail_probability above zero:
+	// DynamoDB stores no number of smaller magnitude than 1e-130.
+	MinProbability = 1e-130
 	MaxRetries        = 10
 	DefaultDuration   = 1.0
 	DefaultMaxRetries = 3
@@ -176,15 +182,15 @@ func (s StepInput) normalize(path string) (Step, error) {
 		}
 		if c.DurationSeconds != nil {
 			d := *c.DurationSeconds
-			if d < 0 || d > MaxDurationSecs {
-				return st, fieldErr(cp+".duration_seconds", "must be between 0 and %d, got %v", MaxDurationSecs, d)
+			if d < 0 || d > MaxDurationSecs || (d > 0 && d < MinDurationSecs) {
+				return st, fieldErr(cp+".duration_seconds", "must be 0 or between %v and %d (millisecond resolution), got %v", MinDurationSecs, MaxDurationSecs, d)
 			}
 			st.Config.DurationSeconds = d
 		}
 		if c.FailProbability != nil {
 			p := *c.FailProbability
-			if p < 0 || p > 1 {
-				return st, fieldErr(cp+".fail_probability", "must be between 0 and 1, got %v", p)
+			if p < 0 || p > 1 || (p > 0 && p < MinProbability) {
+				return st, fieldErr(cp+".fail_probability", "must be 0 or between %v and 1, got %v", MinProbability, p)
 			}
 			st.Config.FailProbability = p
 		}

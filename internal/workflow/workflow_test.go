@@ -58,10 +58,15 @@ func TestNormalizeRejects(t *testing.T) {
 		{"duplicate id", `{"name":"w","steps":[{"id":"a"},{"id":"b"},{"id":"a"}]}`, "steps[2].id", "steps[0]"},
 		{"empty type", `{"name":"w","steps":[{"id":"a","type":""}]}`, "steps[0].type", "empty"},
 		{"long action", `{"name":"w","steps":[{"id":"a","config":{"action":"` + strings.Repeat("x", 65) + `"}}]}`, "steps[0].config.action", "64"},
-		{"negative duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":-1}}]}`, "steps[0].config.duration_seconds", "between 0 and 300"},
+		{"negative duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":-1}}]}`, "steps[0].config.duration_seconds", "between 0.001 and 300"},
+		// DynamoDB rejects numbers this small ("Number underflow"); they
+		// must never reach a run start.
+		{"underflowing duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":1e-320}}]}`, "steps[0].config.duration_seconds", "millisecond"},
+		{"sub-millisecond duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":0.0005}}]}`, "steps[0].config.duration_seconds", "0.0005"},
+		{"underflowing probability", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":1e-200}}]}`, "steps[0].config.fail_probability", "1e-130"},
 		{"long duration", `{"name":"w","steps":[{"id":"a","config":{"duration_seconds":300.5}}]}`, "steps[0].config.duration_seconds", "300.5"},
-		{"negative probability", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":-0.1}}]}`, "steps[0].config.fail_probability", "between 0 and 1"},
-		{"probability over one", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":1.01}}]}`, "steps[0].config.fail_probability", "between 0 and 1"},
+		{"negative probability", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":-0.1}}]}`, "steps[0].config.fail_probability", "between 1e-130 and 1"},
+		{"probability over one", `{"name":"w","steps":[{"id":"a","config":{"fail_probability":1.01}}]}`, "steps[0].config.fail_probability", "and 1"},
 		{"negative retries", `{"name":"w","steps":[{"id":"a","config":{"max_retries":-1}}]}`, "steps[0].config.max_retries", "between 0 and 10"},
 		{"too many retries", `{"name":"w","steps":[{"id":"a","config":{"max_retries":11}}]}`, "steps[0].config.max_retries", "got 11"},
 		{"unknown dependency", `{"name":"w","steps":[{"id":"a","depends_on":["zz"]}]}`, "steps[0].depends_on[0]", `unknown step "zz"`},
