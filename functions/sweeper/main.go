@@ -1,6 +1,6 @@
 // Command sweeper is the sweeper Lambda, run by an EventBridge schedule.
 // Configuration: STEPFLOW_TABLE, STEPFLOW_QUEUE_URL (required),
-// STEPFLOW_SWEEP_GRACE and STEPFLOW_RETRY_CAP (Go durations, default 1m).
+// STEPFLOW_SWEEP_GRACE (a Go duration, default 1m).
 package main
 
 import (
@@ -24,8 +24,7 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_QUEUE_URL")
 	grace, errGrace := envconfig.Duration("STEPFLOW_SWEEP_GRACE", time.Minute)
-	retryCap, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", time.Minute)
-	if err := errors.Join(errEnv, errGrace, errCap); err != nil {
+	if err := errors.Join(errEnv, errGrace); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
@@ -35,11 +34,10 @@ func main() {
 		os.Exit(1)
 	}
 	sw := &sweeper.Sweeper{
-		Store:    store.New(awsclient.DynamoDB(cfg, ""), env[0]),
-		Queue:    &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]},
-		Grace:    grace,
-		RetryCap: retryCap,
-		Logger:   log,
+		Store:  store.New(awsclient.DynamoDB(cfg, ""), env[0]),
+		Queue:  &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]},
+		Grace:  grace,
+		Logger: log,
 	}
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) (sweeper.Report, error) {
 		return sw.Sweep(ctx)

@@ -10,8 +10,9 @@ import (
 
 	"stepflow/internal/auth"
 	"stepflow/internal/id"
-	"stepflow/internal/status"
+	"stepflow/internal/runstate"
 	"stepflow/internal/store"
+	"stepflow/internal/workflow"
 )
 
 // MaxBodyBytes is the largest request body accepted (256 KiB).
@@ -30,15 +31,20 @@ type Store interface {
 	CreateWorkflow(ctx context.Context, w store.Workflow) error
 	GetWorkflow(ctx context.Context, id string) (store.Workflow, error)
 	ListWorkflows(ctx context.Context, p store.Page) ([]store.WorkflowSummary, string, error)
-	CreateRun(ctx context.Context, r store.Run, steps []store.Step) error
+	// Plan returns a workflow and its plan (cached: workflows never change).
+	Plan(ctx context.Context, workflowID string) (store.Workflow, workflow.Plan, error)
+	CreateRun(ctx context.Context, r runstate.Run) error
 	GetRun(ctx context.Context, id string) (store.RunDetail, error)
+	ReadRun(ctx context.Context, id string, consistent bool) (runstate.Run, []runstate.Failure, error)
 	ListRuns(ctx context.Context, f store.RunFilter, p store.Page) ([]store.Run, string, error)
+	// EndRun and ResetRun return ErrConflict when the run changed since it
+	// was read.
+	EndRun(ctx context.Context, e runstate.End) error
+	ResetRun(ctx context.Context, rs runstate.Reset) error
 	CreateOrder(ctx context.Context, o store.Order) error
 	GetOrder(ctx context.Context, id string) (store.Order, error)
+	OrderHistory(ctx context.Context, orderID string, p store.Page) ([]store.HistoryEntry, string, error)
 	ListOrders(ctx context.Context, p store.Page) ([]store.OrderSummary, string, error)
-	EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error
-	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
-	RetryRun(ctx context.Context, d store.RunDetail, now time.Time) error
 }
 
 // Authenticator authenticates a request's Authorization header; its errors
@@ -59,10 +65,11 @@ type Redriver interface {
 	Redrive(ctx context.Context) (int, error)
 }
 
-// RunStarter enqueues the ready steps of a new or retried run. It is called
-// after the run is stored; an error is logged and left to the sweeper.
+// RunStarter enqueues the steps of a new or retried run that can start. It
+// is called after the run is stored; an error is logged and left to the
+// sweeper.
 type RunStarter interface {
-	StartRun(ctx context.Context, run store.RunDetail) error
+	Start(ctx context.Context, r runstate.Run, p workflow.Plan) error
 }
 
 // Config configures the API.
@@ -129,6 +136,7 @@ func (s *server) routes() {
 	s.mux.HandleFunc("POST /orders", s.createOrder)
 	s.mux.HandleFunc("GET /orders", s.listOrders)
 	s.mux.HandleFunc("GET /orders/{id}", s.getOrder)
+	s.mux.HandleFunc("GET /orders/{id}/history", s.orderHistory)
 }
 
 // serve routes a request, answering unknown routes (404) and wrong methods

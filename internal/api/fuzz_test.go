@@ -44,7 +44,7 @@ func FuzzDecodeWorkflow(f *testing.F) {
 		if n := len(def.Steps); n < 1 || n > workflow.MaxSteps {
 			t.Fatalf("accepted %d steps", n)
 		}
-		plan, err := workflow.Plan(def)
+		plan, err := workflow.NewPlan(def)
 		if err != nil || len(plan) != len(def.Steps) {
 			t.Fatalf("accepted definition cannot be planned: %v", err)
 		}

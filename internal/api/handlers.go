@@ -9,9 +9,9 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
-	"time"
 
 	"stepflow/internal/id"
+	"stepflow/internal/runstate"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
 	"stepflow/internal/workflow"
@@ -83,7 +83,7 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, unprocessable("order_id", fmt.Sprintf("order_id %q names no order", *req.OrderID)))
 		return
 	}
-	wf, err := s.Store.GetWorkflow(r.Context(), wfID)
+	wf, plan, err := s.Store.Plan(r.Context(), wfID)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
@@ -91,143 +91,143 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 	if !s.limitRunStart(w, r) {
 		return
 	}
-	run, err := newRun(s.IDs.New("run"), wf, req.OrderID, s.Now().UTC())
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
+	orderID := ""
+	if req.OrderID != nil {
+		orderID = *req.OrderID
 	}
-	if err := s.Store.CreateRun(r.Context(), run.Run, run.Steps); err != nil {
+	run := runstate.NewRun(s.IDs.New("run"), wf.ID, wf.Name, orderID, plan, s.Now())
+	if err := s.Store.CreateRun(r.Context(), run); err != nil {
 		if errors.Is(err, store.ErrOrderNotFound) {
-			err = unprocessable("order_id", fmt.Sprintf("order_id %q names no order", *req.OrderID))
+			err = unprocessable("order_id", fmt.Sprintf("order_id %q names no order", orderID))
 		}
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	if s.Starter != nil {
-		if err := s.Starter.StartRun(r.Context(), run); err != nil {
-			// The run is stored; the sweeper starts runs left pending.
-			s.Logger.ErrorContext(r.Context(), "start run", "run_id", run.ID, "error", err)
-		}
-	}
-	writeJSON(w, http.StatusAccepted, run)
+	s.start(r, run, plan)
+	writeJSON(w, http.StatusAccepted, store.RunView(run, plan, nil, s.Now()))
 }
 
-// newRun lays out a new pending run of wf with its steps in dependency
-// order.
-func newRun(runID string, wf store.Workflow, orderID *string, now time.Time) (store.RunDetail, error) {
-	plan, err := workflow.Plan(wf.Definition)
-	if err != nil {
-		return store.RunDetail{}, err
+// start enqueues the steps of a stored run that can start; if that fails,
+// the sweeper starts them after its grace period.
+func (s *server) start(r *http.Request, run runstate.Run, plan workflow.Plan) {
+	if s.Starter == nil {
+		return
 	}
-	d := store.RunDetail{Run: store.Run{
-		ID: runID, WorkflowID: wf.ID, WorkflowName: wf.Name, OrderID: orderID,
-		Status: status.RunPending, StepCount: len(plan), CreatedAt: now,
-	}}
-	for _, p := range plan {
-		deps := p.Dependents
-		if len(deps) == 0 {
-			deps = []int{}
-			d.SinksRemaining++
-		}
-		d.Steps = append(d.Steps, store.Step{
-			ID: runID + ":" + p.ID, StepID: p.ID, StepIndex: p.Index, Type: p.Type,
-			Status: status.StepPending, MaxRetries: p.Config.MaxRetries, DependsOn: p.DependsOn,
-			Config: p.Config, Dependents: deps, DepsRemaining: len(p.DependsOn), Attempts: []store.Attempt{},
-		})
+	if err := s.Starter.Start(r.Context(), run, plan); err != nil {
+		s.Logger.ErrorContext(r.Context(), "start run", "run_id", run.ID, "error", err)
 	}
-	return d, nil
 }
 
 func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
-	if d, ok := s.loadRun(w, r); ok {
-		writeJSON(w, http.StatusOK, d)
+	runID := r.PathValue("id")
+	if !id.Valid("run", runID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
 	}
+	s.writeRun(w, r, runID, http.StatusOK)
 }
 
 func conflict(msg string) *httpError {
 	return &httpError{status: http.StatusConflict, msg: msg}
 }
 
-// cancelRun cancels a pending or running run: nothing new starts, steps
-// that have not started become cancelled, and attempts already running
-// finish and commit their own result (see DECISIONS.md).
+// maxAdminTries bounds how often cancel and retry read the run again after
+// it changed under them; each change is a step committing or failing.
+const maxAdminTries = 5
+
+// cancelRun cancels a pending or running run with one write: nothing new
+// starts, steps that have not started are reported as cancelled, and
+// attempts already running finish and commit their own result (see
+// DECISIONS.md).
 func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.loadRun(w, r)
-	if !ok {
-		return
-	}
-	if d.Status.Terminal() {
-		writeError(w, r, s.Logger, conflict(fmt.Sprintf("run is %s; only pending or running runs can be cancelled", d.Status)))
-		return
-	}
-	now := s.Now().UTC()
-	if err := s.Store.EndRun(r.Context(), d.ID, status.RunCancelled, now); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			err = conflict("run ended while it was being cancelled")
+	s.adminRun(w, r, http.StatusOK, func(run runstate.Run) error {
+		end, err := runstate.Cancel(run, s.Now())
+		if errors.Is(err, runstate.ErrNotLive) {
+			return conflict(fmt.Sprintf("run is %s; only pending or running runs can be cancelled", run.Reported()))
 		}
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	for _, st := range d.Steps {
-		if st.Status == status.StepPending {
-			if err := s.Store.SettleStep(r.Context(), d.ID, st.StepIndex, status.StepCancelled, now); err != nil {
-				writeError(w, r, s.Logger, err)
-				return
-			}
+		if err != nil {
+			return err
 		}
-	}
-	s.writeRun(w, r, d.ID, http.StatusOK)
+		return s.Store.EndRun(r.Context(), end)
+	})
 }
 
 // retryRun resumes a failed or cancelled run from its failed and never-run
-// steps; completed steps and their effects stay as they are.
+// steps in a new generation, with one write; completed steps and their
+// effects stay as they are.
 func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.loadRun(w, r)
-	if !ok {
-		return
-	}
-	if d.Status != status.RunFailed && d.Status != status.RunCancelled {
-		writeError(w, r, s.Logger, conflict(fmt.Sprintf("run is %s; only failed or cancelled runs can be retried", d.Status)))
-		return
-	}
-	if !s.limitRunStart(w, r) {
-		return
-	}
-	if err := s.Store.RetryRun(r.Context(), d, s.Now().UTC()); err != nil {
-		switch {
-		case errors.Is(err, store.ErrConflict):
-			err = conflict("run changed while it was being retried")
-		case errors.Is(err, store.ErrTooManyResets):
-			err = &httpError{status: http.StatusUnprocessableEntity, msg: "a retry can reset at most 99 steps at once; this run needs more"}
+	limited := false
+	s.adminRun(w, r, http.StatusAccepted, func(run runstate.Run) error {
+		rs, err := runstate.Retry(run, s.Now())
+		if errors.Is(err, runstate.ErrNotRetryable) {
+			return conflict(fmt.Sprintf("run is %s; only failed or cancelled runs can be retried", run.Reported()))
 		}
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	d, err := s.Store.GetRun(r.Context(), d.ID)
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	if s.Starter != nil {
-		if err := s.Starter.StartRun(r.Context(), d); err != nil {
-			s.Logger.ErrorContext(r.Context(), "start retried run", "run_id", d.ID, "error", err)
+		if err != nil {
+			return err
 		}
-	}
-	writeJSON(w, http.StatusAccepted, d)
+		if !limited {
+			if !s.limitRunStart(w, r) {
+				return errLimited
+			}
+			limited = true
+		}
+		if err := s.Store.ResetRun(r.Context(), rs); err != nil {
+			return err
+		}
+		// Answer with the run as the reset left it; once its steps are
+		// enqueued, a fast runner may already have moved it on.
+		d, err := s.Store.GetRun(r.Context(), run.ID)
+		if err != nil {
+			return err
+		}
+		_, plan, err := s.Store.Plan(r.Context(), run.WorkflowID)
+		if err != nil {
+			return err
+		}
+		s.start(r, rs.Applied(run), plan)
+		return answered{d}
+	})
 }
 
-func (s *server) loadRun(w http.ResponseWriter, r *http.Request) (store.RunDetail, bool) {
+// answered carries the response a write already prepared.
+type answered struct{ d store.RunDetail }
+
+func (answered) Error() string { return "answered" }
+
+// errLimited: the rate limiter already answered the request.
+var errLimited = errors.New("rate limited")
+
+// adminRun reads the run and applies write, reading again and retrying
+// when the run changed between the read and the write (ErrConflict).
+func (s *server) adminRun(w http.ResponseWriter, r *http.Request, code int, write func(runstate.Run) error) {
 	runID := r.PathValue("id")
 	if !id.Valid("run", runID) {
 		writeError(w, r, s.Logger, store.ErrNotFound)
-		return store.RunDetail{}, false
+		return
 	}
-	d, err := s.Store.GetRun(r.Context(), runID)
-	if err != nil {
+	for try := 1; ; try++ {
+		run, _, err := s.Store.ReadRun(r.Context(), runID, true)
+		if err == nil {
+			err = write(run)
+		}
+		var a answered
+		switch {
+		case err == nil:
+			s.writeRun(w, r, runID, code)
+			return
+		case errors.As(err, &a):
+			writeJSON(w, code, a.d)
+			return
+		case errors.Is(err, errLimited):
+			return
+		case errors.Is(err, store.ErrConflict) && try < maxAdminTries:
+			continue
+		case errors.Is(err, store.ErrConflict):
+			err = conflict("the run kept changing; try again")
+		}
 		writeError(w, r, s.Logger, err)
-		return d, false
+		return
 	}
-	return d, true
 }
 
 func (s *server) writeRun(w http.ResponseWriter, r *http.Request, runID string, code int) {
@@ -347,6 +347,33 @@ func checkAmount(n *jsonNumber) (store.Amount, error) {
 		return "", unprocessable("amount", fmt.Sprintf("amount must be greater than 0 and at most %d; got %s", MaxAmount, v))
 	}
 	return store.Amount(v), nil
+}
+
+// historyCursor is the form of an order history cursor: "0" (the creation
+// entry) or "<run id>#<step index>".
+var historyCursor = regexp.MustCompile(`^(0|run_[0-9A-HJKMNP-TV-Z]{26}#[0-9]{3})$`)
+
+func (s *server) orderHistory(w http.ResponseWriter, r *http.Request) {
+	orderID := r.PathValue("id")
+	if !id.Valid("ord", orderID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
+	}
+	p, err := page(r, "")
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	if p.Cursor != "" && !historyCursor.MatchString(p.Cursor) {
+		writeError(w, r, s.Logger, badRequest("cursor", "cursor is not valid for this list; use the URL from the Link header"))
+		return
+	}
+	if _, err := s.Store.GetOrder(r.Context(), orderID); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	items, next, err := s.Store.OrderHistory(r.Context(), orderID, p)
+	writeList(w, r, s, items, next, err)
 }
 
 func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,8 @@ import (
 	"stepflow/internal/store"
 )
 
-// page reads ?limit= and ?cursor= for a list of IDs with the given prefix.
+// page reads ?limit= and ?cursor= for a list of IDs with the given prefix
+// (with prefix "", the caller checks the cursor).
 func page(r *http.Request, prefix string) (store.Page, error) {
 	q := r.URL.Query()
 	p := store.Page{Limit: DefaultLimit, Cursor: q.Get("cursor")}
@@ -25,7 +26,7 @@ func page(r *http.Request, prefix string) (store.Page, error) {
 		}
 		p.Limit = n
 	}
-	if p.Cursor != "" && !id.Valid(prefix, p.Cursor) {
+	if p.Cursor != "" && prefix != "" && !id.Valid(prefix, p.Cursor) {
 		return p, badRequest("cursor", "cursor is not valid for this list; use the URL from the Link header")
 	}
 	return p, nil

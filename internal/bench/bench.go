@@ -341,7 +341,7 @@ func floor(ctx context.Context, cfg aws.Config, dynEP, sqsEP, table string, bc C
 	start := time.Now()
 	var roots []queue.Message
 	for i := range steps / 4 {
-		roots = append(roots, queue.Message{RunID: fmt.Sprintf("floor%d", i), StepIndex: 0})
+		roots = append(roots, queue.Message{RunID: fmt.Sprintf("floor%d", i), WorkflowID: "floor", StepIndex: 0})
 	}
 	if err := q.Send(ctx, roots); err != nil {
 		return 0, err

@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	st.Token = cred
 	h := api.New(api.Config{
-		Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins,
+		Store: sto, Starter: engine.Starter{Queue: work}, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
 		Auth:     auth.Authenticator{Tokens: sto}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
 	})
@@ -227,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 			BatchSize: cfg.BatchSize, Concurrency: cfg.Concurrency, Logger: cfg.Logger,
 		})
 	}()
-	sw := &sweeper.Sweeper{Store: sto, Queue: work, Grace: cfg.SweepGrace, RetryCap: policy.Cap, Logger: cfg.Logger}
+	sw := &sweeper.Sweeper{Store: sto, Queue: work, Grace: cfg.SweepGrace, Logger: cfg.Logger}
 	go func() {
 		defer st.pollerDone.Done()
 		t := time.NewTicker(cfg.SweepInterval)

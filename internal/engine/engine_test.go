@@ -173,7 +173,7 @@ func setup(t *testing.T, o options) *bundle {
 		}()
 	}
 	if o.sweepEvery > 0 {
-		sw := &sweeper.Sweeper{Store: st, Queue: work, Grace: o.sweepGrace, RetryCap: policy.Cap}
+		sw := &sweeper.Sweeper{Store: st, Queue: work, Grace: o.sweepGrace}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

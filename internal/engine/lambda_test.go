@@ -12,6 +12,7 @@ import (
 	"stepflow/internal/engine"
 	"stepflow/internal/queue"
 	"stepflow/internal/retry"
+	"stepflow/internal/runstate"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
 	"stepflow/internal/testenv"
@@ -37,11 +38,17 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 	url := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: 5 * time.Second}).URL
 	ctx := context.Background()
 	// The run the first recorded message names.
-	run := store.Run{ID: "run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", WorkflowID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", WorkflowName: "one",
-		Status: status.RunPending, StepCount: 1, SinksRemaining: 1, CreatedAt: time.Now().UTC()}
-	steps := []store.Step{{ID: run.ID + ":only", StepID: "only", Type: "task", Status: status.StepPending, MaxRetries: 3,
-		DependsOn: []string{}, Dependents: []int{}, Attempts: []store.Attempt{}, Config: workflow.Config{}}}
-	if err := st.CreateRun(ctx, run, steps); err != nil {
+	def := workflow.Definition{Name: "one", Steps: []workflow.Step{{ID: "only", Type: "task", DependsOn: []string{}, Config: workflow.Config{MaxRetries: 3}}}}
+	wf := store.Workflow{ID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", Name: "one", Definition: def, CreatedAt: time.Now().UTC()}
+	if err := st.CreateWorkflow(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := workflow.NewPlan(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := runstate.NewRun("run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", wf.ID, wf.Name, "", plan, time.Now())
+	if err := st.CreateRun(ctx, run); err != nil {
 		t.Fatal(err)
 	}
 	eng, err := engine.New(engine.Config{Store: st, Queue: &queue.SQS{Client: sq, URL: url}, Task: engine.Simulated{Rand: func() float64 { return 0.5 }},

@@ -14,7 +14,9 @@ type TaskInput struct {
 	StepID  string
 	Index   int
 	Attempt int // 0 for the first attempt
-	Config  workflow.Config
+	// Generation is the run's generation the attempt was started in.
+	Generation int
+	Config     workflow.Config
 }
 
 // Task does a step's work. An error fails the attempt; its text becomes the

@@ -106,3 +106,19 @@ func Valid(prefix, s string) bool {
 	}
 	return true
 }
+
+// Token returns n random Crockford base32 characters from the generator's
+// random source: a short tag that is unique enough to tell claims apart,
+// where an ID would be too long.
+func (g *Generator) Token(n int) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(g.rand, b); err != nil {
+		panic(fmt.Sprintf("id: read random source: %v", err))
+	}
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b)
+}

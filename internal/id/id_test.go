@@ -3,6 +3,7 @@ package id
 import (
 	"bytes"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +75,21 @@ func TestValid(t *testing.T) {
 		if got := Valid(tt.prefix, tt.s); got != tt.want {
 			t.Errorf("Valid(%q, %q) = %v, want %v", tt.prefix, tt.s, got, tt.want)
 		}
+	}
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	g := NewGenerator(nil, nil)
+	seen := map[string]bool{}
+	for range 1000 {
+		tok := g.Token(8)
+		if len(tok) != 8 || strings.Trim(tok, alphabet) != "" {
+			t.Fatalf("token %q", tok)
+		}
+		if seen[tok] {
+			t.Fatalf("token %q repeated within 1000", tok)
+		}
+		seen[tok] = true
 	}
 }

@@ -14,14 +14,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"stepflow/internal/runstate"
 )
 
-// Message asks a runner to run one attempt of one step.
+// Message asks a runner to run one attempt of one step. It names the run's
+// workflow and order so that the runner reads the run with one request.
 type Message struct {
-	RunID     string `json:"run_id"`
-	StepIndex int    `json:"step_index"`
+	RunID      string `json:"run_id"`
+	WorkflowID string `json:"workflow_id"`
+	OrderID    string `json:"order_id,omitempty"`
+	StepIndex  int    `json:"step_index"`
 	// Attempt is the step's retry_count this message is for.
 	Attempt int `json:"attempt"`
+	// Gen is the run's generation when the message was sent (for logs).
+	Gen int `json:"gen"`
 	// SentAt is when the message was sent (after the parent's commit), for
 	// measuring hand-off latency.
 	SentAt time.Time `json:"sent_at"`
@@ -35,10 +42,15 @@ func Decode(body string) (Message, error) {
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		return m, fmt.Errorf("decode step message: %w", err)
 	}
-	if m.RunID == "" || m.StepIndex < 0 || m.Attempt < 0 {
+	if m.RunID == "" || m.WorkflowID == "" || m.StepIndex < 0 || m.Attempt < 0 {
 		return m, fmt.Errorf("decode step message: missing or negative fields in %q", body)
 	}
 	return m, nil
+}
+
+// For returns the message for an attempt of step of run r, sent at at.
+func For(r runstate.Run, step, attempt int, at time.Time) Message {
+	return Message{RunID: r.ID, WorkflowID: r.WorkflowID, OrderID: r.OrderID, StepIndex: step, Attempt: attempt, Gen: r.Gen, SentAt: at.UTC()}
 }
 
 // SQSAPI is the part of the SQS client the queue uses.

@@ -1,94 +1,103 @@
 // Package status defines the state machines of runs, steps and orders: the
-// typed statuses, the transitions each allows, and the order actions that
-// move an order along. Storage enforces these transitions with conditional
-// writes; docs/state-machines.md draws them.
+// typed statuses, the transitions each stored status allows, and the order
+// actions that move an order along. Package runstate checks every state it
+// computes against these tables and package store writes it conditioned on
+// the old state; docs/state-machines.md draws them.
 package status
 
 import "fmt"
 
-// Run is the status of a workflow run.
+// Run is the status of a workflow run. Four are stored; pending is only
+// reported (see RunPending).
 type Run string
 
 const (
-	// RunPending: created by POST /workflows/{id}/runs; no step has started.
-	// Leaves when the engine starts the first step (running) or the run is
-	// cancelled.
+	// RunPending is reported, never stored: a running run no step of which
+	// has started yet (POST /workflows/{id}/runs stores it as running).
 	RunPending Run = "pending"
-	// RunRunning: at least one step has started. Leaves when every step is
-	// completed (completed), a step fails permanently (failed), or the run is
-	// cancelled.
+	// RunRunning: created or retried, and not ended. Leaves when its last
+	// step completes (completed), a step fails with no retries left
+	// (failed), or it is cancelled.
 	RunRunning Run = "running"
 	// RunCompleted: every step completed. Terminal.
 	RunCompleted Run = "completed"
 	// RunFailed: a step exhausted its retries. Left only by a retry of the
-	// run (running).
+	// run (running, next generation).
 	RunFailed Run = "failed"
 	// RunCancelled: cancelled by a user. Left only by a retry (running).
 	RunCancelled Run = "cancelled"
 )
 
+// runEdges are the transitions of stored run statuses.
 var runEdges = map[Run][]Run{
-	RunPending:   {RunRunning, RunCancelled, RunFailed},
 	RunRunning:   {RunCompleted, RunFailed, RunCancelled},
 	RunFailed:    {RunRunning},
 	RunCancelled: {RunRunning},
 	RunCompleted: nil,
 }
 
-// Runs lists every run status.
+// Runs lists every run status the API reports.
 var Runs = []Run{RunPending, RunRunning, RunCompleted, RunFailed, RunCancelled}
 
 // Terminal reports whether no step of a run in status r will start.
 func (r Run) Terminal() bool { return r == RunCompleted || r == RunFailed || r == RunCancelled }
 
-// Valid reports whether r is a known run status.
-func (r Run) Valid() bool { _, ok := runEdges[r]; return ok }
+// Valid reports whether r is a run status the API reports.
+func (r Run) Valid() bool { return contains(Runs, r) }
 
-// CanBecome reports whether a run may move from r to next.
+// CanBecome reports whether a stored run status may move from r to next.
 func (r Run) CanBecome(next Run) bool { return contains(runEdges[r], next) }
 
-// Step is the status of one step of a run.
+// Step is the status of one step of a run. Four are stored per generation
+// (pending, running, completed, failed); skipped and cancelled are only
+// reported, for steps that will not run because their run ended.
 type Step string
 
 const (
 	// StepPending: waiting for its dependencies, for its message, or for a
-	// retry's backoff. Leaves when an attempt starts (running), or when the
-	// run fails (skipped) or is cancelled (cancelled).
+	// retry's backoff. Leaves when claimed (running), or when run in the
+	// same invocation as its parent and committed with it (completed,
+	// pending again after a failed attempt, or failed).
 	StepPending Step = "pending"
 	// StepRunning: an attempt holds the step's lease. Leaves on commit
-	// (completed), on a failed attempt with retries left (pending), or on
-	// the last failed attempt (failed). A running attempt is never cut
-	// short: cancelling or failing its run lets it finish.
+	// (completed), on a failed attempt with retries left (pending), on the
+	// last failed attempt (failed), or when its expired lease is taken over
+	// (running again). A running attempt is never cut short: cancelling or
+	// failing its run lets it finish.
 	StepRunning Step = "running"
 	// StepCompleted: its result and effect were committed. Terminal, and
 	// kept across run retries.
 	StepCompleted Step = "completed"
 	// StepFailed: exhausted its retries. A run retry resets it (pending).
 	StepFailed Step = "failed"
-	// StepSkipped: never ran because the run failed first. A run retry
-	// resets it (pending).
+	// StepSkipped is reported, never stored: a step that had not started
+	// (or whose attempt's runner died) when its run failed.
 	StepSkipped Step = "skipped"
-	// StepCancelled: never started because the run was cancelled. A run
-	// retry resets it (pending).
+	// StepCancelled is reported, never stored: the same for a cancelled
+	// run.
 	StepCancelled Step = "cancelled"
 )
 
+// stepEdges are the transitions of stored step statuses, within a
+// generation and by a run retry (which resets failed, pending and
+// abandoned running steps to pending).
 var stepEdges = map[Step][]Step{
-	StepPending:   {StepRunning, StepSkipped, StepCancelled},
-	StepRunning:   {StepCompleted, StepPending, StepFailed},
+	StepPending:   {StepRunning, StepCompleted, StepFailed, StepPending},
+	StepRunning:   {StepCompleted, StepPending, StepFailed, StepRunning},
 	StepCompleted: nil,
 	StepFailed:    {StepPending},
-	StepSkipped:   {StepPending},
-	StepCancelled: {StepPending},
 }
+
+// Steps lists every step status the API reports.
+var Steps = []Step{StepPending, StepRunning, StepCompleted, StepFailed, StepSkipped, StepCancelled}
 
 // Terminal reports whether s will not change unless the run is retried.
 func (s Step) Terminal() bool { return s != StepPending && s != StepRunning }
 
-// Valid reports whether s is a known step status.
-func (s Step) Valid() bool { _, ok := stepEdges[s]; return ok }
+// Valid reports whether s is a step status the API reports.
+func (s Step) Valid() bool { return contains(Steps, s) }
 
-// CanBecome reports whether a step may move from s to next.
+// CanBecome reports whether a stored step status may move from s to next.
 func (s Step) CanBecome(next Step) bool { return contains(stepEdges[s], next) }
 
 // Order is the status of an order.

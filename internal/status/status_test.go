@@ -11,9 +11,7 @@ func TestRunTransitions(t *testing.T) {
 		from, to Run
 		want     bool
 	}{
-		{RunPending, RunRunning, true},
-		{RunPending, RunCancelled, true},
-		{RunPending, RunCompleted, false},
+		{RunPending, RunRunning, false}, // pending is reported, never stored
 		{RunRunning, RunCompleted, true},
 		{RunRunning, RunFailed, true},
 		{RunRunning, RunCancelled, true},
@@ -47,21 +45,26 @@ func TestStepTransitions(t *testing.T) {
 		want     bool
 	}{
 		{StepPending, StepRunning, true},
-		{StepPending, StepCompleted, false},
-		{StepPending, StepSkipped, true},
+		{StepPending, StepCompleted, true}, // run in its parent's invocation
+		{StepPending, StepSkipped, false},  // skipped is never stored
 		{StepRunning, StepCompleted, true},
 		{StepRunning, StepPending, true}, // a failed attempt with retries left
 		{StepRunning, StepFailed, true},
+		{StepRunning, StepRunning, true}, // an expired lease taken over
 		{StepCompleted, StepPending, false},
 		{StepCompleted, StepRunning, false},
 		{StepFailed, StepPending, true}, // run retry
-		{StepSkipped, StepRunning, false},
-		{StepRunning, StepCancelled, false}, // a running attempt finishes
-		{StepPending, StepCancelled, true},
+		{StepFailed, StepRunning, false},
+		{StepRunning, StepCancelled, false},
 	}
 	for _, tt := range tests {
 		if got := tt.from.CanBecome(tt.to); got != tt.want {
 			t.Errorf("%s -> %s = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
+	}
+	for _, s := range Steps {
+		if !s.Valid() {
+			t.Errorf("%s not valid", s)
 		}
 	}
 	if StepPending.Terminal() || StepRunning.Terminal() || !StepCompleted.Terminal() || !StepSkipped.Terminal() {

@@ -17,6 +17,7 @@ type Workflow struct {
 	Name       string              `json:"name" dynamodbav:"name"`
 	Definition workflow.Definition `json:"definition" dynamodbav:"-"`
 	CreatedAt  time.Time           `json:"created_at" dynamodbav:"created_at"`
+	StepCount  int                 `json:"step_count" dynamodbav:"step_count"`
 }
 
 // WorkflowSummary is a workflow as listed.
@@ -24,26 +25,34 @@ type WorkflowSummary struct {
 	ID        string    `json:"id" dynamodbav:"id"`
 	Name      string    `json:"name" dynamodbav:"name"`
 	CreatedAt time.Time `json:"created_at" dynamodbav:"created_at"`
+	StepCount int       `json:"step_count" dynamodbav:"step_count"`
 }
 
-// Run is one execution of a workflow.
+// Run is one execution of a workflow, as the API shows it.
 type Run struct {
-	ID           string     `json:"id" dynamodbav:"id"`
-	WorkflowID   string     `json:"workflow_id" dynamodbav:"workflow_id"`
-	WorkflowName string     `json:"workflow_name" dynamodbav:"workflow_name"`
-	OrderID      *string    `json:"order_id" dynamodbav:"order_id,omitempty"`
-	Status       status.Run `json:"status" dynamodbav:"status"`
-	StepCount    int        `json:"step_count" dynamodbav:"step_count"`
-	CreatedAt    time.Time  `json:"created_at" dynamodbav:"created_at"`
-	StartedAt    *time.Time `json:"started_at" dynamodbav:"started_at,omitempty"`
-	CompletedAt  *time.Time `json:"completed_at" dynamodbav:"completed_at,omitempty"`
+	ID           string     `json:"id"`
+	WorkflowID   string     `json:"workflow_id"`
+	WorkflowName string     `json:"workflow_name"`
+	OrderID      *string    `json:"order_id"`
+	Status       status.Run `json:"status"`
+	StepCount    int        `json:"step_count"`
+	CreatedAt    time.Time  `json:"created_at"`
+	StartedAt    *time.Time `json:"started_at"`
+	CompletedAt  *time.Time `json:"completed_at"`
 	// Retries counts POST /runs/{id}/retry; RetriedAt is the latest.
-	Retries   int        `json:"retries" dynamodbav:"retries"`
-	RetriedAt *time.Time `json:"retried_at" dynamodbav:"retried_at,omitempty"`
-
-	// SinksRemaining counts the steps with no dependents that have not
-	// completed; the run completes when it reaches zero.
-	SinksRemaining int `json:"-" dynamodbav:"sinks_remaining"`
+	Retries   int        `json:"retries"`
+	RetriedAt *time.Time `json:"retried_at"`
+	// Generation is raised by each retry.
+	Generation int `json:"generation"`
+	// StepsCompleted counts the completed steps; StepStatuses has every
+	// step's status in step_index order.
+	StepsCompleted int           `json:"steps_completed"`
+	StepStatuses   []status.Step `json:"step_statuses"`
+	// ProgressAt is the latest time the run was created, retried, or had
+	// an attempt start or end.
+	ProgressAt time.Time `json:"progress_at"`
+	// OrderStatus is the status of the run's order, in lists.
+	OrderStatus *status.Order `json:"order_status,omitempty"`
 }
 
 // RunDetail is a run with its steps in step_index order.
@@ -52,54 +61,51 @@ type RunDetail struct {
 	Steps []Step `json:"steps"`
 }
 
-// Step is the state of one step of a run.
+// Step is the state of one step of a run, as the API shows it.
 type Step struct {
-	ID           string      `json:"id" dynamodbav:"id"`
-	StepID       string      `json:"step_id" dynamodbav:"step_id"`
-	StepIndex    int         `json:"step_index" dynamodbav:"step_index"`
-	Type         string      `json:"type" dynamodbav:"type"`
-	Status       status.Step `json:"status" dynamodbav:"status"`
-	RetryCount   int         `json:"retry_count" dynamodbav:"retry_count"`
-	MaxRetries   int         `json:"max_retries" dynamodbav:"max_retries"`
-	DependsOn    []string    `json:"depends_on" dynamodbav:"depends_on"`
-	StartedAt    *time.Time  `json:"started_at" dynamodbav:"started_at,omitempty"`
-	CompletedAt  *time.Time  `json:"completed_at" dynamodbav:"completed_at,omitempty"`
-	ErrorMessage *string     `json:"error_message" dynamodbav:"error_message,omitempty"`
-	// Attempts lists every finished attempt, oldest first.
-	Attempts []Attempt `json:"attempts" dynamodbav:"attempts"`
-
-	// Execution data, not part of the API.
-	Config        workflow.Config `json:"-" dynamodbav:"config"`
-	Dependents    []int           `json:"-" dynamodbav:"dependents"`
-	DepsRemaining int             `json:"-" dynamodbav:"deps_remaining"`
-	// LeaseToken identifies the attempt holding a running step; LeaseUntil
-	// is when the lease expires and another runner may take the step over.
-	LeaseToken string     `json:"-" dynamodbav:"lease_token,omitempty"`
-	LeaseUntil *time.Time `json:"-" dynamodbav:"lease_until,omitempty"`
-	// AttemptStartedAt is when the latest attempt started (the running one,
-	// while the step runs).
-	AttemptStartedAt *time.Time `json:"attempt_started_at,omitempty" dynamodbav:"attempt_started_at,omitempty"`
+	ID           string          `json:"id"`
+	StepID       string          `json:"step_id"`
+	StepIndex    int             `json:"step_index"`
+	Type         string          `json:"type"`
+	Status       status.Step     `json:"status"`
+	RetryCount   int             `json:"retry_count"`
+	MaxRetries   int             `json:"max_retries"`
+	DependsOn    []string        `json:"depends_on"`
+	Config       workflow.Config `json:"config"`
+	StartedAt    *time.Time      `json:"started_at"`
+	CompletedAt  *time.Time      `json:"completed_at"`
+	ErrorMessage *string         `json:"error_message"`
+	// Attempts lists the finished attempts of the current and the previous
+	// generation, oldest first.
+	Attempts []Attempt `json:"attempts"`
+	// AttemptStartedAt is when the running attempt started.
+	AttemptStartedAt *time.Time `json:"attempt_started_at,omitempty"`
+	// NextAttemptAt is when a pending step waiting for a retry's backoff
+	// may run next.
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
 }
 
 // Attempt is one finished attempt of a step.
 type Attempt struct {
-	Number    int       `json:"number" dynamodbav:"n"`
-	StartedAt time.Time `json:"started_at" dynamodbav:"s"`
-	EndedAt   time.Time `json:"ended_at" dynamodbav:"e"`
+	Number    int       `json:"number"`
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at"`
 	// Error is empty for the attempt that completed the step.
-	Error string `json:"error,omitempty" dynamodbav:"err,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Order is an order whose status runs move along, with its audit trail.
 type Order struct {
-	ID        string         `json:"id" dynamodbav:"id"`
-	Amount    Amount         `json:"amount" dynamodbav:"amount"`
-	Status    status.Order   `json:"status" dynamodbav:"status"`
-	CreatedAt time.Time      `json:"created_at" dynamodbav:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at" dynamodbav:"updated_at"`
-	History   []HistoryEntry `json:"history" dynamodbav:"history"`
-	// Version increases with every write; writers condition on it.
-	Version int `json:"-" dynamodbav:"version"`
+	ID        string       `json:"id" dynamodbav:"id"`
+	Amount    Amount       `json:"amount" dynamodbav:"amount"`
+	Status    status.Order `json:"status" dynamodbav:"status"`
+	CreatedAt time.Time    `json:"created_at" dynamodbav:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at" dynamodbav:"updated_at"`
+	// History is the first page of the order's history, oldest first;
+	// HistoryNext is the cursor of the next page (GET
+	// /orders/{id}/history), or nil.
+	History     []HistoryEntry `json:"history" dynamodbav:"-"`
+	HistoryNext *string        `json:"history_next" dynamodbav:"-"`
 }
 
 // OrderSummary is an order as listed.

@@ -13,8 +13,12 @@ import (
 
 // Key attribute names of the table and its indexes.
 const (
-	attrPK = "pk"
-	attrSK = "sk"
+	attrPK         = "pk"
+	attrSK         = "sk"
+	attrKind       = "kind"
+	attrID         = "id"
+	attrWorkflowID = "workflow_id"
+	attrActive     = "active"
 )
 
 // Index is a global secondary index of the table. Its key attributes are
@@ -36,32 +40,25 @@ type Schema struct {
 	TTL string
 }
 
-// listAttrs are the attributes list endpoints return; they are projected
-// into every index.
-var listAttrs = []string{
-	"id", "name", "created_at", "updated_at", "workflow_id", "workflow_name",
-	"order_id", "status", "started_at", "completed_at", "amount", "step_count",
-}
-
 // Index names.
 const (
 	indexByKind     = "by_kind"     // every workflow, run or order, newest first
-	indexByStatus   = "by_status"   // runs of one status
 	indexByWorkflow = "by_workflow" // runs of one workflow
-	indexActive     = "by_active"   // runs that are not terminal (sparse)
+	indexActive     = "by_active"   // runs that are running (sparse)
 )
 
-// TableSchema returns the table's definition.
+// TableSchema returns the table's definition. Every index is keys-only and
+// keyed on attributes the items carry anyway, so an item is written to an
+// index only when it enters or leaves it (see DECISIONS.md).
 func TableSchema() Schema {
 	return Schema{
 		PK:  attrPK,
 		SK:  attrSK,
 		TTL: "ttl",
 		Indexes: []Index{
-			{Name: indexByKind, PK: "gsi1pk", SK: "gsi1sk", Projected: listAttrs},
-			{Name: indexByStatus, PK: "gsi2pk", SK: "gsi2sk", Projected: listAttrs},
-			{Name: indexByWorkflow, PK: "gsi3pk", SK: "gsi3sk", Projected: listAttrs},
-			{Name: indexActive, PK: "gsi4pk", SK: "gsi4sk"},
+			{Name: indexByKind, PK: attrKind, SK: attrID},
+			{Name: indexByWorkflow, PK: attrWorkflowID, SK: attrID},
+			{Name: indexActive, PK: attrActive, SK: attrID},
 		},
 	}
 }
@@ -75,10 +72,14 @@ func CreateTableInput(name string) *dynamodb.CreateTableInput {
 		{AttributeName: aws.String(s.SK), AttributeType: types.ScalarAttributeTypeS},
 	}
 	var gsis []types.GlobalSecondaryIndex
+	defined := map[string]bool{s.PK: true, s.SK: true}
 	for _, ix := range s.Indexes {
-		attrs = append(attrs,
-			types.AttributeDefinition{AttributeName: aws.String(ix.PK), AttributeType: types.ScalarAttributeTypeS},
-			types.AttributeDefinition{AttributeName: aws.String(ix.SK), AttributeType: types.ScalarAttributeTypeS})
+		for _, a := range []string{ix.PK, ix.SK} {
+			if !defined[a] {
+				defined[a] = true
+				attrs = append(attrs, types.AttributeDefinition{AttributeName: aws.String(a), AttributeType: types.ScalarAttributeTypeS})
+			}
+		}
 		gsis = append(gsis, types.GlobalSecondaryIndex{
 			IndexName: aws.String(ix.Name),
 			KeySchema: []types.KeySchemaElement{

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"stepflow/internal/status"
+	"stepflow/internal/workflow"
 )
 
 // Sentinel errors callers branch on.
@@ -30,6 +31,7 @@ var (
 // DynamoDB is the part of the DynamoDB client the store uses.
 type DynamoDB interface {
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
@@ -41,25 +43,26 @@ type DynamoDB interface {
 type Store struct {
 	db    DynamoDB
 	table string
+	plans planCache
 }
 
 // New returns a Store over the table named table.
 func New(db DynamoDB, table string) *Store {
-	return &Store{db: db, table: table}
+	return &Store{db: db, table: table, plans: planCache{m: map[string]cachedPlan{}}}
 }
 
-// Key prefixes and sort keys. See DECISIONS.md for the layout.
+// Key prefixes, kinds and sort keys. See DECISIONS.md for the layout.
 const (
 	kindWorkflow = "WORKFLOW"
 	kindRun      = "RUN"
 	kindOrder    = "ORDER"
-	stepPrefix   = "STEP#"
+	// activeValue is the by_active key of every running run.
+	activeValue = "ACTIVE"
 )
 
-func wfKey(id string) (pk, sk string)    { return "WF#" + id, kindWorkflow }
-func runKey(id string) (pk, sk string)   { return "RUN#" + id, kindRun }
-func orderKey(id string) (pk, sk string) { return "ORDER#" + id, kindOrder }
-func stepSK(index int) string            { return fmt.Sprintf("%s%03d", stepPrefix, index) }
+func wfKey(id string) (pk, sk string)    { return "WF#" + id, "WF" }
+func runKey(id string) (pk, sk string)   { return "RUN#" + id, "RUN" }
+func orderKey(id string) (pk, sk string) { return "ORDER#" + id, "ORDER" }
 
 func key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
@@ -70,27 +73,13 @@ func key(pk, sk string) map[string]types.AttributeValue {
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
-// indexKeys are the index attributes of a listed item.
-func indexKeys(item map[string]types.AttributeValue, kind, id string) {
-	item["gsi1pk"] = str(kind)
-	item["gsi1sk"] = str(id)
-}
+func num(n int) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.Itoa(n)} }
 
-func runIndexKeys(item map[string]types.AttributeValue, r Run) {
-	indexKeys(item, kindRun, r.ID)
-	item["gsi2pk"] = str(kindRun + "#" + string(r.Status))
-	item["gsi2sk"] = str(r.ID)
-	item["gsi3pk"] = str("WF#" + r.WorkflowID)
-	item["gsi3sk"] = str(r.ID)
-	if !r.Status.Terminal() {
-		item["gsi4pk"] = str(activePartition)
-		item["gsi4sk"] = str(r.ID)
-	}
-}
+// tsLayout is RFC 3339 with a fixed nine-digit fraction, so that stored
+// timestamps compare correctly as strings.
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// activePartition is the by_active partition of every non-terminal run.
-// Runs leave it (both keys removed) in the write that ends them.
-const activePartition = "ACTIVE"
+func ts(t time.Time) types.AttributeValue { return str(t.UTC().Format(tsLayout)) }
 
 func marshal(v any, pk, sk string) (map[string]types.AttributeValue, error) {
 	item, err := attributevalue.MarshalMap(v)
@@ -105,6 +94,7 @@ func marshal(v any, pk, sk string) (map[string]types.AttributeValue, error) {
 // CreateWorkflow stores w. Its ID must be new.
 func (s *Store) CreateWorkflow(ctx context.Context, w Workflow) error {
 	pk, sk := wfKey(w.ID)
+	w.StepCount = len(w.Definition.Steps)
 	item, err := marshal(w, pk, sk)
 	if err != nil {
 		return err
@@ -114,8 +104,7 @@ func (s *Store) CreateWorkflow(ctx context.Context, w Workflow) error {
 		return fmt.Errorf("encode definition: %w", err)
 	}
 	item["definition"] = str(string(def))
-	item["step_count"] = &types.AttributeValueMemberN{Value: strconv.Itoa(len(w.Definition.Steps))}
-	indexKeys(item, kindWorkflow, w.ID)
+	item[attrKind] = str(kindWorkflow)
 	return s.putNew(ctx, item, "workflow "+w.ID)
 }
 
@@ -133,29 +122,85 @@ func (s *Store) putNew(ctx context.Context, item map[string]types.AttributeValue
 
 // GetWorkflow returns the workflow with the given ID or ErrNotFound.
 func (s *Store) GetWorkflow(ctx context.Context, id string) (Workflow, error) {
-	var w Workflow
-	item, err := s.get(ctx, wfKey, id)
+	item, err := s.get(ctx, wfKey, id, true)
 	if err != nil {
-		return w, fmt.Errorf("get workflow %s: %w", id, err)
+		return Workflow{}, fmt.Errorf("get workflow %s: %w", id, err)
 	}
+	return decodeWorkflow(item)
+}
+
+func decodeWorkflow(item map[string]types.AttributeValue) (Workflow, error) {
+	var w Workflow
 	if err := attributevalue.UnmarshalMap(item, &w); err != nil {
-		return w, fmt.Errorf("decode workflow %s: %w", id, err)
+		return w, fmt.Errorf("decode workflow: %w", err)
 	}
 	def, _ := item["definition"].(*types.AttributeValueMemberS)
 	if def == nil {
-		return w, fmt.Errorf("decode workflow %s: no definition", id)
+		return w, fmt.Errorf("decode workflow %s: no definition", w.ID)
 	}
 	if err := json.Unmarshal([]byte(def.Value), &w.Definition); err != nil {
-		return w, fmt.Errorf("decode workflow %s definition: %w", id, err)
+		return w, fmt.Errorf("decode workflow %s definition: %w", w.ID, err)
 	}
+	w.StepCount = len(w.Definition.Steps)
 	return w, nil
 }
 
-func (s *Store) get(ctx context.Context, keyOf func(string) (string, string), id string) (map[string]types.AttributeValue, error) {
+// Plan returns the workflow's plan. Workflows never change, so plans are
+// cached in memory; a miss reads the workflow.
+func (s *Store) Plan(ctx context.Context, workflowID string) (Workflow, workflow.Plan, error) {
+	if c, ok := s.plans.get(workflowID); ok {
+		return c.wf, c.plan, nil
+	}
+	w, err := s.GetWorkflow(ctx, workflowID)
+	if err != nil {
+		return Workflow{}, nil, err
+	}
+	p, err := workflow.NewPlan(w.Definition)
+	if err != nil {
+		return Workflow{}, nil, fmt.Errorf("plan workflow %s: %w", workflowID, err)
+	}
+	s.plans.put(workflowID, cachedPlan{wf: w, plan: p})
+	return w, p, nil
+}
+
+type cachedPlan struct {
+	wf   Workflow
+	plan workflow.Plan
+}
+
+// planCache holds at most maxPlans plans; when full, an arbitrary one makes
+// room.
+type planCache struct {
+	mu sync.Mutex
+	m  map[string]cachedPlan
+}
+
+const maxPlans = 1000
+
+func (c *planCache) get(id string) (cachedPlan, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[id]
+	return p, ok
+}
+
+func (c *planCache) put(id string, p cachedPlan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxPlans {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = p
+}
+
+func (s *Store) get(ctx context.Context, keyOf func(string) (string, string), id string, consistent bool) (map[string]types.AttributeValue, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
 		Key:            key(keyOf(id)),
-		ConsistentRead: aws.Bool(true),
+		ConsistentRead: aws.Bool(consistent),
 	})
 	if err != nil {
 		return nil, err
@@ -177,60 +222,56 @@ type Page struct {
 // page ("" on the last page).
 func (s *Store) ListWorkflows(ctx context.Context, p Page) ([]WorkflowSummary, string, error) {
 	var out []WorkflowSummary
-	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindWorkflow, keyOf: wfKey}, p, &out)
+	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindWorkflow, keyOf: wfKey}, p,
+		func(item map[string]types.AttributeValue) (bool, error) {
+			var w WorkflowSummary
+			if err := attributevalue.UnmarshalMap(item, &w); err != nil {
+				return false, fmt.Errorf("decode workflow: %w", err)
+			}
+			out = append(out, w)
+			return true, nil
+		})
 	if err != nil {
 		return nil, "", fmt.Errorf("list workflows: %w", err)
 	}
-	return out, next, nil
-}
-
-// RunFilter narrows ListRuns. Empty fields do not filter.
-type RunFilter struct {
-	Status     status.Run
-	WorkflowID string
-}
-
-// ListRuns returns runs newest first and the cursor of the next page.
-func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]Run, string, error) {
-	q := listQuery{index: indexByKind, partition: kindRun, keyOf: runKey}
-	switch {
-	case f.WorkflowID != "":
-		q.index, q.partition = indexByWorkflow, "WF#"+f.WorkflowID
-		if f.Status != "" {
-			q.statusFilter = f.Status
-		}
-	case f.Status != "":
-		q.index, q.partition = indexByStatus, kindRun+"#"+string(f.Status)
-	}
-	var out []Run
-	next, err := s.list(ctx, q, p, &out)
-	if err != nil {
-		return nil, "", fmt.Errorf("list runs: %w", err)
-	}
-	return out, next, nil
+	return out[:min(len(out), p.Limit)], next, nil
 }
 
 // ListOrders returns orders newest first and the cursor of the next page.
 func (s *Store) ListOrders(ctx context.Context, p Page) ([]OrderSummary, string, error) {
 	var out []OrderSummary
-	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindOrder, keyOf: orderKey}, p, &out)
+	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindOrder, keyOf: orderKey}, p,
+		func(item map[string]types.AttributeValue) (bool, error) {
+			var o OrderSummary
+			if err := attributevalue.UnmarshalMap(item, &o); err != nil {
+				return false, fmt.Errorf("decode order: %w", err)
+			}
+			out = append(out, o)
+			return true, nil
+		})
 	if err != nil {
 		return nil, "", fmt.Errorf("list orders: %w", err)
 	}
-	return out, next, nil
+	return out[:min(len(out), p.Limit)], next, nil
 }
 
 type listQuery struct {
 	index, partition string
 	keyOf            func(string) (string, string)
-	statusFilter     status.Run
 }
 
-// list runs a newest-first Query on an index and decodes one page into out
-// (a pointer to a slice). The cursor is the ID of the last item returned;
-// the index keys of every listed item are derived from its ID, so the
-// exclusive start key can be rebuilt from the cursor alone.
-func (s *Store) list(ctx context.Context, q listQuery, p Page, out any) (string, error) {
+// maxExamined bounds the index entries one filtered list request reads; a
+// page that reaches it comes back short, with a cursor to continue.
+const maxExamined = 1000
+
+// list reads one page of a keys-only index newest first, then the page's
+// items with BatchGetItem, handing each to keep, which decodes it and says
+// whether it belongs in the page (a filter). keep sees up to limit+1 items;
+// callers return only the first limit. It reads limit+1 kept items
+// where it can, so a next page is announced only when one exists; the
+// cursor is the ID of the last item returned (or, when maxExamined entries
+// were read without filling the page, of the last entry read).
+func (s *Store) list(ctx context.Context, q listQuery, p Page, keep func(map[string]types.AttributeValue) (bool, error)) (string, error) {
 	ix := indexNamed(q.index)
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
@@ -240,45 +281,66 @@ func (s *Store) list(ctx context.Context, q listQuery, p Page, out any) (string,
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(q.partition)},
 		ScanIndexForward:          aws.Bool(false),
 	}
-	if q.statusFilter != "" {
-		in.FilterExpression = aws.String("#st = :st")
-		in.ExpressionAttributeNames["#st"] = "status"
-		in.ExpressionAttributeValues[":st"] = str(string(q.statusFilter))
-	}
 	if p.Cursor != "" {
 		start := key(q.keyOf(p.Cursor))
 		start[ix.PK] = str(q.partition)
 		start[ix.SK] = str(p.Cursor)
 		in.ExclusiveStartKey = start
 	}
-	// Read one item more than the page holds, to know whether a next page
-	// exists without returning an empty last page.
-	var items []map[string]types.AttributeValue
-	for {
-		in.Limit = aws.Int32(int32(p.Limit + 1 - len(items)))
+	kept, examined := 0, 0
+	var ids []string // IDs of kept items, in order
+	lastRead := ""
+	for kept <= p.Limit && examined < maxExamined {
+		in.Limit = aws.Int32(int32(min(p.Limit+1-kept, maxExamined-examined)))
 		res, err := s.db.Query(ctx, in)
 		if err != nil {
 			return "", err
 		}
-		items = append(items, res.Items...)
-		if len(items) > p.Limit || res.LastEvaluatedKey == nil {
-			break
+		keys := make([]map[string]types.AttributeValue, 0, len(res.Items))
+		for _, it := range res.Items {
+			keys = append(keys, map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]})
+			if v, ok := it[ix.SK].(*types.AttributeValueMemberS); ok {
+				lastRead = v.Value
+			}
+		}
+		examined += len(res.Items)
+		items, err := s.batchGet(ctx, keys, false)
+		if err != nil {
+			return "", err
+		}
+		for _, k := range keys {
+			item, ok := items[itemKey(k)]
+			if !ok {
+				continue // an index entry whose item is gone (index lag)
+			}
+			if kept > p.Limit {
+				break
+			}
+			ok, err := keep(item)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				kept++
+				id, _ := item[attrID].(*types.AttributeValueMemberS)
+				if id == nil {
+					return "", errors.New("listed item has no id")
+				}
+				ids = append(ids, id.Value)
+			}
+		}
+		if res.LastEvaluatedKey == nil {
+			if kept > p.Limit {
+				return ids[p.Limit-1], nil
+			}
+			return "", nil
 		}
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
-	next := ""
-	if len(items) > p.Limit {
-		items = items[:p.Limit]
-		id, _ := items[p.Limit-1]["id"].(*types.AttributeValueMemberS)
-		if id == nil {
-			return "", errors.New("listed item has no id")
-		}
-		next = id.Value
+	if kept > p.Limit {
+		return ids[p.Limit-1], nil
 	}
-	if err := attributevalue.UnmarshalListOfMaps(items, out); err != nil {
-		return "", fmt.Errorf("decode list: %w", err)
-	}
-	return next, nil
+	return lastRead, nil
 }
 
 func indexNamed(name string) Index {
@@ -290,94 +352,53 @@ func indexNamed(name string) Index {
 	panic("store: unknown index " + name)
 }
 
-// CreateOrder stores o, which must be new, at version 1.
-func (s *Store) CreateOrder(ctx context.Context, o Order) error {
-	o.Version = 1
-	pk, sk := orderKey(o.ID)
-	item, err := marshal(o, pk, sk)
-	if err != nil {
-		return err
+// itemKey is a map key for an item's primary key.
+func itemKey(item map[string]types.AttributeValue) string {
+	pk, _ := item[attrPK].(*types.AttributeValueMemberS)
+	sk, _ := item[attrSK].(*types.AttributeValueMemberS)
+	if pk == nil || sk == nil {
+		return ""
 	}
-	indexKeys(item, kindOrder, o.ID)
-	return s.putNew(ctx, item, "order "+o.ID)
+	return pk.Value + "\x00" + sk.Value
 }
 
-// GetOrder returns the order with the given ID or ErrNotFound.
-func (s *Store) GetOrder(ctx context.Context, id string) (Order, error) {
-	var o Order
-	item, err := s.get(ctx, orderKey, id)
-	if err != nil {
-		return o, fmt.Errorf("get order %s: %w", id, err)
+// batchGet reads items by key, 100 keys a request, retrying unprocessed
+// keys, and returns them by itemKey. Missing items are absent.
+func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool) (map[string]map[string]types.AttributeValue, error) {
+	out := make(map[string]map[string]types.AttributeValue, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), 100)
+		batch := keys[:n]
+		keys = keys[n:]
+		for attempt := 0; len(batch) > 0; attempt++ {
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return nil, err
+				}
+			}
+			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
+				s.table: {Keys: batch, ConsistentRead: aws.Bool(consistent)},
+			}})
+			if err != nil {
+				return nil, fmt.Errorf("batch get: %w", err)
+			}
+			for _, it := range res.Responses[s.table] {
+				out[itemKey(it)] = it
+			}
+			batch = res.UnprocessedKeys[s.table].Keys
+		}
 	}
-	if err := attributevalue.UnmarshalMap(item, &o); err != nil {
-		return o, fmt.Errorf("decode order %s: %w", id, err)
-	}
-	return o, nil
+	return out, nil
 }
 
-// CreateRun stores a new run and its steps. If the run names an order that
-// does not exist it returns ErrOrderNotFound and the run is not created.
-//
-// Step items are written first (in batches) and the run item last, in a
-// transaction that also checks the order exists: the run item is the commit
-// point, and GetRun ignores steps without a run item. Should the
-// transaction fail, the step items are deleted again.
-func (s *Store) CreateRun(ctx context.Context, r Run, steps []Step) error {
-	if r.OrderID != nil {
-		if _, err := s.get(ctx, orderKey, *r.OrderID); errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("create run %s: %w", r.ID, ErrOrderNotFound)
-		} else if err != nil {
-			return fmt.Errorf("create run %s: check order: %w", r.ID, err)
-		}
+// backoff waits before retrying unprocessed items (which mean throttling).
+func backoff(ctx context.Context, attempt int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(min(attempt, 8)) * 50 * time.Millisecond):
+		return nil
 	}
-	pk, _ := runKey(r.ID)
-	var puts []types.WriteRequest
-	for _, st := range steps {
-		item, err := marshal(st, pk, stepSK(st.StepIndex))
-		if err != nil {
-			return err
-		}
-		puts = append(puts, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
-	}
-	if err := s.batchWrite(ctx, puts); err != nil {
-		return fmt.Errorf("create run %s: write steps: %w", r.ID, err)
-	}
-	item, err := marshal(r, pk, kindRun)
-	if err != nil {
-		return err
-	}
-	runIndexKeys(item, r)
-	tx := []types.TransactWriteItem{{Put: &types.Put{
-		TableName:           aws.String(s.table),
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	}}}
-	if r.OrderID != nil {
-		tx = append(tx, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-			TableName:           aws.String(s.table),
-			Key:                 key(orderKey(*r.OrderID)),
-			ConditionExpression: aws.String("attribute_exists(pk)"),
-		}})
-	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
-	var cancelled *types.TransactionCanceledException
-	if err != nil && !errors.As(err, &cancelled) {
-		// The outcome is unknown (the write may have landed): leave the
-		// steps, which are invisible without the run item anyway.
-		return fmt.Errorf("create run %s: %w", r.ID, err)
-	}
-	if err != nil {
-		err = txErr(err, ErrConflict, ErrOrderNotFound)
-		var dels []types.WriteRequest
-		for _, st := range steps {
-			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, stepSK(st.StepIndex))}})
-		}
-		if derr := s.batchWrite(context.WithoutCancel(ctx), dels); derr != nil {
-			err = errors.Join(err, fmt.Errorf("delete orphan steps: %w", derr))
-		}
-		return fmt.Errorf("create run %s: %w", r.ID, err)
-	}
-	return nil
 }
 
 func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
@@ -388,11 +409,8 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 		reqs = reqs[n:]
 		for attempt := 0; len(batch) > 0; attempt++ {
 			if attempt > 0 {
-				// Unprocessed items mean throttling: back off before retrying.
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(time.Duration(min(attempt, 8)) * 50 * time.Millisecond):
+				if err := backoff(ctx, attempt); err != nil {
+					return err
 				}
 			}
 			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
@@ -407,52 +425,127 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 	return nil
 }
 
-// GetRun returns the run with its steps in one Query, or ErrNotFound.
-func (s *Store) GetRun(ctx context.Context, id string) (RunDetail, error) {
-	var d RunDetail
-	pk, _ := runKey(id)
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
-		ConsistentRead:            aws.Bool(true),
+// CreateOrder stores o, which must be new, with its creation as the first
+// history entry, in one transaction.
+func (s *Store) CreateOrder(ctx context.Context, o Order) error {
+	pk, sk := orderKey(o.ID)
+	item, err := marshal(o, pk, sk)
+	if err != nil {
+		return err
 	}
-	var items []map[string]types.AttributeValue
-	for {
-		out, err := s.db.Query(ctx, in)
+	item[attrKind] = str(kindOrder)
+	created := historyItem(o.ID, "0", HistoryEntry{At: o.CreatedAt, Event: "created", To: status.OrderPending})
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: aws.String(s.table), Item: created}},
+	}})
+	if err != nil {
+		return fmt.Errorf("create order %s: %w", o.ID, txErr(err))
+	}
+	return nil
+}
+
+// historyPageSize is how many history entries GET /orders/{id} returns.
+const historyPageSize = 100
+
+// GetOrder returns the order with the first page of its history, or
+// ErrNotFound.
+func (s *Store) GetOrder(ctx context.Context, id string) (Order, error) {
+	var o Order
+	item, err := s.get(ctx, orderKey, id, true)
+	if err != nil {
+		return o, fmt.Errorf("get order %s: %w", id, err)
+	}
+	if err := attributevalue.UnmarshalMap(item, &o); err != nil {
+		return o, fmt.Errorf("decode order %s: %w", id, err)
+	}
+	hist, next, err := s.OrderHistory(ctx, id, Page{Limit: historyPageSize})
+	if err != nil {
+		return o, err
+	}
+	o.History = hist
+	if next != "" {
+		o.HistoryNext = &next
+	}
+	return o, nil
+}
+
+// history sort keys: the creation entry, then one per committed order
+// action, "<run id>#<step index>" (run IDs sort by time).
+const historyPrefix = "H#"
+
+func historySK(runID string, step int) string { return fmt.Sprintf("%s#%03d", runID, step) }
+
+func historyItem(orderID, suffix string, h HistoryEntry) map[string]types.AttributeValue {
+	pk, _ := orderKey(orderID)
+	item := key(pk, historyPrefix+suffix)
+	item["at"] = ts(h.At)
+	item["event"] = str(h.Event)
+	if h.From != "" {
+		item["from"] = str(string(h.From))
+	}
+	if h.To != "" {
+		item["to"] = str(string(h.To))
+	}
+	if h.RunID != "" {
+		item["run_id"] = str(h.RunID)
+		item["step_id"] = str(h.StepID)
+	}
+	return item
+}
+
+// OrderHistory returns one page of an order's history, oldest first: its
+// creation, then the entries of each run (runs in creation order, steps in
+// dependency order). The cursor is the last entry's key ("0" or
+// "<run id>#<step index>").
+func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]HistoryEntry, string, error) {
+	pk, _ := orderKey(orderID)
+	in := s.prefixQuery(pk, historyPrefix, true)
+	if p.Cursor != "" {
+		in.ExclusiveStartKey = key(pk, historyPrefix+p.Cursor)
+	}
+	out := []HistoryEntry{}
+	var keys []string
+	for len(out) <= p.Limit {
+		in.Limit = aws.Int32(int32(p.Limit + 1 - len(out)))
+		res, err := s.db.Query(ctx, in)
 		if err != nil {
-			return d, fmt.Errorf("get run %s: %w", id, err)
+			return nil, "", fmt.Errorf("order %s history: %w", orderID, err)
 		}
-		items = append(items, out.Items...)
-		if out.LastEvaluatedKey == nil {
+		for _, it := range res.Items {
+			var h HistoryEntry
+			if err := attributevalue.UnmarshalMap(it, &h); err != nil {
+				return nil, "", fmt.Errorf("decode order %s history: %w", orderID, err)
+			}
+			sk, _ := it[attrSK].(*types.AttributeValueMemberS)
+			if sk == nil {
+				return nil, "", fmt.Errorf("order %s history entry without a key", orderID)
+			}
+			out = append(out, h)
+			keys = append(keys, sk.Value[len(historyPrefix):])
+		}
+		if res.LastEvaluatedKey == nil {
 			break
 		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
-	found := false
-	d.Steps = []Step{}
-	for _, item := range items {
-		sk, _ := item[attrSK].(*types.AttributeValueMemberS)
-		switch {
-		case sk == nil:
-			continue
-		case sk.Value == kindRun:
-			if err := attributevalue.UnmarshalMap(item, &d.Run); err != nil {
-				return d, fmt.Errorf("decode run %s: %w", id, err)
-			}
-			found = true
-		case strings.HasPrefix(sk.Value, stepPrefix):
-			var st Step
-			if err := attributevalue.UnmarshalMap(item, &st); err != nil {
-				return d, fmt.Errorf("decode run %s step %s: %w", id, sk.Value, err)
-			}
-			d.Steps = append(d.Steps, st)
-		}
+	if len(out) > p.Limit {
+		return out[:p.Limit], keys[p.Limit-1], nil
 	}
-	if !found {
-		return RunDetail{}, fmt.Errorf("get run %s: %w", id, ErrNotFound)
+	return out, "", nil
+}
+
+// prefixQuery reads the items of partition pk whose sort key begins with
+// prefix, in sort key order.
+func (s *Store) prefixQuery(pk, prefix string, consistent bool) *dynamodb.QueryInput {
+	return &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :prefix)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(pk), ":prefix": str(prefix),
+		},
+		ConsistentRead: aws.Bool(consistent),
 	}
-	return d, nil
 }
 
 // conditionErr maps a failed condition on a single-item write to ErrConflict.
@@ -464,21 +557,33 @@ func conditionErr(err error) error {
 	return err
 }
 
-// txErr maps a cancelled transaction to the sentinel of the first item whose
-// condition failed: perItem[i] is the sentinel for item i. Items are matched
-// by position and code, since emulators differ in how they spell "None".
-func txErr(err error, perItem ...error) error {
+// txErr maps a transaction cancelled by a failed condition to ErrConflict,
+// and one refused as invalid to ErrInvalid.
+func txErr(err error) error {
 	var tce *types.TransactionCanceledException
-	if !errors.As(err, &tce) {
+	if errors.As(err, &tce) {
+		for _, r := range tce.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "ConditionalCheckFailed":
+				return fmt.Errorf("%w: %w", ErrConflict, err)
+			case "ValidationError":
+				return fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+		}
 		return err
 	}
-	for i, r := range tce.CancellationReasons {
-		if aws.ToString(r.Code) == "ConditionalCheckFailed" {
-			if i < len(perItem) {
-				return fmt.Errorf("%w: %w", perItem[i], err)
-			}
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		}
+	return invalidErr(err)
+}
+
+// ErrInvalid: DynamoDB refused a request as invalid (a ValidationException,
+// such as an item over 400 KB or a transaction over 100 items). Retrying
+// it cannot succeed.
+var ErrInvalid = errors.New("request refused as invalid")
+
+func invalidErr(err error) error {
+	var ve interface{ ErrorCode() string }
+	if errors.As(err, &ve) && ve.ErrorCode() == "ValidationException" {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return err
 }

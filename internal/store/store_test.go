@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"stepflow/internal/id"
+	"stepflow/internal/retry"
+	"stepflow/internal/runstate"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
 	"stepflow/internal/testenv"
@@ -26,28 +29,82 @@ var ids = id.NewGenerator(nil, nil)
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 123_000_000, time.UTC)
 
+var policy = retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() float64 { return 0 }}
+
+// newWorkflow returns a workflow whose steps are given as "id" or
+// "id:parent,parent" or "id@action", in dependency order.
 func newWorkflow(name string, steps ...string) store.Workflow {
 	def := workflow.Definition{Name: name}
 	for _, s := range steps {
-		def.Steps = append(def.Steps, workflow.Step{ID: s, Type: "task", DependsOn: []string{}, Config: workflow.Config{DurationSeconds: 1, MaxRetries: 3}})
+		st := workflow.Step{ID: s, Type: "task", DependsOn: []string{}, Config: workflow.Config{DurationSeconds: 1, MaxRetries: 3}}
+		if rest, action, ok := strings.Cut(st.ID, "@"); ok {
+			st.ID, st.Config.Action = rest, action
+		}
+		if rest, parents, ok := strings.Cut(st.ID, ":"); ok {
+			st.ID, st.DependsOn = rest, strings.Split(parents, ",")
+		}
+		def.Steps = append(def.Steps, st)
 	}
 	return store.Workflow{ID: ids.New("wf"), Name: name, Definition: def, CreatedAt: now}
 }
 
-func newRun(w store.Workflow, orderID *string) (store.Run, []store.Step) {
-	r := store.Run{ID: ids.New("run"), WorkflowID: w.ID, WorkflowName: w.Name, OrderID: orderID, Status: status.RunPending, StepCount: len(w.Definition.Steps), CreatedAt: now}
-	var steps []store.Step
-	for i, s := range w.Definition.Steps {
-		steps = append(steps, store.Step{ID: fmt.Sprintf("%s/%d", r.ID, i), StepID: s.ID, StepIndex: i, Type: s.Type, Status: status.StepPending, MaxRetries: s.Config.MaxRetries, DependsOn: s.DependsOn, Config: s.Config, Dependents: []int{}})
+func mustPlan(t *testing.T, w store.Workflow) workflow.Plan {
+	t.Helper()
+	p, err := workflow.NewPlan(w.Definition)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r, steps
+	return p
+}
+
+// createRun stores a workflow (if new) and a run of it.
+func createRun(t *testing.T, s *store.Store, w store.Workflow, orderID string) runstate.Run {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.GetWorkflow(ctx, w.ID); errors.Is(err, store.ErrNotFound) {
+		if err := s.CreateWorkflow(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, orderID, mustPlan(t, w), now)
+	if err := s.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func newOrder(t *testing.T, s *store.Store) store.Order {
+	t.Helper()
+	o := store.Order{ID: ids.New("ord"), Amount: "10.50", Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateOrder(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// claim claims steps of r as read and returns the run as it then is.
+func claim(t *testing.T, s *store.Store, r runstate.Run, p workflow.Plan, steps ...int) (runstate.Run, []runstate.Lease) {
+	t.Helper()
+	c, leases := runstate.NewClaim(r, p, steps, "tok"+fmt.Sprint(len(steps)), now, time.Minute)
+	got, err := s.ClaimSteps(context.Background(), c)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(steps) {
+		t.Fatalf("claim %v: got %v, %v", steps, got, err)
+	}
+	return r.Apply(c.Swaps), leases
+}
+
+func outcomes(leases []runstate.Lease, err error) []runstate.Outcome {
+	var out []runstate.Outcome
+	for _, l := range leases {
+		out = append(out, runstate.Outcome{Step: l.Step, Held: l.Held, Start: now, End: now.Add(time.Second), Err: err})
+	}
+	return out
 }
 
 func TestWorkflowRoundTrip(t *testing.T) {
 	t.Parallel()
 	s, ctx := testenv.Store(t), context.Background()
-	w := newWorkflow("etl", "fetch", "load")
-	w.Definition.Steps[1].DependsOn = []string{"fetch"}
+	w := newWorkflow("etl", "fetch", "load:fetch")
 	w.Definition.Steps[1].Config = workflow.Config{Action: "ship_order", DurationSeconds: 0.25, FailProbability: 0.5, MaxRetries: 10}
 	if err := s.CreateWorkflow(ctx, w); err != nil {
 		t.Fatal(err)
@@ -56,8 +113,12 @@ func TestWorkflowRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != w.Name || !got.CreatedAt.Equal(now) || fmt.Sprint(got.Definition) != fmt.Sprint(w.Definition) {
+	if got.Name != w.Name || !got.CreatedAt.Equal(now) || got.StepCount != 2 || fmt.Sprint(got.Definition) != fmt.Sprint(w.Definition) {
 		t.Fatalf("round trip changed the workflow:\n got %+v\nwant %+v", got, w)
+	}
+	_, p, err := s.Plan(ctx, w.ID)
+	if err != nil || len(p) != 2 || fmt.Sprint(p[1].Parents) != "[0]" {
+		t.Fatalf("plan = %+v, %v", p, err)
 	}
 	if err := s.CreateWorkflow(ctx, w); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second create with the same id: err = %v, want ErrConflict", err)
@@ -74,7 +135,7 @@ func collect[T any](t *testing.T, limit int, list func(store.Page) ([]T, string,
 	var sizes []int
 	seen := map[string]bool{}
 	cursor := ""
-	for range 100 {
+	for range 300 {
 		items, next, err := list(store.Page{Limit: limit, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
@@ -132,31 +193,18 @@ func TestListWorkflowsPagesNewestFirst(t *testing.T) {
 func TestRunRoundTripAndFilters(t *testing.T) {
 	t.Parallel()
 	s, ctx := testenv.Store(t), context.Background()
-	w1, w2 := newWorkflow("one", "a", "b", "c"), newWorkflow("two", "x")
-	for _, w := range []store.Workflow{w1, w2} {
-		if err := s.CreateWorkflow(ctx, w); err != nil {
-			t.Fatal(err)
-		}
-	}
-	order := store.Order{ID: ids.New("ord"), Amount: "10.50", Status: status.OrderPending, CreatedAt: now, UpdatedAt: now, History: []store.HistoryEntry{}}
-	if err := s.CreateOrder(ctx, order); err != nil {
-		t.Fatal(err)
-	}
-	var runs []store.Run
+	w1, w2 := newWorkflow("one", "a", "b:a", "c:a"), newWorkflow("two", "x")
+	order := newOrder(t, s)
+	var runs []runstate.Run
 	for i := range 5 {
-		w := w1
+		w, oid := w1, ""
 		if i%2 == 1 {
 			w = w2
 		}
-		var oid *string
 		if i == 0 {
-			oid = &order.ID
+			oid = order.ID
 		}
-		r, steps := newRun(w, oid)
-		if err := s.CreateRun(ctx, r, steps); err != nil {
-			t.Fatal(err)
-		}
-		runs = append(runs, r)
+		runs = append(runs, createRun(t, s, w, oid))
 	}
 	d, err := s.GetRun(ctx, runs[0].ID)
 	if err != nil {
@@ -166,9 +214,18 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 		t.Fatalf("run detail = %+v", d)
 	}
 	for i, st := range d.Steps {
-		if st.StepIndex != i || st.StepID != w1.Definition.Steps[i].ID || st.Status != status.StepPending || st.MaxRetries != 3 {
+		if st.StepIndex != i || st.StepID != w1.Definition.Steps[i].ID || st.Status != status.StepPending || st.MaxRetries != 3 ||
+			st.Config.DurationSeconds != 1 || fmt.Sprint(st.DependsOn) != fmt.Sprint(w1.Definition.Steps[i].DependsOn) {
 			t.Fatalf("step %d = %+v", i, st)
 		}
+	}
+	// Start runs[2]: it is running from then on.
+	_, p, _ := s.Plan(ctx, w1.ID)
+	claim(t, s, runs[2], p, 0)
+	// Cancel runs[3].
+	end, _ := runstate.Cancel(runs[3], now)
+	if err := s.EndRun(ctx, end); err != nil {
+		t.Fatal(err)
 	}
 	idsOf := func(f store.RunFilter) string {
 		got, _ := collect(t, 2, func(p store.Page) ([]store.Run, string, error) { return s.ListRuns(ctx, f, p) },
@@ -178,13 +235,14 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 	r := runs
 	tests := []struct {
 		filter store.RunFilter
-		want   []store.Run
+		want   []runstate.Run
 	}{
-		{store.RunFilter{}, []store.Run{r[4], r[3], r[2], r[1], r[0]}},
-		{store.RunFilter{WorkflowID: w2.ID}, []store.Run{r[3], r[1]}},
-		{store.RunFilter{Status: status.RunPending}, []store.Run{r[4], r[3], r[2], r[1], r[0]}},
-		{store.RunFilter{Status: status.RunRunning}, nil},
-		{store.RunFilter{Status: status.RunPending, WorkflowID: w1.ID}, []store.Run{r[4], r[2], r[0]}},
+		{store.RunFilter{}, []runstate.Run{r[4], r[3], r[2], r[1], r[0]}},
+		{store.RunFilter{WorkflowID: w2.ID}, []runstate.Run{r[3], r[1]}},
+		{store.RunFilter{Status: status.RunPending}, []runstate.Run{r[4], r[1], r[0]}},
+		{store.RunFilter{Status: status.RunRunning}, []runstate.Run{r[2]}},
+		{store.RunFilter{Status: status.RunCancelled}, []runstate.Run{r[3]}},
+		{store.RunFilter{Status: status.RunPending, WorkflowID: w1.ID}, []runstate.Run{r[4], r[0]}},
 		{store.RunFilter{Status: status.RunFailed, WorkflowID: w1.ID}, nil},
 	}
 	for _, tt := range tests {
@@ -196,6 +254,18 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 			t.Errorf("filter %+v: got %s, want %v", tt.filter, got, want)
 		}
 	}
+	// The list carries progress and the order's status.
+	list, _, err := s.ListRuns(ctx, store.RunFilter{}, store.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := list[len(list)-1]
+	if last.ID != r[0].ID || last.OrderStatus == nil || *last.OrderStatus != status.OrderPending || len(last.StepStatuses) != 3 {
+		t.Fatalf("listed run = %+v", last)
+	}
+	if list[2].ID != r[2].ID || fmt.Sprint(list[2].StepStatuses) != "[running pending pending]" {
+		t.Fatalf("listed running run = %+v", list[2])
+	}
 }
 
 func TestCreateRunWithUnknownOrderWritesNothing(t *testing.T) {
@@ -204,48 +274,243 @@ func TestCreateRunWithUnknownOrderWritesNothing(t *testing.T) {
 	table := testenv.Table(t, db)
 	s, ctx := store.New(db, table), context.Background()
 	w := newWorkflow("w", "a", "b")
-	missing := ids.New("ord")
-	r, steps := newRun(w, &missing)
-	if err := s.CreateRun(ctx, r, steps); !errors.Is(err, store.ErrOrderNotFound) {
+	if err := s.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, ids.New("ord"), mustPlan(t, w), now)
+	if err := s.CreateRun(ctx, r); !errors.Is(err, store.ErrOrderNotFound) {
 		t.Fatalf("err = %v, want ErrOrderNotFound", err)
 	}
 	if _, err := s.GetRun(ctx, r.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetRun after rejected create: err = %v, want ErrNotFound", err)
 	}
-	out, err := db.Query(ctx, &dynamodb.QueryInput{
+	out := runPartition(t, db, table, r.ID)
+	if len(out) != 0 {
+		t.Fatalf("%d items left behind by a rejected run", len(out))
+	}
+}
+
+// runPartition reads every item of a run's partition directly.
+func runPartition(t *testing.T, db *dynamodb.Client, table, runID string) []map[string]types.AttributeValue {
+	t.Helper()
+	out, err := db.Query(context.Background(), &dynamodb.QueryInput{
 		TableName:                 aws.String(table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "RUN#" + r.ID}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: "RUN#" + runID}},
+		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Items) != 0 {
-		t.Fatalf("%d items left behind by a rejected run", len(out.Items))
-	}
+	return out.Items
 }
 
-func TestLargeRunRoundTrip(t *testing.T) {
+// itemSize approximates DynamoDB's item size (names plus values) for the
+// string and number attributes run items hold.
+func itemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for name, v := range item {
+		n += len(name)
+		switch v := v.(type) {
+		case *types.AttributeValueMemberS:
+			n += len(v.Value)
+		case *types.AttributeValueMemberN:
+			n += (len(v.Value)+1)/2 + 1
+		}
+	}
+	return n
+}
+
+// TestLargeRunStaysInSmallItems: a 100-step run is a header and four
+// chunks, each under 1 KB (one write unit) even with every step running;
+// claims and commits in any chunk round-trip.
+func TestLargeRunStaysInSmallItems(t *testing.T) {
 	t.Parallel()
-	s, ctx := testenv.Store(t), context.Background()
+	db := testenv.DynamoDB(t)
+	table := testenv.Table(t, db)
+	s, ctx := store.New(db, table), context.Background()
 	var names []string
 	for i := range workflow.MaxSteps {
 		names = append(names, fmt.Sprintf("s%03d", i))
 	}
-	w := newWorkflow("big", names...)
-	r, steps := newRun(w, nil)
-	if err := s.CreateRun(ctx, r, steps); err != nil {
+	w := newWorkflow(strings.Repeat("n", 40), names...)
+	r := createRun(t, s, w, "")
+	p := mustPlan(t, w)
+	all := make([]int, len(p))
+	for i := range all {
+		all[i] = i
+	}
+	running, leases := claim(t, s, r, p, all...)
+	out := runPartition(t, db, table, r.ID)
+	if len(out) != 5 {
+		t.Fatalf("a 100-step run is %d items, want 5", len(out))
+	}
+	for _, it := range out {
+		if n := itemSize(it); n > 1000 {
+			t.Errorf("item %v is %d bytes with every step running", it["sk"], n)
+		}
+	}
+	// Commit step 87 (chunk 4) and fail step 3 (header) with retries left.
+	c := runstate.BuildCommit(running, p, "", append(outcomes(leases[87:88], nil), outcomes(leases[3:4], errors.New("boom"))...), policy, now)
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.GetRun(ctx, r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Steps) != workflow.MaxSteps || d.Steps[99].StepID != "s099" {
-		t.Fatalf("got %d steps", len(d.Steps))
+	if len(d.Steps) != 100 || d.Steps[99].StepID != "s099" || d.Steps[87].Status != status.StepCompleted || d.StepsCompleted != 1 {
+		t.Fatalf("after commit: %d steps, step 87 %+v", len(d.Steps), d.Steps[87])
+	}
+	if st := d.Steps[3]; st.Status != status.StepPending || st.RetryCount != 1 || len(st.Attempts) != 1 || st.ErrorMessage == nil || *st.ErrorMessage != "boom" || st.NextAttemptAt == nil {
+		t.Fatalf("failed attempt: %+v", st)
 	}
 	if _, err := s.GetRun(ctx, ids.New("run")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing run: err = %v", err)
+	}
+}
+
+// TestClaimsAreCompareAndSwap: of two runners that read the same state,
+// one claim wins; nothing is claimed once the run is cancelled or retried
+// since the read.
+func TestClaimsAreCompareAndSwap(t *testing.T) {
+	t.Parallel()
+	s, ctx := testenv.Store(t), context.Background()
+	w := newWorkflow("w", "a", "b")
+	p := mustPlan(t, w)
+	r := createRun(t, s, w, "")
+	c1, _ := runstate.NewClaim(r, p, []int{0}, "one", now, time.Minute)
+	c2, _ := runstate.NewClaim(r, p, []int{0, 1}, "two", now, time.Minute)
+	if got, err := s.ClaimSteps(ctx, c1); err != nil || fmt.Sprint(got) != "[0]" {
+		t.Fatalf("first claim: %v, %v", got, err)
+	}
+	if got, err := s.ClaimSteps(ctx, c2); err != nil || len(got) != 0 {
+		t.Fatalf("second claim of the same state: %v, %v", got, err)
+	}
+	// Cancelled after a read: the claim made on that read fails.
+	r2 := createRun(t, s, w, "")
+	end, _ := runstate.Cancel(r2, now)
+	if err := s.EndRun(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := runstate.NewClaim(r2, p, []int{0}, "late", now, time.Minute)
+	if got, err := s.ClaimSteps(ctx, stale); err != nil || len(got) != 0 {
+		t.Fatalf("claim after cancel: %v, %v", got, err)
+	}
+	// Retried since the read (the slot is P0 again): the stale
+	// generation's claim fails.
+	fresh, _, err := s.ReadRun(ctx, r2.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := runstate.Retry(fresh, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResetRun(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ClaimSteps(ctx, stale); err != nil || len(got) != 0 {
+		t.Fatalf("claim from before the retry: %v, %v", got, err)
+	}
+}
+
+// TestCommitGroup: a group commit of an order chain lands once; the same
+// commit again conflicts and changes nothing.
+func TestCommitGroup(t *testing.T) {
+	t.Parallel()
+	s, ctx := testenv.Store(t), context.Background()
+	w := newWorkflow("order", "v@validate_order", "c:v@charge_payment", "n:c@send_notification")
+	p := mustPlan(t, w)
+	o := newOrder(t, s)
+	r := createRun(t, s, w, o.ID)
+	running, leases := claim(t, s, r, p, 0)
+	outs := outcomes(leases, nil)
+	for _, i := range []int{1, 2} {
+		outs = append(outs, runstate.Outcome{Step: i, Held: runstate.Pending0, Start: now, End: now})
+	}
+	c := runstate.BuildCommit(running, p, status.OrderPending, outs, policy, now)
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("committing the same steps again: %v", err)
+	}
+	d, err := s.GetRun(ctx, r.ID)
+	if err != nil || d.Status != status.RunCompleted || d.StepsCompleted != 3 || d.CompletedAt == nil {
+		t.Fatalf("run after commit: %+v, %v", d, err)
+	}
+	got, err := s.GetOrder(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, h := range got.History {
+		events = append(events, h.Event)
+	}
+	if got.Status != status.OrderCharged || strings.Join(events, ",") != "created,validate_order,charge_payment,send_notification" {
+		t.Fatalf("order %s, history %v", got.Status, events)
+	}
+	if ids, _, _ := s.ListActiveRuns(ctx, store.Page{Limit: 10}); len(ids) != 0 {
+		t.Fatalf("a completed run is still in the active index: %v", ids)
+	}
+}
+
+// TestRunLevelWritesAreFencedByGeneration: an end decided on a read from
+// before a retry cannot end the retried run, and a failed 100-step run is
+// reset by one write (failures #1 and #5 of the first design).
+func TestRunLevelWritesAreFencedByGeneration(t *testing.T) {
+	t.Parallel()
+	s, ctx := testenv.Store(t), context.Background()
+	var names []string
+	for i := range workflow.MaxSteps {
+		if i == 0 {
+			names = append(names, "root")
+		} else {
+			names = append(names, fmt.Sprintf("s%02d:root", i))
+		}
+	}
+	w := newWorkflow("wide", names...)
+	p := mustPlan(t, w)
+	r := createRun(t, s, w, "")
+	running, leases := claim(t, s, r, p, 0)
+	stale := running
+	// The root fails for good: the step and the run fail in one commit.
+	w.Definition.Steps[0].Config.MaxRetries = 0
+	p0 := mustPlan(t, w)
+	c := runstate.BuildCommit(running, p0, "", outcomes(leases, errors.New("boom")), policy, now)
+	if c.End != status.RunFailed {
+		t.Fatalf("commit = %+v", c)
+	}
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+		t.Fatal(err)
+	}
+	failed, _, err := s.ReadRun(ctx, r.ID, true)
+	if err != nil || failed.Status != status.RunFailed {
+		t.Fatalf("after the failure: %+v, %v", failed.Status, err)
+	}
+	rs, err := runstate.Retry(failed, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResetRun(ctx, rs); err != nil {
+		t.Fatalf("retry of a 100-step run failed at its root: %v", err)
+	}
+	end, err := runstate.Fail(stale, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndRun(ctx, end); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("an end decided before the retry: %v, want ErrConflict", err)
+	}
+	fresh, _, _ := s.ReadRun(ctx, r.ID, true)
+	if fresh.Status != status.RunRunning || fresh.Gen != 1 || fresh.Retries != 1 || fresh.Steps[0] != runstate.Pending0 {
+		t.Fatalf("retried run = %+v", fresh)
+	}
+	// Every chunk is live again: a step in the last chunk can be claimed.
+	claim(t, s, fresh, p, 0)
+	if err := s.ResetRun(ctx, rs); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("retrying the same generation twice: %v", err)
 	}
 }
 
@@ -254,8 +519,7 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 	s, ctx := testenv.Store(t), context.Background()
 	var want []string
 	for _, amount := range []string{"19.99", "0.01", "1000000", "0.1"} {
-		o := store.Order{ID: ids.New("ord"), Amount: store.Amount(amount), Status: status.OrderPending, CreatedAt: now, UpdatedAt: now,
-			History: []store.HistoryEntry{{At: now, Event: "created", To: status.OrderPending}}}
+		o := store.Order{ID: ids.New("ord"), Amount: store.Amount(amount), Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
 		if err := s.CreateOrder(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +527,7 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Amount != o.Amount || got.Status != status.OrderPending || len(got.History) != 1 || got.History[0].Event != "created" {
+		if got.Amount != o.Amount || got.Status != status.OrderPending || len(got.History) != 1 || got.History[0].Event != "created" || got.HistoryNext != nil {
 			t.Fatalf("order round trip: got %+v, want %+v", got, o)
 		}
 		want = append([]string{o.ID}, want...)
@@ -278,40 +542,32 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 	}
 }
 
-// TestEndRunAsReadRefusesARetriedRun: a sweeper that decided to end a run
-// on a read from before a retry must not end the retried run.
-func TestEndRunAsReadRefusesARetriedRun(t *testing.T) {
+// TestOrderHistoryPages: history entries are items of their own, read a
+// page at a time, so an order with many entries keeps its size.
+func TestOrderHistoryPages(t *testing.T) {
 	t.Parallel()
 	s, ctx := testenv.Store(t), context.Background()
-	w := newWorkflow("w", "a")
-	r, steps := newRun(w, nil)
-	r.SinksRemaining = 1
-	steps[0].Attempts = []store.Attempt{}
-	if err := s.CreateRun(ctx, r, steps); err != nil {
-		t.Fatal(err)
+	w := newWorkflow("notify", "n@send_notification")
+	p := mustPlan(t, w)
+	o := newOrder(t, s)
+	for range 120 {
+		r := createRun(t, s, w, o.ID)
+		running, leases := claim(t, s, r, p, 0)
+		c := runstate.BuildCommit(running, p, status.OrderPending, outcomes(leases, nil), policy, now)
+		if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := s.StartRun(ctx, r.ID, now); err != nil {
-		t.Fatal(err)
-	}
-	stale, err := s.GetRun(ctx, r.ID)
+	got, err := s.GetOrder(ctx, o.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndRun(ctx, r.ID, status.RunFailed, now); err != nil {
-		t.Fatal(err)
+	if len(got.History) != 100 || got.HistoryNext == nil || got.History[0].Event != "created" {
+		t.Fatalf("first page: %d entries, next %v", len(got.History), got.HistoryNext)
 	}
-	failed, _ := s.GetRun(ctx, r.ID)
-	if err := s.RetryRun(ctx, failed, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EndRunAsRead(ctx, stale, status.RunFailed, now); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("EndRunAsRead on a retried run: %v, want ErrConflict", err)
-	}
-	fresh, _ := s.GetRun(ctx, r.ID)
-	if fresh.Status != status.RunRunning || fresh.Retries != 1 {
-		t.Fatalf("retried run = %s, retries %d", fresh.Status, fresh.Retries)
-	}
-	if err := s.EndRunAsRead(ctx, fresh, status.RunCompleted, now); err != nil {
-		t.Fatalf("EndRunAsRead on the current read: %v", err)
+	entries, sizes := collect(t, 50, func(pg store.Page) ([]store.HistoryEntry, string, error) { return s.OrderHistory(ctx, o.ID, pg) },
+		func(h store.HistoryEntry) string { return h.RunID + "/" + h.Event })
+	if len(entries) != 121 || fmt.Sprint(sizes) != "[50 50 21]" {
+		t.Fatalf("paged %d entries in pages %v", len(entries), sizes)
 	}
 }

@@ -33,7 +33,7 @@ func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
 // GetToken returns a token record; a missing one is auth.ErrUnknown.
 func (s *Store) GetToken(ctx context.Context, id string) (auth.Token, error) {
 	var t auth.Token
-	item, err := s.get(ctx, tokenKey, id)
+	item, err := s.get(ctx, tokenKey, id, true)
 	if errors.Is(err, ErrNotFound) {
 		return t, fmt.Errorf("token %s: %w", id, auth.ErrUnknown)
 	}

@@ -1,21 +1,19 @@
 // Package sweeper finds work a crash left behind and sets it moving again.
-// It reads the runs that are not terminal from the store's active-run index
-// (never a table Scan) and, for each:
+// It pages through the runs that are live (the store's sparse by_active
+// index, never a table Scan), reads each, and acts on what the pure
+// runstate.Sweep decides:
 //
-//   - finishes a run whose steps are all terminal (completed if they all
-//     completed, else failed), and fails a run that has a failed step,
-//     skipping its steps that never started (a crash in the middle of
-//     failing a run);
-//   - re-enqueues a running step whose lease has expired (its runner died;
-//     the next runner takes the lease over);
-//   - re-enqueues a pending step that has been ready for longer than Grace
-//     with nothing running it (a crash between commit and send, between a
-//     failed attempt and its retry message, or a run created but never
-//     started).
+//   - a run whose steps all completed is ended;
+//   - a running step whose lease expired (its runner died) gets a new
+//     message, and the next runner takes its lease over;
+//   - a pending step that has been ready (and past its retry's due time)
+//     for longer than Grace gets a new message (its message was lost, or
+//     the run was stored but never started).
 //
-// Every action is an idempotent enqueue or a conditional write, so the
-// sweeper is safe to run concurrently with runners and with itself; at
-// worst a step gets a duplicate message, which runners drop.
+// It never writes a step's state; its only writes end runs, conditioned on
+// the generation it read, so it is safe to run concurrently with runners,
+// with the API's cancel and retry, and with itself. At worst a step gets a
+// duplicate message, which runners drop.
 package sweeper
 
 import (
@@ -26,17 +24,20 @@ import (
 	"time"
 
 	"stepflow/internal/queue"
-	"stepflow/internal/retry"
+	"stepflow/internal/runstate"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
+	"stepflow/internal/workflow"
 )
 
 // Store is what the sweeper needs from storage.
 type Store interface {
 	ListActiveRuns(ctx context.Context, p store.Page) ([]string, string, error)
-	GetRun(ctx context.Context, id string) (store.RunDetail, error)
-	EndRunAsRead(ctx context.Context, d store.RunDetail, to status.Run, now time.Time) error
-	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
+	// ReadRun reads a run; the sweeper reads eventually consistently,
+	// since everything it does is conditional or idempotent.
+	ReadRun(ctx context.Context, id string, consistent bool) (runstate.Run, []runstate.Failure, error)
+	Plan(ctx context.Context, workflowID string) (store.Workflow, workflow.Plan, error)
+	EndRun(ctx context.Context, e runstate.End) error
 }
 
 // Queue sends step messages.
@@ -52,12 +53,9 @@ type Sweeper struct {
 	// Grace is how long a ready step may wait for its message before the
 	// sweeper sends another. Set it above the time a message normally takes
 	// to arrive (queue delay plus the runner's poll).
-	Grace time.Duration
-	// RetryCap is the longest retry backoff; a step waiting for a retry is
-	// not considered stalled before its backoff could have ended.
-	RetryCap time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
+	Grace  time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Report counts what one sweep did.
@@ -65,8 +63,11 @@ type Report struct {
 	Runs, Finished, Requeued int
 }
 
-// Sweep makes one pass over the active runs. A run it cannot handle does
-// not stop the pass: the errors are joined and returned at the end.
+// pageSize is how many live runs one index page holds.
+const pageSize = 100
+
+// Sweep makes one pass over the live runs. A run it cannot handle does not
+// stop the pass: the errors are joined and returned at the end.
 func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	var rep Report
 	now := time.Now
@@ -77,20 +78,16 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	capDelay := s.RetryCap
-	if capDelay == 0 {
-		capDelay = retry.MaxCap
-	}
 	cursor := ""
 	var errs []error
 	for {
-		ids, next, err := s.Store.ListActiveRuns(ctx, store.Page{Limit: 100, Cursor: cursor})
+		ids, next, err := s.Store.ListActiveRuns(ctx, store.Page{Limit: pageSize, Cursor: cursor})
 		if err != nil {
 			return rep, errors.Join(append(errs, err)...)
 		}
 		for _, id := range ids {
 			rep.Runs++
-			if err := s.sweepRun(ctx, log, id, now().UTC(), capDelay, &rep); err != nil {
+			if err := s.sweepRun(ctx, log.With("run_id", id), id, now(), &rep); err != nil {
 				log.WarnContext(ctx, "sweep of a run failed", "run_id", id, "error", err)
 				errs = append(errs, err)
 			}
@@ -102,104 +99,46 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	}
 }
 
-func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now time.Time, capDelay time.Duration, rep *Report) error {
-	d, err := s.Store.GetRun(ctx, id)
+func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now time.Time, rep *Report) error {
+	r, _, err := s.Store.ReadRun(ctx, id, false)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return nil // the index runs ahead of the read
 	}
 	if err != nil {
 		return err
 	}
-	if d.Status.Terminal() {
-		return nil
+	_, plan, err := s.Store.Plan(ctx, r.WorkflowID)
+	if err != nil {
+		return fmt.Errorf("sweep run %s: %w", id, err)
 	}
-	log = log.With("run_id", id)
-	allTerminal, anyFailed, stepFailed := true, false, false
-	completedAt := map[string]time.Time{}
-	for _, st := range d.Steps {
-		allTerminal = allTerminal && st.Status.Terminal()
-		anyFailed = anyFailed || (st.Status.Terminal() && st.Status != status.StepCompleted)
-		stepFailed = stepFailed || st.Status == status.StepFailed
-		if st.Status == status.StepCompleted && st.CompletedAt != nil {
-			completedAt[st.StepID] = *st.CompletedAt
-		}
-	}
-	if stepFailed && !allTerminal {
-		// The runner died while failing the run: finish its work. Steps
-		// still running are left to finish.
-		for _, st := range d.Steps {
-			if st.Status == status.StepPending {
-				if err := s.Store.SettleStep(ctx, id, st.StepIndex, status.StepSkipped, now); err != nil {
-					return err
-				}
-			}
-		}
-		if err := s.Store.EndRunAsRead(ctx, d, status.RunFailed, now); err != nil && !errors.Is(err, store.ErrConflict) {
+	d := runstate.Sweep(r, plan, now, s.Grace)
+	if d.End != nil {
+		switch err := s.Store.EndRun(ctx, *d.End); {
+		case errors.Is(err, store.ErrConflict):
+			// Someone else ended or retried it since the read.
+		case err != nil:
 			return err
-		}
-		log.InfoContext(ctx, "sweeper failed run with a failed step")
-		rep.Finished++
-		return nil
-	}
-	if allTerminal {
-		to := status.RunCompleted
-		if anyFailed {
-			to = status.RunFailed
-		}
-		if err := s.Store.EndRunAsRead(ctx, d, to, now); err != nil && !errors.Is(err, store.ErrConflict) {
-			return err
-		}
-		log.InfoContext(ctx, "sweeper finished run", "status", to)
-		rep.Finished++
-		return nil
-	}
-	var msgs []queue.Message
-	for _, st := range d.Steps {
-		switch st.Status {
-		case status.StepRunning:
-			if st.LeaseUntil != nil && st.LeaseUntil.Before(now) {
-				msgs = append(msgs, queue.Message{RunID: id, StepIndex: st.StepIndex, Attempt: st.RetryCount, SentAt: now})
-				log.InfoContext(ctx, "sweeper re-enqueued step with expired lease", "step_id", st.StepID)
-			}
-		case status.StepPending:
-			since, ok := readySince(d, st, completedAt, capDelay)
-			if ok && now.Sub(since) > s.Grace {
-				msgs = append(msgs, queue.Message{RunID: id, StepIndex: st.StepIndex, Attempt: st.RetryCount, SentAt: now})
-				log.InfoContext(ctx, "sweeper re-enqueued stalled step", "step_id", st.StepID)
+		default:
+			rep.Finished++
+			if d.End.To == status.RunCompleted {
+				log.InfoContext(ctx, "sweeper ended a completed run")
+			} else {
+				log.ErrorContext(ctx, "sweeper failed a run in which no step could make progress")
 			}
 		}
-	}
-	if len(msgs) == 0 {
 		return nil
+	}
+	if len(d.Enqueue) == 0 {
+		return nil
+	}
+	msgs := make([]queue.Message, len(d.Enqueue))
+	for i, m := range d.Enqueue {
+		msgs[i] = queue.For(r, m.Step, m.Attempt, now)
+		log.InfoContext(ctx, "sweeper re-sent a step's message", "step_id", plan[m.Step].ID, "attempt", m.Attempt)
 	}
 	if err := s.Queue.Send(ctx, msgs); err != nil {
 		return fmt.Errorf("sweep run %s: %w", id, err)
 	}
 	rep.Requeued += len(msgs)
 	return nil
-}
-
-// readySince returns when a pending step became ready to run, or false if
-// a dependency has not completed.
-func readySince(d store.RunDetail, st store.Step, completedAt map[string]time.Time, capDelay time.Duration) (time.Time, bool) {
-	since := d.CreatedAt
-	if d.RetriedAt != nil && d.RetriedAt.After(since) {
-		since = *d.RetriedAt
-	}
-	for _, dep := range st.DependsOn {
-		t, ok := completedAt[dep]
-		if !ok {
-			return time.Time{}, false
-		}
-		if t.After(since) {
-			since = t
-		}
-	}
-	if n := len(st.Attempts); n > 0 {
-		// Waiting for a retry: its message may be delayed up to the cap.
-		if t := st.Attempts[n-1].EndedAt.Add(capDelay); t.After(since) {
-			since = t
-		}
-	}
-	return since, true
 }

@@ -5,12 +5,12 @@ import (
 	"strings"
 )
 
-// Order returns the indices of steps in dependency order: every step comes
+// TopoSort returns the indices of steps in dependency order: every step comes
 // after the steps it depends on, and among steps whose dependencies are met
 // the one written first comes first (a stable Kahn's algorithm). Every
 // depends_on entry must name a step in steps. If the graph has a cycle the
 // error is a *FieldError on "steps" naming the steps of one cycle.
-func Order(steps []Step) ([]int, error) {
+func TopoSort(steps []Step) ([]int, error) {
 	index := make(map[string]int, len(steps))
 	for i, s := range steps {
 		index[s.ID] = i
@@ -112,17 +112,23 @@ func Dependents(steps []Step) [][]int {
 }
 
 // PlannedStep is a step placed in a run: Index is its position in
-// dependency order, Dependents are the Indexes of the steps that wait for it.
+// dependency order; Parents and Dependents are the Indexes of the steps it
+// waits for and of the steps that wait for it, in ascending order.
 type PlannedStep struct {
 	Step
 	Index      int
+	Parents    []int
 	Dependents []int
 }
 
-// Plan lays out def's steps in dependency order (see Order). def must be a
-// validated Definition.
-func Plan(def Definition) ([]PlannedStep, error) {
-	order, err := Order(def.Steps)
+// Plan is a definition's steps in dependency order: every step comes after
+// its parents, so a step's Index is greater than each of its Parents'.
+type Plan []PlannedStep
+
+// NewPlan lays out def's steps in dependency order (see TopoSort). def must
+// be a validated Definition.
+func NewPlan(def Definition) (Plan, error) {
+	order, err := TopoSort(def.Steps)
 	if err != nil {
 		return nil, err
 	}
@@ -130,15 +136,32 @@ func Plan(def Definition) ([]PlannedStep, error) {
 	for p, orig := range order {
 		pos[orig] = p
 	}
+	index := make(map[string]int, len(def.Steps))
+	for i, s := range def.Steps {
+		index[s.ID] = i
+	}
 	deps := Dependents(def.Steps)
-	out := make([]PlannedStep, len(order))
+	out := make(Plan, len(order))
 	for p, orig := range order {
-		ps := PlannedStep{Step: def.Steps[orig], Index: p}
+		ps := PlannedStep{Step: def.Steps[orig], Index: p, Parents: []int{}, Dependents: []int{}}
 		for _, d := range deps[orig] {
 			ps.Dependents = append(ps.Dependents, pos[d])
 		}
+		for _, parent := range def.Steps[orig].DependsOn {
+			ps.Parents = append(ps.Parents, pos[index[parent]])
+		}
 		slices.Sort(ps.Dependents)
+		slices.Sort(ps.Parents)
 		out[p] = ps
 	}
 	return out, nil
+}
+
+// MaxDuration is the longest duration_seconds of any step.
+func (p Plan) MaxDuration() float64 {
+	longest := 0.0
+	for _, s := range p {
+		longest = max(longest, s.Config.DurationSeconds)
+	}
+	return longest
 }

@@ -11,18 +11,18 @@ import (
 // Limits on a definition. They are part of the API contract and are listed
 // in README.
 const (
-	MaxSteps          = 100
-	MaxNameLen        = 128 // characters
-	MaxStepIDLen      = 64
-	MaxTypeLen        = 64
-	MaxActionLen      = 64
-	MaxDurationSecs   = 300
+	MaxSteps        = 100
+	MaxNameLen      = 128 // characters
+	MaxStepIDLen    = 64
+	MaxTypeLen      = 64
+	MaxActionLen    = 64
+	MaxDurationSecs = 300
 	// MinDurationSecs is the smallest duration above zero: the engine keeps
 	// time in milliseconds.
 	MinDurationSecs = 0.001
 	// MinProbability is the smallest fail_probability above zero:
 	// DynamoDB stores no number of smaller magnitude than 1e-130.
-	MinProbability = 1e-130
+	MinProbability    = 1e-130
 	MaxRetries        = 10
 	DefaultDuration   = 1.0
 	DefaultMaxRetries = 3
@@ -144,7 +144,7 @@ func (in Input) Normalize() (Definition, error) {
 			seen[dep] = true
 		}
 	}
-	if _, err := Order(def.Steps); err != nil {
+	if _, err := TopoSort(def.Steps); err != nil {
 		return Definition{}, err
 	}
 	return def, nil

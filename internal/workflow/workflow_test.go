@@ -123,7 +123,7 @@ func ids(s []Step, order []int) string {
 	return strings.Join(names, " ")
 }
 
-func TestOrder(t *testing.T) {
+func TestTopoSort(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
@@ -141,7 +141,7 @@ func TestOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			order, err := Order(tt.steps)
+			order, err := TopoSort(tt.steps)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +152,7 @@ func TestOrder(t *testing.T) {
 	}
 }
 
-func TestOrderNamesTheCycle(t *testing.T) {
+func TestTopoSortNamesTheCycle(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		steps []Step
@@ -163,7 +163,7 @@ func TestOrderNamesTheCycle(t *testing.T) {
 		{steps("ok", "p:q", "q:r", "r:p"), "p -> r -> q -> p"}, // p depends on q, so q runs first
 	}
 	for _, tt := range tests {
-		_, err := Order(tt.steps)
+		_, err := TopoSort(tt.steps)
 		if err == nil {
 			t.Fatalf("no error for cycle %s", tt.want)
 		}
@@ -197,7 +197,7 @@ func TestDependents(t *testing.T) {
 func TestPlan(t *testing.T) {
 	t.Parallel()
 	def := Definition{Name: "d", Steps: steps("d:b,c", "c:a", "b:a", "a")}
-	plan, err := Plan(def)
+	plan, err := NewPlan(def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +206,10 @@ func TestPlan(t *testing.T) {
 		if p.Index != i {
 			t.Fatalf("plan[%d].Index = %d", i, p.Index)
 		}
-		got = append(got, fmt.Sprintf("%s%v", p.ID, p.Dependents))
+		got = append(got, fmt.Sprintf("%s%v%v", p.ID, p.Parents, p.Dependents))
 	}
 	// a runs first and feeds c (index 1) and b (index 2); both feed d (3).
-	if want := "a[1 2] c[3] b[3] d[]"; strings.Join(got, " ") != want {
+	if want := "a[][1 2] c[0][3] b[0][3] d[1 2][]"; strings.Join(got, " ") != want {
 		t.Fatalf("plan = %s, want %s", strings.Join(got, " "), want)
 	}
 }

@@ -1,0 +1,102 @@
+package runstate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"stepflow/internal/status"
+	"stepflow/internal/workflow"
+)
+
+// ErrNotLive: the run has ended, so it cannot be cancelled.
+var ErrNotLive = errors.New("run is not live")
+
+// ErrNotRetryable: only a failed or cancelled run can be retried.
+var ErrNotRetryable = errors.New("run is not failed or cancelled")
+
+// End is a run-level write that ends a live run (completed, failed,
+// cancelled): the header's status changes and every item stops accepting
+// claims, on the condition that the run is still live in generation Gen.
+type End struct {
+	RunID string
+	Gen   int
+	Items int
+	To    status.Run
+	At    time.Time
+}
+
+// Cancel decides the cancellation of run r at now.
+func Cancel(r Run, now time.Time) (End, error) { return endAs(r, status.RunCancelled, now) }
+
+// Fail decides the failure of run r at now, for a run whose steps cannot be
+// committed at all.
+func Fail(r Run, now time.Time) (End, error) { return endAs(r, status.RunFailed, now) }
+
+func endAs(r Run, to status.Run, now time.Time) (End, error) {
+	if !r.Live() {
+		return End{}, fmt.Errorf("end run %s (%s) as %s: %w", r.ID, r.Status, to, ErrNotLive)
+	}
+	return End{RunID: r.ID, Gen: r.Gen, Items: Items(len(r.Steps)), To: moveRun(r.Status, to), At: Ms(now)}, nil
+}
+
+// Reset is the write that retries a run: it raises the generation from Gen,
+// makes the run live again, and swaps the slots that must run again to
+// pending, on the condition that the run is still in status From in
+// generation Gen.
+type Reset struct {
+	RunID string
+	Gen   int
+	Items int
+	From  status.Run
+	Swaps []Swap
+	At    time.Time
+}
+
+// Retry decides the retry of run r at now: failed and pending steps, and
+// running steps whose lease has expired (their runner is gone), start again
+// from their first attempt; completed steps keep their results and effects;
+// a step still running under a live lease keeps running, and its result
+// counts in the new generation.
+func Retry(r Run, now time.Time) (Reset, error) {
+	if !r.Status.CanBecome(status.RunRunning) {
+		return Reset{}, fmt.Errorf("retry run %s (%s): %w", r.ID, r.Status, ErrNotRetryable)
+	}
+	rs := Reset{RunID: r.ID, Gen: r.Gen, Items: Items(len(r.Steps)), From: r.Status, At: Ms(now)}
+	for i, s := range r.Steps {
+		if s.Status == status.StepCompleted || s.LeaseLive(now) || s == Pending0 {
+			continue
+		}
+		rs.Swaps = append(rs.Swaps, Swap{Step: i, Old: s, New: s.to(Pending0)})
+	}
+	return rs, nil
+}
+
+// Applied returns r as it is after reset rs.
+func (rs Reset) Applied(r Run) Run {
+	out := r.Apply(rs.Swaps)
+	out.Status, out.Gen, out.Retries, out.RetriedAt, out.EndedAt = moveRun(r.Status, status.RunRunning), r.Gen+1, r.Retries+1, rs.At, time.Time{}
+	return out
+}
+
+// moveRun returns to after checking that a stored run status may move from
+// from to it (status.Run.CanBecome).
+func moveRun(from, to status.Run) status.Run {
+	if !from.CanBecome(to) {
+		panic(fmt.Sprintf("runstate: run may not move from %s to %s", from, to))
+	}
+	return to
+}
+
+// Roots returns the steps of r that can start at now: pending, past their
+// due time, with every parent completed. A new run's roots, or where a
+// retried run resumes.
+func Roots(r Run, p workflow.Plan, now time.Time) []int {
+	var out []int
+	for i, s := range r.Steps {
+		if s.Status == status.StepPending && !s.Due.After(now) && r.Ready(p, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}

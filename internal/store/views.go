@@ -1,0 +1,231 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"stepflow/internal/runstate"
+	"stepflow/internal/status"
+	"stepflow/internal/workflow"
+)
+
+// GetRun returns the run as the API shows it, with its steps, or
+// ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, id string) (RunDetail, error) {
+	r, failures, err := s.ReadRun(ctx, id, true)
+	if err != nil {
+		return RunDetail{}, err
+	}
+	_, p, err := s.Plan(ctx, r.WorkflowID)
+	if err != nil {
+		return RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return RunView(r, p, failures, time.Now()), nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// runSummary is the API's view of r without its steps.
+func runSummary(r runstate.Run, failures []runstate.Failure, now time.Time) Run {
+	v := Run{
+		ID: r.ID, WorkflowID: r.WorkflowID, WorkflowName: r.WorkflowName, Status: r.Reported(),
+		StepCount: len(r.Steps), CreatedAt: r.CreatedAt, Retries: r.Retries, RetriedAt: timePtr(r.RetriedAt),
+		Generation: r.Gen, ProgressAt: r.ProgressAt(), StepStatuses: make([]status.Step, len(r.Steps)),
+	}
+	if r.OrderID != "" {
+		v.OrderID = ptr(r.OrderID)
+	}
+	if r.Status.Terminal() {
+		v.CompletedAt = timePtr(r.EndedAt)
+	}
+	var started time.Time
+	first := func(t time.Time) {
+		if !t.IsZero() && (started.IsZero() || t.Before(started)) {
+			started = t
+		}
+	}
+	for i, s := range r.Steps {
+		v.StepStatuses[i] = r.StepReported(i, now)
+		if s.Status == status.StepCompleted {
+			v.StepsCompleted++
+		}
+		first(s.Start)
+	}
+	for _, f := range failures {
+		first(f.Start)
+		if f.End.After(v.ProgressAt) {
+			v.ProgressAt = f.End
+		}
+	}
+	v.StartedAt = timePtr(started)
+	return v
+}
+
+// RunView is the API's view of run r of plan p, with the records of its
+// failed attempts, at now. A step's attempts are those of the current and
+// the previous generation, oldest first.
+func RunView(r runstate.Run, p workflow.Plan, failures []runstate.Failure, now time.Time) RunDetail {
+	d := RunDetail{Run: runSummary(r, failures, now), Steps: make([]Step, len(r.Steps))}
+	byStep := map[int][]runstate.Failure{}
+	for _, f := range failures {
+		if f.Gen >= r.Gen-1 {
+			byStep[f.Step] = append(byStep[f.Step], f)
+		}
+	}
+	for i, s := range r.Steps {
+		ps := p[i]
+		v := Step{
+			ID: r.ID + ":" + ps.ID, StepID: ps.ID, StepIndex: i, Type: ps.Type, Status: d.StepStatuses[i],
+			RetryCount: s.Attempt, MaxRetries: ps.Config.MaxRetries, DependsOn: ps.DependsOn, Config: ps.Config,
+			Attempts: []Attempt{},
+		}
+		fs := byStep[i]
+		slices.SortFunc(fs, func(a, b runstate.Failure) int {
+			if a.Gen != b.Gen {
+				return a.Gen - b.Gen
+			}
+			return a.Attempt - b.Attempt
+		})
+		for _, f := range fs {
+			v.Attempts = append(v.Attempts, Attempt{StartedAt: f.Start, EndedAt: f.End, Error: f.Error})
+		}
+		switch s.Status {
+		case status.StepCompleted, status.StepFailed:
+			if s.Status == status.StepCompleted {
+				v.Attempts = append(v.Attempts, Attempt{StartedAt: s.Start, EndedAt: s.End})
+			}
+			v.CompletedAt = timePtr(s.End)
+		case status.StepRunning:
+			v.AttemptStartedAt = timePtr(s.Start)
+		case status.StepPending:
+			if r.Live() {
+				v.NextAttemptAt = timePtr(s.Due)
+			}
+		}
+		for n := range v.Attempts {
+			v.Attempts[n].Number = n + 1
+		}
+		if len(v.Attempts) > 0 {
+			v.StartedAt = ptr(v.Attempts[0].StartedAt)
+		} else if s.Status == status.StepRunning {
+			v.StartedAt = ptr(s.Start)
+		}
+		if s.Status != status.StepCompleted && len(fs) > 0 && fs[len(fs)-1].Gen == r.Gen {
+			v.ErrorMessage = ptr(fs[len(fs)-1].Error)
+		}
+		d.Steps[i] = v
+	}
+	return d
+}
+
+// RunFilter narrows ListRuns. Empty fields do not filter.
+type RunFilter struct {
+	Status     status.Run
+	WorkflowID string
+}
+
+// ListRuns returns runs newest first, with their progress and their order's
+// status, and the cursor of the next page. Pending and running runs come
+// from the by_active index; other statuses are filtered from all runs (or
+// the workflow's), reading at most maxExamined index entries per page.
+func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]Run, string, error) {
+	q := listQuery{index: indexByKind, partition: kindRun, keyOf: runKey}
+	switch {
+	case f.Status == status.RunPending || f.Status == status.RunRunning:
+		q.index, q.partition = indexActive, activeValue
+	case f.WorkflowID != "":
+		q.index, q.partition = indexByWorkflow, f.WorkflowID
+	}
+	now := time.Now()
+	var out []Run
+	next, err := s.list(ctx, q, p, func(header map[string]types.AttributeValue) (bool, error) {
+		runID := sAttr(header, attrID)
+		if f.WorkflowID != "" && sAttr(header, attrWorkflowID) != f.WorkflowID {
+			return false, nil
+		}
+		r, err := s.withChunks(ctx, runID, header)
+		if err != nil {
+			return false, err
+		}
+		v := runSummary(r, nil, now)
+		if f.Status != "" && v.Status != f.Status {
+			return false, nil
+		}
+		out = append(out, v)
+		return true, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	if len(out) > p.Limit {
+		out = out[:p.Limit]
+	}
+	if err := s.addOrderStatus(ctx, out); err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	return out, next, nil
+}
+
+// withChunks decodes a run from its header, reading its chunks if it has
+// any.
+func (s *Store) withChunks(ctx context.Context, runID string, header map[string]types.AttributeValue) (runstate.Run, error) {
+	n, err := nAttr(header, "step_count")
+	if err != nil {
+		return runstate.Run{}, fmt.Errorf("run %s: %w", runID, err)
+	}
+	var keys []map[string]types.AttributeValue
+	for k := 1; k < runstate.Items(n); k++ {
+		keys = append(keys, runItemKey(runID, k))
+	}
+	var chunks []map[string]types.AttributeValue
+	if len(keys) > 0 {
+		items, err := s.batchGet(ctx, keys, false)
+		if err != nil {
+			return runstate.Run{}, err
+		}
+		for _, it := range items {
+			chunks = append(chunks, it)
+		}
+	}
+	return decodeRun(runID, header, chunks)
+}
+
+// addOrderStatus fills in the status of the listed runs' orders with one
+// BatchGetItem.
+func (s *Store) addOrderStatus(ctx context.Context, runs []Run) error {
+	seen := map[string]bool{}
+	var keys []map[string]types.AttributeValue
+	for _, r := range runs {
+		if r.OrderID != nil && !seen[*r.OrderID] {
+			seen[*r.OrderID] = true
+			keys = append(keys, key(orderKey(*r.OrderID)))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	items, err := s.batchGet(ctx, keys, false)
+	if err != nil {
+		return err
+	}
+	for i, r := range runs {
+		if r.OrderID == nil {
+			continue
+		}
+		if it, ok := items[itemKey(key(orderKey(*r.OrderID)))]; ok {
+			runs[i].OrderStatus = ptr(status.Order(sAttr(it, attrStatus)))
+		}
+	}
+	return nil
+}
