@@ -26,7 +26,8 @@ type Store interface {
 	LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.Run, status.Order, error)
 	// Fence reads a run's generation and whether it is live, consistently.
 	Fence(ctx context.Context, runID string) (gen int, live bool, err error)
-	ClaimSteps(ctx context.Context, c runstate.Claim) ([]int, error)
+	// ClaimSteps claims all of c or nothing (ErrConflict).
+	ClaimSteps(ctx context.Context, c runstate.Claim) error
 	CommitGroup(ctx context.Context, c runstate.Commit, token string) error
 	EndRun(ctx context.Context, e runstate.End) error
 }

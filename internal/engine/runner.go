@@ -174,38 +174,63 @@ func (rn *runner) loop(ctx context.Context, claim []int) error {
 	}
 }
 
-// claim takes the steps with one conditional write per item. Steps another
-// runner took first, or that changed since they were read, are left out.
+// claim takes the steps that are still claimable, all at once (one
+// conditional write). When the run changed since it was read, it reads it
+// again and claims what is claimable then; another runner that took a step
+// first wins it.
 func (rn *runner) claim(ctx context.Context, steps []int) ([]runstate.Lease, error) {
 	e := rn.e
-	now := e.now()
-	c, leases := runstate.NewClaim(rn.run, rn.plan, steps, e.cfg.IDs.Token(8), now, e.cfg.LeaseMargin)
-	got, err := e.cfg.Store.ClaimSteps(ctx, c)
-	if err != nil {
-		return nil, err
+	for try := 0; ; try++ {
+		now := e.now()
+		var want []int
+		for _, i := range steps {
+			if runstate.Claimable(rn.run, rn.plan, i, now) {
+				want = append(want, i)
+			}
+		}
+		if len(want) == 0 {
+			return nil, nil
+		}
+		c, leases := runstate.NewClaim(rn.run, rn.plan, want, e.cfg.IDs.Token(8), now, e.cfg.LeaseMargin)
+		err := e.cfg.Store.ClaimSteps(ctx, c)
+		if err == nil {
+			rn.run = rn.run.Apply(c.Swaps)
+			rn.keepHidden(ctx, leases, now)
+			return leases, nil
+		}
+		// A conflict, or an answer that may have been lost: read again; if
+		// the claim is there it landed.
+		fresh, order, lerr := e.cfg.Store.LoadRun(ctx, rn.run.ID, len(rn.plan), rn.run.OrderID)
+		if lerr != nil {
+			return nil, errors.Join(err, lerr)
+		}
+		rn.run, rn.order = fresh, order
+		if sw := c.Swaps[0]; fresh.Steps[sw.Step] == sw.New {
+			rn.keepHidden(ctx, leases, now)
+			return leases, nil
+		}
+		if !errors.Is(err, store.ErrConflict) && try >= maxTries {
+			return nil, err
+		}
+		if try >= maxTries {
+			return nil, nil
+		}
+		rn.log.DebugContext(ctx, "claim refused; reading again", "error", err)
 	}
-	if len(got) < len(steps) {
-		rn.log.DebugContext(ctx, "lost the race for some steps", "claimed", got, "wanted", steps)
-	}
-	var held []runstate.Lease
-	var swaps []runstate.Swap
+}
+
+// keepHidden keeps the messages hidden while the leases last, or they
+// would come back mid-attempt and count towards the DLQ.
+func (rn *runner) keepHidden(ctx context.Context, leases []runstate.Lease, now time.Time) {
 	longest := time.Duration(0)
-	for i, l := range leases {
-		if slices.Contains(got, l.Step) {
-			held = append(held, l)
-			swaps = append(swaps, c.Swaps[i])
-			longest = max(longest, l.Held.End.Sub(now))
-		}
+	for _, l := range leases {
+		longest = max(longest, l.Held.End.Sub(now))
 	}
-	rn.run = rn.run.Apply(swaps)
-	if longest > e.cfg.QueueVisibility {
-		// The messages must stay hidden while the leases last, or they
-		// would come back mid-attempt and count towards the DLQ.
+	if longest > rn.e.cfg.QueueVisibility {
 		for _, d := range rn.ds {
-			e.hide(ctx, rn.log, d, longest+time.Second)
+			rn.e.hide(ctx, rn.log, d, longest+time.Second)
 		}
 	}
-	return held, nil
 }
 
 // fits reports whether steps that would start after elapsed of inline work
@@ -405,19 +430,6 @@ func (rn *runner) commitBatch(ctx context.Context, batch []runstate.Outcome) (ru
 		case err == nil:
 			rn.landed(ctx, c)
 			return c, nil
-		case errors.Is(err, store.ErrConflict) && try < maxTries:
-			fresh, order, lerr := e.cfg.Store.LoadRun(ctx, rn.run.ID, len(rn.plan), rn.run.OrderID)
-			if lerr != nil {
-				return c, lerr
-			}
-			rn.run, rn.order = fresh, order
-			if sw := c.Swaps[0]; fresh.Steps[sw.Step] == sw.New {
-				// The commit landed; only its answer was lost and the
-				// retried request found its own writes.
-				rn.landed(ctx, c)
-				return c, nil
-			}
-			rn.log.DebugContext(ctx, "commit conflict; rebuilding", "error", err)
 		case errors.Is(err, store.ErrInvalid) && !refused:
 			rn.log.ErrorContext(ctx, "storage refused the commit; failing its steps", "error", err)
 			refused = true
@@ -435,8 +447,22 @@ func (rn *runner) commitBatch(ctx context.Context, batch []runstate.Outcome) (ru
 				return c, errors.Join(err, eerr)
 			}
 			return runstate.Commit{}, nil
-		default:
+		case try >= maxTries:
 			return c, err
+		default:
+			// A conflict, or an answer that may have been lost: read the
+			// run again. If the commit is there (a transaction lands
+			// whole), it landed; else rebuild it on what is there now.
+			fresh, order, lerr := e.cfg.Store.LoadRun(ctx, rn.run.ID, len(rn.plan), rn.run.OrderID)
+			if lerr != nil {
+				return c, errors.Join(err, lerr)
+			}
+			if sw := c.Swaps[0]; fresh.Steps[sw.Step] == sw.New {
+				rn.landed(ctx, c)
+				return c, nil
+			}
+			rn.run, rn.order = fresh, order
+			rn.log.DebugContext(ctx, "commit refused; rebuilding", "error", err)
 		}
 	}
 }

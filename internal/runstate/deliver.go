@@ -59,10 +59,10 @@ func Deliver(r Run, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 				claim[m.Step] = true
 			}
 		case status.StepRunning:
-			if s.LeaseLive(now) {
-				d.Wait[mi] = s.End
-			} else {
+			if Claimable(r, p, m.Step, now) {
 				claim[m.Step] = true
+			} else {
+				d.Wait[mi] = s.End
 			}
 		}
 	}
@@ -71,6 +71,21 @@ func Deliver(r Run, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 	}
 	slices.Sort(d.Claim)
 	return d
+}
+
+// Claimable reports whether step i of live run r can be claimed at now: it
+// is pending, due and ready, or running under a lease that has expired.
+func Claimable(r Run, p workflow.Plan, i int, now time.Time) bool {
+	s := r.Steps[i]
+	switch {
+	case !r.Live():
+		return false
+	case s.Status == status.StepPending:
+		return !s.Due.After(now) && r.Ready(p, i)
+	case s.Status == status.StepRunning:
+		return !s.LeaseLive(now)
+	}
+	return false
 }
 
 // ReadyDependents returns the dependents of the given steps that can start

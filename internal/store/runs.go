@@ -431,34 +431,36 @@ func sortedKeys[V any](m map[int]V) []int {
 	return ks
 }
 
-// ClaimSteps writes claim c: one conditional update per item holding the
-// claimed slots, each on the condition that the run is live in c.Gen and
-// every slot is still as read. It returns the steps it claimed; steps of an
-// item whose condition failed are not claimed (another runner won, or the
-// run changed).
-func (s *Store) ClaimSteps(ctx context.Context, c runstate.Claim) ([]int, error) {
-	var claimed []int
-	groups := byItem(c.Swaps)
-	for _, k := range sortedKeys(groups) {
+// ClaimSteps writes claim c, on the condition that the run is live in
+// c.Gen and every claimed slot is still as read: one UpdateItem when the
+// slots share an item, else one transaction, so a claim is all or nothing
+// and takes effect at one instant. A failed condition is ErrConflict.
+func (s *Store) ClaimSteps(ctx context.Context, c runstate.Claim) error {
+	updates := map[int]*update{}
+	for k, swaps := range byItem(c.Swaps) {
 		u := newUpdate()
 		u.cond = append(u.cond, "#gen = :g", "attribute_exists(#live)")
 		u.values[":g"] = num(c.Gen)
-		for _, sw := range groups[k] {
+		for _, sw := range swaps {
 			u.swap(sw)
 		}
-		err := s.updateItem(ctx, runItemKey(c.RunID, k), u)
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return claimed, fmt.Errorf("claim steps of run %s: %w", c.RunID, err)
-		}
-		for _, sw := range groups[k] {
-			claimed = append(claimed, sw.Step)
-		}
+		updates[k] = u
 	}
-	slices.Sort(claimed)
-	return claimed, nil
+	var err error
+	if keys := sortedKeys(updates); len(keys) == 1 {
+		err = s.updateItem(ctx, runItemKey(c.RunID, keys[0]), updates[keys[0]])
+	} else {
+		var items []types.TransactWriteItem
+		for _, k := range keys {
+			items = append(items, types.TransactWriteItem{Update: updates[k].item(s.table, runItemKey(c.RunID, k))})
+		}
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		err = txErr(err)
+	}
+	if err != nil {
+		return fmt.Errorf("claim steps of run %s: %w", c.RunID, err)
+	}
+	return nil
 }
 
 // endRun adds to u (the header's update) and to the chunks' updates what

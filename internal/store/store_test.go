@@ -86,9 +86,8 @@ func newOrder(t *testing.T, s *store.Store) store.Order {
 func claim(t *testing.T, s *store.Store, r runstate.Run, p workflow.Plan, steps ...int) (runstate.Run, []runstate.Lease) {
 	t.Helper()
 	c, leases := runstate.NewClaim(r, p, steps, "tok"+fmt.Sprint(len(steps)), now, time.Minute)
-	got, err := s.ClaimSteps(context.Background(), c)
-	if err != nil || fmt.Sprint(got) != fmt.Sprint(steps) {
-		t.Fatalf("claim %v: got %v, %v", steps, got, err)
+	if err := s.ClaimSteps(context.Background(), c); err != nil {
+		t.Fatalf("claim %v: %v", steps, err)
 	}
 	return r.Apply(c.Swaps), leases
 }
@@ -371,21 +370,29 @@ func TestLargeRunStaysInSmallItems(t *testing.T) {
 }
 
 // TestClaimsAreCompareAndSwap: of two runners that read the same state,
-// one claim wins; nothing is claimed once the run is cancelled or retried
-// since the read.
+// one claim wins, all or nothing, even across items; nothing is claimed
+// once the run is cancelled or retried since the read.
 func TestClaimsAreCompareAndSwap(t *testing.T) {
 	t.Parallel()
 	s, ctx := testenv.Store(t), context.Background()
-	w := newWorkflow("w", "a", "b")
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("s%02d", i))
+	}
+	w := newWorkflow("w", names...)
 	p := mustPlan(t, w)
 	r := createRun(t, s, w, "")
-	c1, _ := runstate.NewClaim(r, p, []int{0}, "one", now, time.Minute)
-	c2, _ := runstate.NewClaim(r, p, []int{0, 1}, "two", now, time.Minute)
-	if got, err := s.ClaimSteps(ctx, c1); err != nil || fmt.Sprint(got) != "[0]" {
-		t.Fatalf("first claim: %v, %v", got, err)
+	c1, _ := runstate.NewClaim(r, p, []int{15}, "one", now, time.Minute)
+	c2, _ := runstate.NewClaim(r, p, []int{0, 15}, "two", now, time.Minute)
+	if err := s.ClaimSteps(ctx, c1); err != nil {
+		t.Fatalf("first claim: %v", err)
 	}
-	if got, err := s.ClaimSteps(ctx, c2); err != nil || len(got) != 0 {
-		t.Fatalf("second claim of the same state: %v, %v", got, err)
+	if err := s.ClaimSteps(ctx, c2); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second claim of the same state: %v, want ErrConflict", err)
+	}
+	got, _, err := s.ReadRun(ctx, r.ID, true)
+	if err != nil || got.Steps[0] != runstate.Pending0 || got.Steps[15].Token != "one" {
+		t.Fatalf("a refused claim across items changed something: %+v, %v", got.Steps, err)
 	}
 	// Cancelled after a read: the claim made on that read fails.
 	r2 := createRun(t, s, w, "")
@@ -393,11 +400,13 @@ func TestClaimsAreCompareAndSwap(t *testing.T) {
 	if err := s.EndRun(ctx, end); err != nil {
 		t.Fatal(err)
 	}
-	stale, _ := runstate.NewClaim(r2, p, []int{0}, "late", now, time.Minute)
-	if got, err := s.ClaimSteps(ctx, stale); err != nil || len(got) != 0 {
-		t.Fatalf("claim after cancel: %v, %v", got, err)
+	for _, steps := range [][]int{{0}, {0, 15}} {
+		stale, _ := runstate.NewClaim(r2, p, steps, "late", now, time.Minute)
+		if err := s.ClaimSteps(ctx, stale); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("claim of %v after cancel: %v", steps, err)
+		}
 	}
-	// Retried since the read (the slot is P0 again): the stale
+	// Retried since the read (the slots are P0 again): the stale
 	// generation's claim fails.
 	fresh, _, err := s.ReadRun(ctx, r2.ID, true)
 	if err != nil {
@@ -410,8 +419,9 @@ func TestClaimsAreCompareAndSwap(t *testing.T) {
 	if err := s.ResetRun(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.ClaimSteps(ctx, stale); err != nil || len(got) != 0 {
-		t.Fatalf("claim from before the retry: %v, %v", got, err)
+	stale, _ := runstate.NewClaim(r2, p, []int{0, 15}, "late", now, time.Minute)
+	if err := s.ClaimSteps(ctx, stale); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("claim from before the retry: %v", err)
 	}
 }
 
