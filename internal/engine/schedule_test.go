@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -38,7 +39,7 @@ import (
 )
 
 var (
-	schedules = flag.Int("schedules", 500, "random schedules TestRandomSchedules drives")
+	schedules = flag.Int("schedules", 500, "random schedules TestRandomSchedules drives (or STEPFLOW_SCHEDULES)")
 	seedFlag  = flag.Uint64("seed", 0, "replay only this schedule seed (0: all)")
 	traceFlag = flag.Bool("trace", false, "log every DynamoDB request of a failing schedule")
 )
@@ -56,6 +57,11 @@ var (
 func TestRandomSchedules(t *testing.T) {
 	t.Parallel()
 	n := *schedules
+	if v := os.Getenv("STEPFLOW_SCHEDULES"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			t.Fatalf("STEPFLOW_SCHEDULES=%q: %v", v, err)
+		}
+	}
 	if testing.Short() {
 		n = min(n, 50)
 	}
