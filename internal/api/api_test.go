@@ -286,6 +286,10 @@ func TestBadInputIsRejectedAndNothingWritten(t *testing.T) {
 		{"negative duration", "POST", "/workflows", step(`{"id":"a","config":{"duration_seconds":-1}}`), 422, "steps[0].config.duration_seconds"},
 		{"probability above 1", "POST", "/workflows", step(`{"id":"a","config":{"fail_probability":2}}`), 422, "steps[0].config.fail_probability"},
 		{"retries above 10", "POST", "/workflows", step(`{"id":"a","config":{"max_retries":11}}`), 422, "steps[0].config.max_retries"},
+		// DynamoDB cannot store these (first design: a 500 at run start
+		// on DynamoDB Local).
+		{"underflowing duration", "POST", "/workflows", step(`{"id":"a","config":{"duration_seconds":1e-320}}`), 422, "steps[0].config.duration_seconds"},
+		{"underflowing probability", "POST", "/workflows", step(`{"id":"a","config":{"fail_probability":1e-200}}`), 422, "steps[0].config.fail_probability"},
 		{"order missing amount", "POST", "/orders", `{}`, 422, "amount"},
 		{"order amount zero", "POST", "/orders", `{"amount":0}`, 422, "amount"},
 		{"order amount negative", "POST", "/orders", `{"amount":-5}`, 422, "amount"},
@@ -461,5 +465,27 @@ func TestStorageFailureIsAnOpaque500(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/workflows", nil))
 	if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != `{"error":"internal error"}` {
 		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestSmallestNumbersRoundTrip: the smallest values validation accepts are
+// stored and returned unchanged, and a run of them starts (make conformance
+// runs this on DynamoDB Local, which rejects numbers below 1e-130).
+func TestSmallestNumbersRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var wf workflowBody
+	b.must(201, "POST", "/workflows", `{"name":"tiny","steps":[{"id":"a","config":{"duration_seconds":0.001,"fail_probability":1e-130}}]}`, &wf)
+	var run struct {
+		Steps []struct {
+			Config struct {
+				DurationSeconds float64 `json:"duration_seconds"`
+				FailProbability float64 `json:"fail_probability"`
+			} `json:"config"`
+		} `json:"steps"`
+	}
+	b.must(202, "POST", "/workflows/"+wf.ID+"/runs", "", &run)
+	if c := run.Steps[0].Config; c.DurationSeconds != 0.001 || c.FailProbability != 1e-130 {
+		t.Fatalf("config came back as %+v", c)
 	}
 }
