@@ -2,6 +2,8 @@ module stepflow/infra
 
 go 1.26.0
 
+toolchain go1.26.10
+
 ignore ./node_modules
 
 replace stepflow => ../
