@@ -66,6 +66,11 @@ type Config struct {
 	// NoAutoSignIn keeps the local token out of the dashboard's
 	// config.json even on a loopback address.
 	NoAutoSignIn bool
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
+	// how long the local server waits on a client: for its headers, for the
+	// whole request, for the handler and response, and between requests on
+	// a keep-alive connection (defaults 5s, 30s, 60s and 2m).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// Task runs steps (default engine.Simulated).
 	Task   engine.Task
 	Logger *slog.Logger
@@ -118,6 +123,18 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.RunsPerMinute == 0 {
 		cfg.RunsPerMinute = 120
+	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 2 * time.Minute
 	}
 	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint}
 	defer func() {
@@ -213,7 +230,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		h.ServeHTTP(w, r)
 	})
-	st.srv = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
+	st.srv = &http.Server{
+		Handler:           root,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+	}
 	st.done = make(chan error, 1)
 	go func() { st.done <- st.srv.Serve(ln) }()
 

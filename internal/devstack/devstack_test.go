@@ -3,6 +3,8 @@ package devstack_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -93,5 +95,49 @@ func TestRestartAgainstExternalEndpointKeepsData(t *testing.T) {
 	defer st.Close()
 	if got := status(t, st.URL+"/workflows/"+wf["id"].(string), st.Token); got != 200 {
 		t.Fatalf("workflow lost across restart: GET status %d", got)
+	}
+}
+
+// TestServerTimesOutSlowAndIdleClients checks that a client cannot hold a
+// connection open: a request whose body never arrives is cut off within
+// the read timeout, and an idle keep-alive connection is closed.
+func TestServerTimesOutSlowAndIdleClients(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	st, err := devstack.Start(context.Background(), devstack.Config{
+		Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev"), Endpoint: testenv.SQSEndpoint(t),
+		ReadTimeout: timeout, IdleTimeout: timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	addr := strings.TrimPrefix(st.URL, "http://")
+	tests := []struct {
+		name, request string
+	}{
+		{"slow body", "POST /orders HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + st.Token +
+			"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"},
+		{"idle keep-alive", "GET /healthz HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			if _, err := io.WriteString(conn, tt.request); err != nil {
+				t.Fatal(err)
+			}
+			// Whatever the server answers, it must then close the
+			// connection; a server without timeouts leaves us waiting
+			// until this deadline.
+			_ = conn.SetReadDeadline(time.Now().Add(10 * timeout))
+			_, err = io.Copy(io.Discard, conn)
+			if elapsed := time.Since(start); err != nil || elapsed > 5*timeout {
+				t.Fatalf("connection still open after %v (read error %v); want it closed within about %v", elapsed.Round(time.Millisecond), err, timeout)
+			}
+		})
 	}
 }
