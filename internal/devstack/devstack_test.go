@@ -141,3 +141,26 @@ func TestServerTimesOutSlowAndIdleClients(t *testing.T) {
 		})
 	}
 }
+
+// TestNoAutoSignInKeepsTheTokenOutOfConfig checks the opt-out of local
+// sign-in: config.json then carries no credential for any local process.
+func TestNoAutoSignInKeepsTheTokenOutOfConfig(t *testing.T) {
+	st, err := devstack.Start(context.Background(), devstack.Config{
+		Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev"), Endpoint: testenv.SQSEndpoint(t), NoAutoSignIn: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.AutoSignIn {
+		t.Error("AutoSignIn is set although NoAutoSignIn was asked for")
+	}
+	code, cfg := testenv.GetJSON(t, st.URL+"/config.json", "")
+	if _, leaked := cfg["token"]; code != 200 || leaked {
+		t.Fatalf("config.json: %d %v; want 200 without a token", code, cfg)
+	}
+	// The token itself still works for whoever was handed it.
+	if got := status(t, st.URL+"/workflows", st.Token); got != 200 {
+		t.Fatalf("GET /workflows with the printed token: %d", got)
+	}
+}
