@@ -42,7 +42,7 @@ func event(t *testing.T, header, method string) events.APIGatewayV2CustomAuthori
 // through the authorizer over tokens stored in the emulated table.
 func TestLambdaAuthorizer(t *testing.T) {
 	t.Parallel()
-	st := testenv.Store(t)
+	st := testenv.Tokens(t)
 	ctx, now := context.Background(), time.Now()
 	ids := id.NewGenerator(nil, nil)
 	put := func(role auth.Role, revoke bool) (auth.Token, string) {
@@ -92,7 +92,7 @@ func TestLambdaAuthorizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.RetryMaxAttempts = 1
-	broken := auth.LambdaAuthorizer(auth.Authenticator{Tokens: store.New(awsclient.DynamoDB(cfg, dead.URL), "t")}, slog.New(slog.DiscardHandler))
+	broken := auth.LambdaAuthorizer(auth.Authenticator{Tokens: store.NewTokens(awsclient.DynamoDB(cfg, dead.URL), "t")}, slog.New(slog.DiscardHandler))
 	if res, err := broken(ctx, event(t, "Bearer "+opCred, "GET")); err == nil || res.IsAuthorized {
 		t.Fatalf("storage failure: authorized %v, err %v", res.IsAuthorized, err)
 	}

@@ -40,6 +40,8 @@ type Config struct {
 	Addr string
 	// Table and Queue name the DynamoDB table and the SQS work queue.
 	Table, Queue string
+	// TokenTable names the table of API tokens (default Table + "-tokens").
+	TokenTable string
 	// Endpoint, if set, is used for every service (tests use this);
 	// otherwise see the package comment.
 	Endpoint string
@@ -86,6 +88,8 @@ type Stack struct {
 	Embedded      bool
 	QueueURL      string
 	DLQURL        string
+	// TokenTable is the table of API tokens in use.
+	TokenTable string
 	// Token is an operator token created at start for local use.
 	Token string
 	// AutoSignIn tells whether the dashboard signs in with Token by itself.
@@ -108,6 +112,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.Queue == "" {
 		cfg.Queue = cfg.Table + "-steps"
+	}
+	if cfg.TokenTable == "" {
+		cfg.TokenTable = cfg.Table + "-tokens"
 	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = 30 * time.Second
@@ -136,7 +143,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
-	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint}
+	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint, TokenTable: cfg.TokenTable}
 	defer func() {
 		if err != nil {
 			st.closeAll()
@@ -167,6 +174,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := store.EnsureTable(ctx, db, cfg.Table); err != nil {
 		return nil, fmt.Errorf("prepare table on %s: %w", st.DynamoDB, err)
 	}
+	if err := store.EnsureTokenTable(ctx, db, cfg.TokenTable); err != nil {
+		return nil, fmt.Errorf("prepare token table on %s: %w", st.DynamoDB, err)
+	}
+	tokens := store.NewTokens(db, cfg.TokenTable)
 	sq := awsclient.SQS(awsCfg, st.SQS)
 	qs, err := queue.EnsureQueues(ctx, sq, cfg.Queue, queue.Settings{VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount})
 	if err != nil {
@@ -207,14 +218,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sto.PutToken(ctx, tok); err != nil {
+	if err := tokens.PutToken(ctx, tok); err != nil {
 		return nil, fmt.Errorf("store the local token: %w", err)
 	}
 	st.Token = cred
 	h := api.New(api.Config{
 		Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
-		Auth:     auth.Authenticator{Tokens: sto}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
+		Auth:     auth.Authenticator{Tokens: tokens}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
 	})
 	dashCfg := frontend.Config{}
 	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() && !cfg.NoAutoSignIn {
