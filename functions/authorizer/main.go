@@ -1,6 +1,7 @@
 // Command authorizer is the API Gateway Lambda authorizer: it checks the
-// bearer token and its role before a request reaches the API. The API
-// Lambda checks again with the same code, which is also what runs locally.
+// bearer token (authentication only) before a request reaches the API. The
+// API Lambda checks the token again and enforces its role, with the same
+// code that runs locally.
 // Configuration: STEPFLOW_TOKEN_TABLE (it reads nothing else).
 package main
 
