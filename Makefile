@@ -78,6 +78,11 @@ test-infra: ## Run the CDK assertion tests (infra/ is its own Go module)
 synth: build infra/node_modules ## Synthesize the CloudFormation template with the CDK CLI (into infra/cdk.out)
 	cd infra && $(CDK_ENV) npx cdk synth --quiet
 
+# Scanners of the stack (security; see README "Security").
+.PHONY: nag
+nag: ## cdk-nag's AwsSolutions rules on the stack (also part of test-infra)
+	set -o pipefail; cd infra && $(CDK_ENV) $(GO) test -count=1 -run 'TestNag$$' -v . | grep -E '^(---|ok|FAIL|\s+stack_test)'
+
 .PHONY: deploy
 deploy: build infra/node_modules ## Build and deploy to the AWS account in your environment
 	cd infra && $(CDK_ENV) npx cdk deploy --require-approval never

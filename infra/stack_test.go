@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
 var (
@@ -20,10 +21,12 @@ var (
 	template assertions.Template
 	raw      map[string]any
 	assembly string // the synthesized cloud assembly's folder
+	nag      assertions.Annotations
 )
 
 // synth builds the stack once with fake function assets and cdk.json's
-// context (the CLI reads cdk.json; go test does not).
+// context (the CLI reads cdk.json; go test does not), with cdk-nag's
+// AwsSolutions rules applied.
 func synth(t *testing.T) (assertions.Template, map[string]any) {
 	t.Helper()
 	once.Do(func() {
@@ -51,7 +54,9 @@ func synth(t *testing.T) (assertions.Template, map[string]any) {
 		}
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &cdk.Context})
 		stack := NewStepflowStack(app, "Test", &StackProps{AssetDir: assets, FrontendDir: "../frontend", DeletionProtection: true})
+		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true), Reports: jsii.Bool(false)}), nil)
 		template = assertions.Template_FromStack(stack, nil)
+		nag = assertions.Annotations_FromStack(stack)
 		raw = *template.ToJSON()
 		assembly = *app.Synth(nil).Directory()
 	})
@@ -127,7 +132,8 @@ func TestResources(t *testing.T) {
 		})
 	}
 	check(t, "log retention", func() {
-		tpl.ResourcePropertiesCountIs(jsii.String("AWS::Logs::LogGroup"), like(map[string]any{"RetentionInDays": 30}), jsii.Number(5))
+		// One per function and the API's access logs.
+		tpl.ResourcePropertiesCountIs(jsii.String("AWS::Logs::LogGroup"), like(map[string]any{"RetentionInDays": 30}), jsii.Number(6))
 	})
 	check(t, "step runner event source", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), like(map[string]any{
@@ -155,6 +161,11 @@ func TestResources(t *testing.T) {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "$default", "AuthorizationType": "CUSTOM", "AuthorizerId": assertions.Match_AnyValue()}))
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "GET /healthz", "AuthorizationType": "NONE"}))
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "OPTIONS /{proxy+}", "AuthorizationType": "NONE"}))
+	})
+	check(t, "API access logs", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
+			"AccessLogSettings": like(map[string]any{"DestinationArn": assertions.Match_AnyValue(), "Format": assertions.Match_StringLikeRegexp(jsii.String(`token_id`))}),
+		}))
 	})
 	check(t, "TTL for rate counters", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
@@ -472,5 +483,21 @@ func TestLeastPrivilege(t *testing.T) {
 	// The authorizer is told the token table's name and nothing else.
 	if env := functionEnv(t, raw, "authorizer"); len(env) != 1 || env["STEPFLOW_TOKEN_TABLE"] == nil {
 		t.Errorf("authorizer environment %v, want STEPFLOW_TOKEN_TABLE alone", env)
+	}
+}
+
+// TestNag applies cdk-nag's AwsSolutions rules: every finding is fixed or
+// suppressed in stack.go with its reason.
+func TestNag(t *testing.T) {
+	synth(t)
+	var errs []string
+	for _, m := range *nag.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+		errs = append(errs, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+	}
+	if len(errs) > 0 {
+		t.Errorf("%d unsuppressed cdk-nag errors:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+	for _, m := range *nag.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+		t.Logf("cdk-nag warning %s: %v", *m.Id, m.Entry.Data)
 	}
 }
