@@ -79,9 +79,20 @@ synth: build infra/node_modules ## Synthesize the CloudFormation template with t
 	cd infra && $(CDK_ENV) npx cdk synth --quiet
 
 # Scanners of the stack (security; see README "Security").
+TEMPLATE := infra/cdk.out/Stepflow.template.json
+# W3005: CDK writes DependsOn on each function's role next to a GetAtt of
+# that role (every Lambda, CDK's own custom resources too); harmless.
+CFN_LINT_IGNORE := W3005
+
 .PHONY: nag
 nag: ## cdk-nag's AwsSolutions rules on the stack (also part of test-infra)
 	set -o pipefail; cd infra && $(CDK_ENV) $(GO) test -count=1 -run 'TestNag$$' -v . | grep -E '^(---|ok|FAIL|\s+stack_test)'
+
+.PHONY: cfn-lint
+cfn-lint: ## cfn-lint on the synthesized template (run make synth first); fails on any finding but CFN_LINT_IGNORE
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is not installed: pip install cfn-lint" >&2; exit 1; }
+	@test -f $(TEMPLATE) || { echo "no $(TEMPLATE): run make synth first" >&2; exit 1; }
+	cfn-lint --ignore-checks $(CFN_LINT_IGNORE) -- $(TEMPLATE)
 
 .PHONY: deploy
 deploy: build infra/node_modules ## Build and deploy to the AWS account in your environment
