@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"stepflow/internal/auth"
 	"stepflow/internal/devstack"
+	"stepflow/internal/id"
 	"stepflow/internal/testenv"
 )
 
@@ -162,5 +164,46 @@ func TestNoAutoSignInKeepsTheTokenOutOfConfig(t *testing.T) {
 	// The token itself still works for whoever was handed it.
 	if got := status(t, st.URL+"/workflows", st.Token); got != 200 {
 		t.Fatalf("GET /workflows with the printed token: %d", got)
+	}
+}
+
+// TestEmbeddedEmulatorIsOpenToLocalProcesses pins down the local threat
+// model (README, Authentication): the embedded emulator listens on
+// loopback only but checks no credentials, so any local process can mint
+// itself an operator token with one unsigned request. Local sign-in and
+// --no-auto-signin protect nothing beyond that.
+func TestEmbeddedEmulatorIsOpenToLocalProcesses(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "")
+	t.Setenv("AWS_ENDPOINT_URL_SQS", "")
+	st, err := devstack.Start(context.Background(), devstack.Config{Addr: "127.0.0.1:0", Table: testenv.Name(t, "dev"), NoAutoSignIn: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !strings.HasPrefix(st.DynamoDB, "http://127.0.0.1:") {
+		t.Fatalf("the embedded emulator listens on %s, want loopback only", st.DynamoDB)
+	}
+	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "intruder", auth.Operator, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, _ := json.Marshal(map[string]any{"TableName": st.TokenTable, "Item": map[string]any{
+		"id": map[string]string{"S": tok.ID}, "name": map[string]string{"S": tok.Name}, "role": map[string]string{"S": string(tok.Role)},
+		"secret_hash": map[string]string{"S": tok.SecretHash}, "created_at": map[string]string{"S": tok.CreatedAt.Format(time.RFC3339Nano)},
+	}})
+	req, _ := http.NewRequest("POST", st.DynamoDB, strings.NewReader(string(item)))
+	req.Header.Set("X-Amz-Target", "DynamoDB_20120810.PutItem")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	res, err := http.DefaultClient.Do(req) // no signature, no credentials
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("unsigned PutItem: %d; if the emulator now checks credentials, update the threat model in README", res.StatusCode)
+	}
+	if got := status(t, st.URL+"/workflows", cred); got != 200 {
+		t.Fatalf("the minted token got %d", got)
 	}
 }
