@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"stepflow/internal/queue"
+	"stepflow/internal/store"
 	"stepflow/internal/testenv"
 )
 
@@ -85,11 +86,15 @@ func TestBootstrapsAnswerUnderTheRuntimeEmulator(t *testing.T) {
 	// Real AWS APIs for the functions: the embedded emulator.
 	db := testenv.DynamoDB(t)
 	table := testenv.Table(t, db)
+	tokenTable := testenv.Name(t, "tok")
+	if err := store.EnsureTokenTable(context.Background(), db, tokenTable); err != nil {
+		t.Fatal(err)
+	}
 	qs := testenv.Queue(t, testenv.SQS(t), queue.Settings{VisibilityTimeout: 30 * time.Second, MaxReceiveCount: 5})
 	env := append(os.Environ(),
 		"AWS_ENDPOINT_URL="+testenv.SQSEndpoint(t), "AWS_ENDPOINT_URL_DYNAMODB="+testenv.Endpoint(t),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
-		"STEPFLOW_TABLE="+table, "STEPFLOW_QUEUE_URL="+qs.URL, "STEPFLOW_DLQ_URL="+qs.DLQURL)
+		"STEPFLOW_TABLE="+table, "STEPFLOW_TOKEN_TABLE="+tokenTable, "STEPFLOW_QUEUE_URL="+qs.URL, "STEPFLOW_DLQ_URL="+qs.DLQURL)
 
 	tests := []struct {
 		fn, event string

@@ -2,6 +2,8 @@ module stepflow/infra
 
 go 1.26.0
 
+toolchain go1.26.10
+
 ignore ./node_modules
 
 replace stepflow => ../
@@ -10,6 +12,7 @@ require (
 	github.com/aws/aws-cdk-go/awscdk/v2 v2.276.0
 	github.com/aws/constructs-go/constructs/v10 v10.8.1
 	github.com/aws/jsii-runtime-go v1.142.0
+	github.com/cdklabs/cdk-nag-go/cdknag/v2 v2.38.2
 	stepflow v0.0.0
 )
 

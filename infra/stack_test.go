@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
 var (
@@ -19,10 +21,12 @@ var (
 	template assertions.Template
 	raw      map[string]any
 	assembly string // the synthesized cloud assembly's folder
+	nag      assertions.Annotations
 )
 
 // synth builds the stack once with fake function assets and cdk.json's
-// context (the CLI reads cdk.json; go test does not).
+// context (the CLI reads cdk.json; go test does not), with cdk-nag's
+// AwsSolutions rules applied.
 func synth(t *testing.T) (assertions.Template, map[string]any) {
 	t.Helper()
 	once.Do(func() {
@@ -50,7 +54,9 @@ func synth(t *testing.T) (assertions.Template, map[string]any) {
 		}
 		app := awscdk.NewApp(&awscdk.AppProps{Context: &cdk.Context})
 		stack := NewStepflowStack(app, "Test", &StackProps{AssetDir: assets, FrontendDir: "../frontend", DeletionProtection: true})
+		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true), Reports: jsii.Bool(false)}), nil)
 		template = assertions.Template_FromStack(stack, nil)
+		nag = assertions.Annotations_FromStack(stack)
 		raw = *template.ToJSON()
 		assembly = *app.Synth(nil).Directory()
 	})
@@ -74,7 +80,17 @@ func like(v map[string]any) assertions.Matcher { return assertions.Match_ObjectL
 
 func TestResources(t *testing.T) {
 	tpl, raw := synth(t)
-	check(t, "one table", func() { tpl.ResourceCountIs(jsii.String("AWS::DynamoDB::GlobalTable"), jsii.Number(1)) })
+	check(t, "the main table and the token table", func() { tpl.ResourceCountIs(jsii.String("AWS::DynamoDB::GlobalTable"), jsii.Number(2)) })
+	check(t, "token table settings", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
+			"BillingMode": "PAY_PER_REQUEST",
+			"KeySchema":   []any{map[string]any{"AttributeName": "id", "KeyType": "HASH"}},
+			"Replicas": []any{like(map[string]any{
+				"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+				"DeletionProtectionEnabled":        true,
+			})},
+		}))
+	})
 	check(t, "table settings", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
 			"BillingMode": "PAY_PER_REQUEST",
@@ -83,7 +99,8 @@ func TestResources(t *testing.T) {
 				map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
 			},
 			"GlobalSecondaryIndexes": assertions.Match_ArrayWith(&[]any{
-				like(map[string]any{"IndexName": "by_kind", "Projection": like(map[string]any{"ProjectionType": "INCLUDE"})}),
+				like(map[string]any{"IndexName": "by_kind", "Projection": map[string]any{"ProjectionType": "KEYS_ONLY"}}),
+				like(map[string]any{"IndexName": "by_workflow", "Projection": map[string]any{"ProjectionType": "KEYS_ONLY"}}),
 				like(map[string]any{"IndexName": "by_active", "Projection": map[string]any{"ProjectionType": "KEYS_ONLY"}}),
 			}),
 			"Replicas": []any{like(map[string]any{
@@ -116,7 +133,8 @@ func TestResources(t *testing.T) {
 		})
 	}
 	check(t, "log retention", func() {
-		tpl.ResourcePropertiesCountIs(jsii.String("AWS::Logs::LogGroup"), like(map[string]any{"RetentionInDays": 30}), jsii.Number(5))
+		// One per function and the API's access logs.
+		tpl.ResourcePropertiesCountIs(jsii.String("AWS::Logs::LogGroup"), like(map[string]any{"RetentionInDays": 30}), jsii.Number(6))
 	})
 	check(t, "step runner event source", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), like(map[string]any{
@@ -127,41 +145,39 @@ func TestResources(t *testing.T) {
 	check(t, "sweeper schedule", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), like(map[string]any{"ScheduleExpression": "rate(1 minute)", "State": "ENABLED"}))
 	})
-	check(t, "HTTP API with CORS for the dashboard only", func() {
+	check(t, "HTTP API, CORS left to the API Lambda", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), like(map[string]any{
-			"ProtocolType": "HTTP",
-			"CorsConfiguration": like(map[string]any{
-				"AllowOrigins":  []any{like(map[string]any{"Fn::Join": assertions.Match_AnyValue()})},
-				"ExposeHeaders": []any{"Link"},
-			}),
+			"ProtocolType":      "HTTP",
+			"CorsConfiguration": assertions.Match_Absent(),
 		}))
 	})
-	check(t, "the token authorizer on every route but GET /healthz", func() {
+	// The authorizer authenticates only, so its cached answer may be keyed
+	// on the Authorization header alone (see TestAuthorizerCache).
+	check(t, "the token authorizer on every route but GET /healthz and preflights", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Authorizer"), like(map[string]any{
 			"AuthorizerType": "REQUEST", "EnableSimpleResponses": true, "AuthorizerPayloadFormatVersion": "2.0",
 			"IdentitySource": []any{"$request.header.Authorization"}, "AuthorizerResultTtlInSeconds": 30,
 		}))
-		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(2))
+		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(3))
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "$default", "AuthorizationType": "CUSTOM", "AuthorizerId": assertions.Match_AnyValue()}))
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "GET /healthz", "AuthorizationType": "NONE"}))
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "OPTIONS /{proxy+}", "AuthorizationType": "NONE"}))
+	})
+	check(t, "API access logs", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
+			"AccessLogSettings": like(map[string]any{"DestinationArn": assertions.Match_AnyValue(), "Format": assertions.Match_StringLikeRegexp(jsii.String(`token_id`))}),
+		}))
 	})
 	check(t, "TTL for rate counters", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
 			"TimeToLiveSpecification": map[string]any{"AttributeName": "ttl", "Enabled": true},
 		}))
 	})
-	// The only allowed origin is https:// + the dashboard distribution's
-	// domain.
-	for id, r := range raw["Resources"].(map[string]any) {
-		res := r.(map[string]any)
-		if res["Type"] != "AWS::ApiGatewayV2::Api" {
-			continue
-		}
-		origins := res["Properties"].(map[string]any)["CorsConfiguration"].(map[string]any)["AllowOrigins"].([]any)
-		js, _ := json.Marshal(origins)
-		if len(origins) != 1 || !strings.Contains(string(js), `"https://"`) || !strings.Contains(string(js), "DashboardCDN") || !strings.Contains(string(js), "DomainName") {
-			t.Errorf("API %s allows origins %s, want only the dashboard's CloudFront domain", id, js)
-		}
+	// The only CORS origin, given to the API Lambda, is https:// + the
+	// dashboard distribution's domain.
+	apiEnv := functionEnv(t, raw, "api")
+	if js, _ := json.Marshal(apiEnv["STEPFLOW_CORS_ORIGINS"]); !strings.Contains(string(js), `"https://"`) || !strings.Contains(string(js), "DashboardCDN") || !strings.Contains(string(js), "DomainName") || strings.Count(string(js), "Fn::GetAtt") != 1 {
+		t.Errorf("the API allows origins %s, want only the dashboard's CloudFront domain", js)
 	}
 	check(t, "API throttling", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
@@ -190,14 +206,7 @@ func TestResources(t *testing.T) {
 			})}),
 		}))
 	})
-	// The CSP is joined with the region at deploy time; check its text.
-	csp, _ := json.Marshal(raw["Resources"])
-	for _, want := range []string{"script-src 'self'", "frame-ancestors 'none'", "connect-src 'self' https://*.execute-api."} {
-		if !strings.Contains(string(csp), want) {
-			t.Errorf("dashboard CSP lacks %q", want)
-		}
-	}
-	if !strings.Contains(string(csp), "STEPFLOW_QUEUE_VISIBILITY") {
+	if _, ok := functionEnv(t, raw, "steprunner")["STEPFLOW_QUEUE_VISIBILITY"]; !ok {
 		t.Error("the step runner is not told the queue's visibility timeout")
 	}
 	// The dashboard's files, its examples under examples/ with their index
@@ -223,105 +232,273 @@ func TestResources(t *testing.T) {
 			"DistributionId":   assertions.Match_AnyValue(),
 		}))
 	})
-	for _, o := range []string{"ApiUrl", "DashboardUrl", "QueueUrl", "DLQUrl", "TableName"} {
+	for _, o := range []string{"ApiUrl", "DashboardUrl", "QueueUrl", "DLQUrl", "TableName", "TokenTableName", "TokenAdminPolicyArn"} {
 		check(t, "output "+o, func() { tpl.HasOutput(jsii.String(o), assertions.Match_AnyValue()) })
 	}
 }
 
-// policies returns, per IAM policy resource, the roles it is attached to
-// and its actions.
-func policies(t *testing.T, raw map[string]any) map[string][2][]string {
-	t.Helper()
-	out := map[string][2][]string{}
+// resources returns the template's resources of type typ by logical id.
+func resources(raw map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
 	for id, r := range raw["Resources"].(map[string]any) {
-		res := r.(map[string]any)
-		if res["Type"] != "AWS::IAM::Policy" {
-			continue
+		if res := r.(map[string]any); res["Type"] == typ {
+			out[id] = res
 		}
-		props := res["Properties"].(map[string]any)
-		var roles, actions []string
-		for _, role := range props["Roles"].([]any) {
-			roles = append(roles, fmt.Sprint(role))
+	}
+	return out
+}
+
+// logicalID returns the logical id of the one resource of type typ whose
+// id starts with prefix.
+func logicalID(t *testing.T, raw map[string]any, typ, prefix string) string {
+	t.Helper()
+	var found []string
+	for id := range resources(raw, typ) {
+		if strings.HasPrefix(id, prefix) {
+			found = append(found, id)
 		}
-		for _, st := range props["PolicyDocument"].(map[string]any)["Statement"].([]any) {
-			switch a := st.(map[string]any)["Action"].(type) {
-			case string:
-				actions = append(actions, a)
-			case []any:
-				for _, x := range a {
-					actions = append(actions, x.(string))
+	}
+	if len(found) != 1 {
+		t.Fatalf("want one %s named %s*, found %v", typ, prefix, found)
+	}
+	return found[0]
+}
+
+// functionEnv returns a function's environment variables.
+func functionEnv(t *testing.T, raw map[string]any, fn string) map[string]any {
+	t.Helper()
+	id := logicalID(t, raw, "AWS::Lambda::Function", fn)
+	props := resources(raw, "AWS::Lambda::Function")[id]["Properties"].(map[string]any)
+	env, _ := props["Environment"].(map[string]any)
+	vars, _ := env["Variables"].(map[string]any)
+	return vars
+}
+
+// TestDashboardCSPNamesTheAPI checks that the dashboard may connect to this
+// stack's API endpoint alone, not to any API Gateway in the region.
+func TestDashboardCSPNamesTheAPI(t *testing.T) {
+	_, raw := synth(t)
+	api := logicalID(t, raw, "AWS::ApiGatewayV2::Api", "API")
+	var policies []map[string]any
+	for _, r := range resources(raw, "AWS::CloudFront::ResponseHeadersPolicy") {
+		policies = append(policies, r)
+	}
+	if len(policies) != 1 {
+		t.Fatalf("want one response headers policy, found %d", len(policies))
+	}
+	cfg := policies[0]["Properties"].(map[string]any)["ResponseHeadersPolicyConfig"].(map[string]any)
+	csp := cfg["SecurityHeadersConfig"].(map[string]any)["ContentSecurityPolicy"].(map[string]any)
+	const marker = "API_ORIGIN"
+	before, after, _ := strings.Cut(dashboardCSP(marker), marker)
+	want := map[string]any{"Fn::Join": []any{"", []any{before, map[string]any{"Fn::GetAtt": []any{api, "ApiEndpoint"}}, after}}}
+	got, _ := json.Marshal(csp["ContentSecurityPolicy"])
+	wantJS, _ := json.Marshal(want)
+	if string(got) != string(wantJS) || csp["Override"] != true {
+		t.Fatalf("dashboard CSP is\n%s\nwant\n%s", got, wantJS)
+	}
+	if strings.Contains(string(got), "*") {
+		t.Errorf("dashboard CSP has a wildcard: %s", got)
+	}
+	for _, want := range []string{"connect-src 'self' ", "script-src 'self'", "frame-ancestors 'none'"} {
+		if !strings.Contains(before+after, want) {
+			t.Errorf("dashboard CSP lacks %q", want)
+		}
+	}
+}
+
+// grant is one action a role may take on one resource.
+type grant struct{ role, action, resource string }
+
+// grants lists, per function, every action its role's policies allow and
+// on what, with the resource written as the logical id of the table or
+// queue it names ("Table", "Tokens", "Steps", "StepsDLQ" prefixes) or its
+// JSON when it names none of them.
+func grants(t *testing.T, raw map[string]any) map[string][]grant {
+	t.Helper()
+	targets := map[string]string{}
+	for _, typ := range []string{"AWS::DynamoDB::GlobalTable", "AWS::SQS::Queue"} {
+		for id := range resources(raw, typ) {
+			targets[id] = id
+		}
+	}
+	name := func(res any) string {
+		js, _ := json.Marshal(res)
+		for id := range targets {
+			if strings.Contains(string(js), `"`+id+`"`) {
+				for _, p := range []string{"StepsDLQ", "Steps", "Tokens", "Table"} {
+					if strings.HasPrefix(id, p) {
+						if strings.Contains(string(js), "/index/") {
+							return p + "/index/*"
+						}
+						return p
+					}
 				}
 			}
 		}
-		out[id] = [2][]string{roles, actions}
+		return string(js)
+	}
+	out := map[string][]grant{}
+	for id, res := range resources(raw, "AWS::IAM::Policy") {
+		props := res["Properties"].(map[string]any)
+		var fns []string
+		for _, role := range props["Roles"].([]any) {
+			for _, fn := range []string{"api", "steprunner", "sweeper", "redrive", "authorizer"} {
+				if strings.Contains(fmt.Sprint(role), fn+"ServiceRole") {
+					fns = append(fns, fn)
+				}
+			}
+		}
+		for _, st := range props["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := st.(map[string]any)
+			if st["Effect"] != "Allow" {
+				continue
+			}
+			var actions, resList []any
+			switch a := st["Action"].(type) {
+			case string:
+				actions = []any{a}
+			case []any:
+				actions = a
+			}
+			switch r := st["Resource"].(type) {
+			case []any:
+				resList = r
+			default:
+				resList = []any{r}
+			}
+			for _, fn := range fns {
+				for _, a := range actions {
+					if a == "*" || strings.HasSuffix(a.(string), ":*") {
+						t.Errorf("policy %s grants %s the wildcard action %q", id, fn, a)
+					}
+					for _, r := range resList {
+						out[fn] = append(out[fn], grant{fn, a.(string), name(r)})
+					}
+				}
+			}
+		}
 	}
 	return out
 }
 
 func TestLeastPrivilege(t *testing.T) {
 	_, raw := synth(t)
-	pols := policies(t, raw)
-	if len(pols) == 0 {
-		t.Fatal("no IAM policies")
-	}
-	perFunction := map[string][]string{}
-	for id, p := range pols {
-		for _, a := range p[1] {
-			if a == "*" || strings.HasSuffix(a, ":*") {
-				t.Errorf("policy %s grants the wildcard action %q", id, a)
-			}
-		}
-		for _, fn := range []string{"api", "steprunner", "sweeper", "redrive", "authorizer"} {
-			for _, role := range p[0] {
-				if strings.Contains(role, fn+"ServiceRole") {
-					perFunction[fn] = append(perFunction[fn], p[1]...)
-					for _, a := range p[1] {
-						if strings.Contains(a, "*") {
-							t.Errorf("%s's policy has a wildcard action %q", fn, a)
-						}
-					}
-				}
-			}
-		}
-	}
+	all := grants(t, raw)
 	for id, r := range raw["Resources"].(map[string]any) {
-		if arns, ok := r.(map[string]any)["Properties"].(map[string]any)["ManagedPolicyArns"]; ok && strings.Contains(fmt.Sprint(arns), "FullAccess") {
+		props, _ := r.(map[string]any)["Properties"].(map[string]any)
+		if arns, ok := props["ManagedPolicyArns"]; ok && strings.Contains(fmt.Sprint(arns), "FullAccess") {
 			t.Errorf("%s uses a FullAccess managed policy", id)
 		}
 	}
-	has := func(fn, action string) bool {
-		for _, a := range perFunction[fn] {
-			if a == action {
-				return true
+	// on returns the actions fn may take on resource whose service is
+	// service ("dynamodb", "sqs").
+	on := func(fn, resource, service string) []string {
+		var out []string
+		for _, g := range all[fn] {
+			if g.resource == resource && strings.HasPrefix(g.action, service+":") && !slices.Contains(out, g.action) {
+				out = append(out, g.action)
 			}
 		}
-		return false
+		slices.Sort(out)
+		return out
 	}
+	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+	consume := []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"}
+	send := []string{"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
 	tests := []struct {
-		fn, action string
-		want       bool
+		fn, resource, service string
+		want                  []string // exactly these, nothing else
 	}{
-		{"api", "dynamodb:PutItem", true},
-		{"api", "sqs:SendMessage", true},
-		{"api", "sqs:ReceiveMessage", true}, // redrive from the DLQ
-		{"steprunner", "dynamodb:UpdateItem", true},
-		{"steprunner", "dynamodb:ConditionCheckItem", true},
-		{"steprunner", "sqs:SendMessage", true},
-		{"steprunner", "sqs:ChangeMessageVisibility", true},
-		{"sweeper", "dynamodb:Query", true},
-		{"sweeper", "sqs:SendMessage", true},
-		{"sweeper", "sqs:ReceiveMessage", false},
-		{"redrive", "sqs:ReceiveMessage", true},
-		{"redrive", "sqs:SendMessage", true},
-		{"redrive", "dynamodb:GetItem", false},
-		{"redrive", "dynamodb:PutItem", false},
-		{"authorizer", "dynamodb:GetItem", true},
-		{"authorizer", "dynamodb:PutItem", false},
-		{"authorizer", "sqs:SendMessage", false},
+		// The token table: read by the authorizer and the API, written by
+		// nobody but the token CLI (TokenAdmin below).
+		{"authorizer", "Tokens", "dynamodb", tokenReadActions},
+		{"api", "Tokens", "dynamodb", tokenReadActions},
+		{"steprunner", "Tokens", "dynamodb", nil},
+		{"sweeper", "Tokens", "dynamodb", nil},
+		{"redrive", "Tokens", "dynamodb", nil},
+		// The authorizer touches nothing else.
+		{"authorizer", "Table", "dynamodb", nil},
+		{"authorizer", "Steps", "sqs", nil},
+		{"authorizer", "StepsDLQ", "sqs", nil},
+		// The runner and the sweeper: the calls they make.
+		{"steprunner", "Table", "dynamodb", sorted(runnerTableActions)},
+		{"steprunner", "Table/index/*", "dynamodb", sorted(runnerTableActions)},
+		{"steprunner", "Steps", "sqs", sorted(append(append([]string{}, consume...), "sqs:SendMessage"))},
+		{"steprunner", "StepsDLQ", "sqs", nil},
+		{"sweeper", "Table", "dynamodb", sorted(sweeperTableActions)},
+		{"sweeper", "Table/index/*", "dynamodb", sorted(sweeperTableActions)},
+		{"sweeper", "Steps", "sqs", sweeperQueueActions},
+		{"sweeper", "StepsDLQ", "sqs", nil},
+		// Redrive moves messages and reads no table.
+		{"redrive", "Table", "dynamodb", nil},
+		{"redrive", "StepsDLQ", "sqs", consume},
+		{"redrive", "Steps", "sqs", send},
+		// The API: workflows, runs, orders and rate counters; it starts
+		// runs and redrives.
+		{"api", "Steps", "sqs", send},
+		{"api", "StepsDLQ", "sqs", consume},
 	}
 	for _, tt := range tests {
-		if got := has(tt.fn, tt.action); got != tt.want {
-			t.Errorf("%s has %s = %v, want %v (actions %v)", tt.fn, tt.action, got, tt.want, perFunction[tt.fn])
+		if got := on(tt.fn, tt.resource, tt.service); !slices.Equal(got, sorted(tt.want)) {
+			t.Errorf("%s on %s: %v, want exactly %v", tt.fn, tt.resource, got, sorted(tt.want))
 		}
+	}
+	for _, a := range []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"} {
+		if !slices.Contains(on("api", "Table", "dynamodb"), a) {
+			t.Errorf("the API lacks %s on the main table", a)
+		}
+	}
+	// No role may write the token table; the TokenAdmin managed policy,
+	// attached to no role, is the one way to.
+	for fn, gs := range all {
+		for _, g := range gs {
+			if g.resource == "Tokens" && g.action != "dynamodb:GetItem" {
+				t.Errorf("%s may %s on the token table", fn, g.action)
+			}
+		}
+	}
+	admin := resources(raw, "AWS::IAM::ManagedPolicy")
+	if len(admin) != 1 {
+		t.Fatalf("want one managed policy (TokenAdmin), found %d", len(admin))
+	}
+	for id, p := range admin {
+		props := p["Properties"].(map[string]any)
+		for _, k := range []string{"Roles", "Users", "Groups"} {
+			if _, attached := props[k]; attached {
+				t.Errorf("%s is attached to %s; it is for administrators to attach", id, k)
+			}
+		}
+		js, _ := json.Marshal(props["PolicyDocument"])
+		tokens := logicalID(t, raw, "AWS::DynamoDB::GlobalTable", "Tokens")
+		var doc struct {
+			Statement []struct {
+				Action   []string
+				Resource any
+			}
+		}
+		_ = json.Unmarshal(js, &doc)
+		if len(doc.Statement) != 1 || !slices.Equal(sorted(doc.Statement[0].Action), sorted(tokenAdminActions)) || !strings.Contains(fmt.Sprint(doc.Statement[0].Resource), tokens) {
+			t.Errorf("TokenAdmin policy is %s; want %v on the token table only", js, tokenAdminActions)
+		}
+	}
+	// The authorizer is told the token table's name and nothing else.
+	if env := functionEnv(t, raw, "authorizer"); len(env) != 1 || env["STEPFLOW_TOKEN_TABLE"] == nil {
+		t.Errorf("authorizer environment %v, want STEPFLOW_TOKEN_TABLE alone", env)
+	}
+}
+
+// TestNag applies cdk-nag's AwsSolutions rules: every finding is fixed or
+// suppressed in stack.go with its reason.
+func TestNag(t *testing.T) {
+	synth(t)
+	var errs []string
+	for _, m := range *nag.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+		errs = append(errs, fmt.Sprintf("%s: %v", *m.Id, m.Entry.Data))
+	}
+	if len(errs) > 0 {
+		t.Errorf("%d unsuppressed cdk-nag errors:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+	for _, m := range *nag.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))) {
+		t.Logf("cdk-nag warning %s: %v", *m.Id, m.Entry.Data)
 	}
 }

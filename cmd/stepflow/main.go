@@ -19,7 +19,7 @@ Commands:
   runs        list recent runs
   run-status  show one run and its steps
   redrive     move dead-lettered step messages back to the work queue
-  token       create or revoke API tokens (stepflow token create --name NAME --role operator)
+  token       create, list or revoke API tokens (stepflow token create --name NAME --role operator)
   emulator  run the kumo AWS emulator as its own process
   bench     measure the step engine on a local endpoint
 

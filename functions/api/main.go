@@ -1,6 +1,6 @@
 // Command api is the API Lambda: API Gateway HTTP API events in, the
-// Stepflow HTTP API out. Configuration: STEPFLOW_TABLE and
-// STEPFLOW_QUEUE_URL (required), STEPFLOW_DLQ_URL (enables POST /redrive),
+// Stepflow HTTP API out. Configuration: STEPFLOW_TABLE,
+// STEPFLOW_TOKEN_TABLE (read only) and STEPFLOW_QUEUE_URL (required), STEPFLOW_DLQ_URL (enables POST /redrive),
 // STEPFLOW_CORS_ORIGINS (comma-separated), STEPFLOW_RUNS_PER_MINUTE (runs a
 // caller may start per minute, default 60). Every route but GET /healthz
 // requires a token (see stepflow token create).
@@ -26,13 +26,13 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_QUEUE_URL")
+	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_TOKEN_TABLE", "STEPFLOW_QUEUE_URL")
 	runsPerMinute, errRuns := envconfig.Int("STEPFLOW_RUNS_PER_MINUTE", 60)
 	if err := errors.Join(errEnv, errRuns); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
-	table, queueURL := env[0], env[1]
+	table, tokenTable, queueURL := env[0], env[1], env[2]
 	cfg, err := awsclient.FromEnv(context.TODO())
 	if err != nil {
 		log.Error("load aws config", "error", err)
@@ -43,10 +43,11 @@ func main() {
 	if dlq := os.Getenv("STEPFLOW_DLQ_URL"); dlq != "" {
 		redriver = redrive.Queues{Client: sq, DLQURL: dlq, QueueURL: queueURL}
 	}
-	st := store.New(awsclient.DynamoDB(cfg, ""), table)
+	db := awsclient.DynamoDB(cfg, "")
+	st := store.New(db, table)
 	h := api.New(api.Config{
 		Store:          st,
-		Auth:           auth.Authenticator{Tokens: st},
+		Auth:           auth.Authenticator{Tokens: store.NewTokens(db, tokenTable)},
 		Limiter:        st,
 		RunsPerMinute:  runsPerMinute,
 		Starter:        engine.Starter{Queue: &queue.SQS{Client: sq, URL: queueURL}},

@@ -1,7 +1,8 @@
 // Command authorizer is the API Gateway Lambda authorizer: it checks the
-// bearer token and its role before a request reaches the API. The API
-// Lambda checks again with the same code, which is also what runs locally.
-// Configuration: STEPFLOW_TABLE.
+// bearer token (authentication only) before a request reaches the API. The
+// API Lambda checks the token again and enforces its role, with the same
+// code that runs locally.
+// Configuration: STEPFLOW_TOKEN_TABLE (it reads nothing else).
 package main
 
 import (
@@ -19,7 +20,7 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	env, err := envconfig.Required("STEPFLOW_TABLE")
+	env, err := envconfig.Required("STEPFLOW_TOKEN_TABLE")
 	if err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
@@ -29,6 +30,6 @@ func main() {
 		log.Error("load aws config", "error", err)
 		os.Exit(1)
 	}
-	tokens := store.New(awsclient.DynamoDB(cfg, ""), env[0])
+	tokens := store.NewTokens(awsclient.DynamoDB(cfg, ""), env[0])
 	lambda.Start(auth.LambdaAuthorizer(auth.Authenticator{Tokens: tokens}, log))
 }

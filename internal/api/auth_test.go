@@ -21,7 +21,7 @@ type creds struct {
 // table, and a cap of 3 run starts per minute per caller.
 func authSetup(t *testing.T) (*bundle, creds, string) {
 	t.Helper()
-	st := testenv.Store(t)
+	st, tokens := testenv.Store(t), testenv.Tokens(t)
 	ctx, now := context.Background(), time.Now()
 	ids := id.NewGenerator(nil, nil)
 	mk := func(role auth.Role, ttl time.Duration, revoke bool) string {
@@ -29,11 +29,11 @@ func authSetup(t *testing.T) (*bundle, creds, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.PutToken(ctx, tok); err != nil {
+		if err := tokens.PutToken(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
 		if revoke {
-			if err := st.RevokeToken(ctx, tok.ID, now); err != nil {
+			if err := tokens.RevokeToken(ctx, tok.ID, now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -47,7 +47,7 @@ func authSetup(t *testing.T) (*bundle, creds, string) {
 	}
 	c.wrongSecret = c.operator[:len(c.operator)-3] + "xyz"
 	// A fixed API clock keeps every run start in one rate window.
-	h := api.New(api.Config{Store: st, Auth: auth.Authenticator{Tokens: st}, Limiter: st, RunsPerMinute: 3,
+	h := api.New(api.Config{Store: st, Auth: auth.Authenticator{Tokens: tokens}, Limiter: st, RunsPerMinute: 3,
 		Redriver: noRedrive{}, Now: func() time.Time { return now }})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -19,6 +19,11 @@ func FuzzDecodeWorkflow(f *testing.F) {
 		`{"name":"d","steps":[{"id":"D","depends_on":["B","C"]},{"id":"B","depends_on":["A"]},{"id":"C","depends_on":["A"]},{"id":"A","config":{"action":"validate_order","duration_seconds":0.5,"fail_probability":0.1,"max_retries":2}}]}`,
 		`{"name":"c","steps":[{"id":"a","depends_on":["b"]},{"id":"b","depends_on":["a"]}]}`,
 		`{"name":5}`, `[]`, `{"name":"x","steps":[{"id":"a","config":{"max_retries":1e9}}]}`, ``, `{"name":"\u0000"}`,
+		// Holes the v1 decoder left open: duplicate names, names in another
+		// case, invalid UTF-8 and lone surrogates.
+		`{"name":"w","name":"v","steps":[{"id":"a"}]}`, `{"NAME":"w","steps":[{"id":"a"}]}`,
+		"{\"name\":\"w\xff\",\"steps\":[{\"id\":\"a\"}]}", `{"name":"w\ud800","steps":[{"id":"a"}]}`,
+		`{"name":"w","steps":[{"id":"a"},{"id":"b","config":{"max_retries":"3"}}]}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"stepflow/internal/api"
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/id"
@@ -42,7 +45,7 @@ func event(t *testing.T, header, method string) events.APIGatewayV2CustomAuthori
 // through the authorizer over tokens stored in the emulated table.
 func TestLambdaAuthorizer(t *testing.T) {
 	t.Parallel()
-	st := testenv.Store(t)
+	st := testenv.Tokens(t)
 	ctx, now := context.Background(), time.Now()
 	ids := id.NewGenerator(nil, nil)
 	put := func(role auth.Role, revoke bool) (auth.Token, string) {
@@ -67,7 +70,11 @@ func TestLambdaAuthorizer(t *testing.T) {
 	}{
 		{"operator writes", "Bearer " + opCred, "POST", true},
 		{"reader reads", "Bearer " + readerCred, "GET", true},
-		{"reader writes", "Bearer " + readerCred, "POST", false},
+		// The edge authenticates only: API Gateway caches its answer by
+		// the Authorization header alone, so a decision that depended on
+		// the method would be reused for other methods. Roles are the
+		// API's to enforce (TestEdgeDecisionIgnoresTheMethod).
+		{"reader writes", "Bearer " + readerCred, "POST", true},
 		{"revoked", "Bearer " + revokedCred, "GET", false},
 		{"missing", "", "GET", false},
 		{"malformed", "Bearer " + strings.Repeat("x", 80), "GET", false},
@@ -92,8 +99,53 @@ func TestLambdaAuthorizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.RetryMaxAttempts = 1
-	broken := auth.LambdaAuthorizer(auth.Authenticator{Tokens: store.New(awsclient.DynamoDB(cfg, dead.URL), "t")}, slog.New(slog.DiscardHandler))
+	broken := auth.LambdaAuthorizer(auth.Authenticator{Tokens: store.NewTokens(awsclient.DynamoDB(cfg, dead.URL), "t")}, slog.New(slog.DiscardHandler))
 	if res, err := broken(ctx, event(t, "Bearer "+opCred, "GET")); err == nil || res.IsAuthorized {
 		t.Fatalf("storage failure: authorized %v, err %v", res.IsAuthorized, err)
+	}
+}
+
+// TestEdgeDecisionIgnoresTheMethod checks that the authorizer's answer for a
+// token is the same whatever the method (so API Gateway's cache, keyed on
+// the Authorization header, cannot replay a GET's answer for a POST), while
+// the API behind it still refuses a reader's POST.
+func TestEdgeDecisionIgnoresTheMethod(t *testing.T) {
+	t.Parallel()
+	tokens, st := testenv.Tokens(t), testenv.Store(t)
+	ctx := context.Background()
+	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "viewer", auth.Reader, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.PutToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	authn := auth.Authenticator{Tokens: tokens}
+	edge := auth.LambdaAuthorizer(authn, slog.New(slog.DiscardHandler))
+	decisions := map[string]events.APIGatewayV2CustomAuthorizerSimpleResponse{}
+	for _, method := range []string{"GET", "POST"} {
+		res, err := edge(ctx, event(t, "Bearer "+cred, method))
+		if err != nil {
+			t.Fatal(err)
+		}
+		decisions[method] = res
+	}
+	if !decisions["GET"].IsAuthorized || !reflect.DeepEqual(decisions["GET"], decisions["POST"]) {
+		t.Fatalf("edge decisions differ by method: GET %+v, POST %+v", decisions["GET"], decisions["POST"])
+	}
+
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Auth: authn}))
+	defer srv.Close()
+	for method, want := range map[string]int{"GET": 200, "POST": 403} {
+		req, _ := http.NewRequest(method, srv.URL+"/workflows", strings.NewReader(`{"name":"w","steps":[{"id":"a"}]}`))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("the API answered a reader's %s with %d, want %d", method, res.StatusCode, want)
+		}
 	}
 }

@@ -40,6 +40,8 @@ type Config struct {
 	Addr string
 	// Table and Queue name the DynamoDB table and the SQS work queue.
 	Table, Queue string
+	// TokenTable names the table of API tokens (default Table + "-tokens").
+	TokenTable string
 	// Endpoint, if set, is used for every service (tests use this);
 	// otherwise see the package comment.
 	Endpoint string
@@ -66,6 +68,11 @@ type Config struct {
 	// NoAutoSignIn keeps the local token out of the dashboard's
 	// config.json even on a loopback address.
 	NoAutoSignIn bool
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
+	// how long the local server waits on a client: for its headers, for the
+	// whole request, for the handler and response, and between requests on
+	// a keep-alive connection (defaults 5s, 30s, 60s and 2m).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// Task runs steps (default engine.Simulated).
 	Task   engine.Task
 	Logger *slog.Logger
@@ -81,6 +88,8 @@ type Stack struct {
 	Embedded      bool
 	QueueURL      string
 	DLQURL        string
+	// TokenTable is the table of API tokens in use.
+	TokenTable string
 	// Token is an operator token created at start for local use.
 	Token string
 	// AutoSignIn tells whether the dashboard signs in with Token by itself.
@@ -104,6 +113,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Queue == "" {
 		cfg.Queue = cfg.Table + "-steps"
 	}
+	if cfg.TokenTable == "" {
+		cfg.TokenTable = cfg.Table + "-tokens"
+	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = 30 * time.Second
 	}
@@ -119,7 +131,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.RunsPerMinute == 0 {
 		cfg.RunsPerMinute = 120
 	}
-	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	st := &Stack{DynamoDB: cfg.Endpoint, SQS: cfg.Endpoint, TokenTable: cfg.TokenTable}
 	defer func() {
 		if err != nil {
 			st.closeAll()
@@ -150,6 +174,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := store.EnsureTable(ctx, db, cfg.Table); err != nil {
 		return nil, fmt.Errorf("prepare table on %s: %w", st.DynamoDB, err)
 	}
+	if err := store.EnsureTokenTable(ctx, db, cfg.TokenTable); err != nil {
+		return nil, fmt.Errorf("prepare token table on %s: %w", st.DynamoDB, err)
+	}
+	tokens := store.NewTokens(db, cfg.TokenTable)
 	sq := awsclient.SQS(awsCfg, st.SQS)
 	qs, err := queue.EnsureQueues(ctx, sq, cfg.Queue, queue.Settings{VisibilityTimeout: cfg.VisibilityTimeout, MaxReceiveCount: cfg.MaxReceiveCount})
 	if err != nil {
@@ -190,14 +218,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sto.PutToken(ctx, tok); err != nil {
+	if err := tokens.PutToken(ctx, tok); err != nil {
 		return nil, fmt.Errorf("store the local token: %w", err)
 	}
 	st.Token = cred
 	h := api.New(api.Config{
 		Store: sto, Starter: engine.Starter{Queue: work}, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
-		Auth:     auth.Authenticator{Tokens: sto}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
+		Auth:     auth.Authenticator{Tokens: tokens}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
 	})
 	dashCfg := frontend.Config{}
 	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() && !cfg.NoAutoSignIn {
@@ -213,7 +241,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		h.ServeHTTP(w, r)
 	})
-	st.srv = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
+	st.srv = &http.Server{
+		Handler:           root,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+	}
 	st.done = make(chan error, 1)
 	go func() { st.done <- st.srv.Serve(ln) }()
 

@@ -110,7 +110,12 @@ type TableAdmin interface {
 // EnsureTable creates the table if it does not exist and waits until it is
 // active. An existing table and its data are left alone.
 func EnsureTable(ctx context.Context, db TableAdmin, name string) error {
-	_, err := db.CreateTable(ctx, CreateTableInput(name))
+	return ensureTable(ctx, db, CreateTableInput(name))
+}
+
+func ensureTable(ctx context.Context, db TableAdmin, in *dynamodb.CreateTableInput) error {
+	name := aws.ToString(in.TableName)
+	_, err := db.CreateTable(ctx, in)
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("create table %s: %w", name, err)

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,45 +16,78 @@ import (
 	"stepflow/internal/auth"
 )
 
-// ErrRateLimited: the caller used up its allowance for this window.
-var ErrRateLimited = errors.New("rate limited")
-
-func tokenKey(id string) (pk, sk string) { return "TOKEN#" + id, "TOKEN" }
-
-// PutToken stores a new API token record (it holds only the secret's hash).
-func (s *Store) PutToken(ctx context.Context, t auth.Token) error {
-	pk, sk := tokenKey(t.ID)
-	item, err := marshal(t, pk, sk)
-	if err != nil {
-		return err
-	}
-	return s.putNew(ctx, item, "token "+t.ID)
+// TokenDB is the part of the DynamoDB client Tokens uses.
+type TokenDB interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
-// GetToken returns a token record; a missing one is auth.ErrUnknown.
-func (s *Store) GetToken(ctx context.Context, id string) (auth.Token, error) {
-	var t auth.Token
-	item, err := s.get(ctx, tokenKey, id, true)
-	if errors.Is(err, ErrNotFound) {
-		return t, fmt.Errorf("token %s: %w", id, auth.ErrUnknown)
+// Tokens reads and writes the token table, which holds API token records
+// (a secret's hash, never the secret) and nothing else. Keeping them out of
+// the main table lets IAM give write access to the token tooling alone and
+// read access to the authorizer and the API alone. Safe for concurrent use.
+type Tokens struct {
+	db    TokenDB
+	table string
+}
+
+// NewTokens returns a Tokens over the token table named table.
+func NewTokens(db TokenDB, table string) *Tokens {
+	return &Tokens{db: db, table: table}
+}
+
+func tokenKey(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{tokenAttrID: str(id)}
+}
+
+// PutToken stores a new token record. Its ID must be new.
+func (s *Tokens) PutToken(ctx context.Context, t auth.Token) error {
+	item, err := attributevalue.MarshalMap(t)
+	if err != nil {
+		return fmt.Errorf("marshal token %s: %w", t.ID, err)
 	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           aws.String(s.table),
+		Item:                item,
+		ConditionExpression: aws.String("attribute_not_exists(" + tokenAttrID + ")"),
+	})
+	if err != nil {
+		return fmt.Errorf("put token %s: %w", t.ID, conditionErr(err))
+	}
+	return nil
+}
+
+// GetToken returns a token record (read consistently, so a revocation
+// counts at once); a missing one is auth.ErrUnknown.
+func (s *Tokens) GetToken(ctx context.Context, id string) (auth.Token, error) {
+	var t auth.Token
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            tokenKey(id),
+		ConsistentRead: aws.Bool(true),
+	})
 	if err != nil {
 		return t, fmt.Errorf("get token %s: %w", id, err)
 	}
-	if err := attributevalue.UnmarshalMap(item, &t); err != nil {
+	if out.Item == nil {
+		return t, fmt.Errorf("token %s: %w", id, auth.ErrUnknown)
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, &t); err != nil {
 		return t, fmt.Errorf("decode token %s: %w", id, err)
 	}
 	return t, nil
 }
 
 // RevokeToken marks a token revoked; it returns ErrNotFound for an unknown
-// token.
-func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time) error {
+// token. Revoking twice keeps the first time.
+func (s *Tokens) RevokeToken(ctx context.Context, id string, now time.Time) error {
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
-		Key:                       key(tokenKey(id)),
+		Key:                       tokenKey(id),
 		UpdateExpression:          aws.String("SET revoked_at = if_not_exists(revoked_at, :now)"),
-		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ConditionExpression:       aws.String("attribute_exists(" + tokenAttrID + ")"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": ts(now)},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -66,28 +100,23 @@ func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time) error
 	return nil
 }
 
-// CountRunStart counts one run started by caller in the current minute and
-// returns ErrRateLimited once limit starts were counted in it. Counters
-// expire an hour later (the table's TTL attribute, "ttl").
-func (s *Store) CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error {
-	minute := now.UTC().Truncate(time.Minute)
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      key("RATE#"+caller, "RUNS#"+minute.Format(time.RFC3339)),
-		UpdateExpression:         aws.String("ADD n :one SET #ttl = :exp"),
-		ConditionExpression:      aws.String("attribute_not_exists(n) OR n < :limit"),
-		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": num(1), ":limit": num(limit),
-			":exp": &types.AttributeValueMemberN{Value: strconv.FormatInt(minute.Add(time.Hour).Unix(), 10)},
-		},
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return ErrRateLimited
+// ListTokens returns every token record, oldest first. The table holds
+// only tokens, which are few, so this is a Scan.
+func (s *Tokens) ListTokens(ctx context.Context) ([]auth.Token, error) {
+	var out []auth.Token
+	p := dynamodb.NewScanPaginator(s.db, &dynamodb.ScanInput{TableName: aws.String(s.table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		var toks []auth.Token
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &toks); err != nil {
+			return nil, fmt.Errorf("decode tokens: %w", err)
+		}
+		out = append(out, toks...)
 	}
-	if err != nil {
-		return fmt.Errorf("count run start: %w", err)
-	}
-	return nil
+	// Token IDs sort by creation time.
+	slices.SortFunc(out, func(a, b auth.Token) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }

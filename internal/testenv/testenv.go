@@ -169,6 +169,21 @@ func Store(t testing.TB) *store.Store {
 	return store.New(db, Table(t, db))
 }
 
+// Tokens returns a token store over a fresh token table, deleted when the
+// test ends.
+func Tokens(t testing.TB) *store.Tokens {
+	t.Helper()
+	db := DynamoDB(t)
+	name := Name(t, "tok")
+	if err := store.EnsureTokenTable(context.Background(), db, name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	return store.NewTokens(db, name)
+}
+
 // PostJSON posts body to url with the bearer token (if any), requires a
 // 2xx answer and decodes it.
 func PostJSON(t testing.TB, url, token, body string) map[string]any {

@@ -214,17 +214,38 @@ func checkText(field, s string, max int) error {
 		return fieldErr(field, "must be valid UTF-8")
 	case utf8.RuneCountInString(s) > max:
 		return fieldErr(field, "is longer than %d characters", max)
+	case strings.ContainsFunc(s, isBidiControl):
+		return fieldErr(field, "must not contain bidirectional control characters (they can make text display as something else)")
 	case !printable(s):
 		return fieldErr(field, "must not contain control characters")
+	case !strings.ContainsFunc(s, isVisible):
+		return fieldErr(field, "must contain a visible character")
 	}
 	return nil
 }
 
+// printable reports whether s is valid UTF-8 with no control characters
+// and no bidirectional controls.
 func printable(s string) bool {
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || isBidiControl(r) {
 			return false
 		}
 	}
 	return utf8.ValidString(s)
+}
+
+// isBidiControl reports whether r is one of Unicode's explicit
+// bidirectional formatting characters, which reorder how the text around
+// them displays: the embeddings and overrides U+202A-U+202E, the isolates
+// U+2066-U+2069 and the marks U+200E, U+200F and U+061C.
+func isBidiControl(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }
+
+// isVisible reports whether r draws something: not white space, not a
+// format character such as a zero-width space or joiner, and not one of
+// the characters Unicode says to render as nothing (Hangul fillers,
+// variation selectors and the like), nor the blank braille pattern.
+func isVisible(r rune) bool {
+	return !unicode.In(r, unicode.White_Space, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) &&
+		r != '\u2800'
 }

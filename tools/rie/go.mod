@@ -2,6 +2,8 @@ module stepflow/tools/rie
 
 go 1.26.6
 
+toolchain go1.26.10
+
 tool github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
 
 require (
