@@ -1,0 +1,296 @@
+package sweeper_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"stepflow/internal/id"
+	"stepflow/internal/queue"
+	"stepflow/internal/retry"
+	"stepflow/internal/runstate"
+	"stepflow/internal/status"
+	"stepflow/internal/store"
+	"stepflow/internal/sweeper"
+	"stepflow/internal/testenv"
+	"stepflow/internal/workflow"
+)
+
+var (
+	ids = id.NewGenerator(nil, nil)
+	t0  = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+)
+
+type bundle struct {
+	t     *testing.T
+	store *store.Store
+	sqs   *sqs.Client
+	url   string
+	sw    *sweeper.Sweeper
+	now   time.Time
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{t: t, store: testenv.Store(t), sqs: testenv.SQS(t), now: t0}
+	b.url = testenv.Queue(t, b.sqs, queue.Settings{VisibilityTimeout: 30 * time.Second}).URL
+	b.sw = &sweeper.Sweeper{Store: b.store, Queue: &queue.SQS{Client: b.sqs, URL: b.url}, Grace: time.Minute,
+		Now: func() time.Time { return b.now }}
+	return b
+}
+
+// run stores a workflow of the given steps ("id" or "id:parent,...") and
+// a run of it created now (the bundle's clock).
+func (b *bundle) run(steps ...string) (runstate.Run, workflow.Plan) {
+	b.t.Helper()
+	def := workflow.Definition{Name: "w"}
+	for _, s := range steps {
+		st := workflow.Step{ID: s, Type: "task", DependsOn: []string{}, Config: workflow.Config{MaxRetries: 1}}
+		if id, parents, ok := cut(s); ok {
+			st.ID, st.DependsOn = id, parents
+		}
+		def.Steps = append(def.Steps, st)
+	}
+	w := store.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
+	ctx := context.Background()
+	if err := b.store.CreateWorkflow(ctx, w); err != nil {
+		b.t.Fatal(err)
+	}
+	p, err := workflow.NewPlan(def)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, "", p, b.now)
+	if err := b.store.CreateRun(ctx, r); err != nil {
+		b.t.Fatal(err)
+	}
+	return r, p
+}
+
+func cut(s string) (string, []string, bool) {
+	for i := range s {
+		if s[i] == ':' {
+			var parents []string
+			start := i + 1
+			for j := start; j <= len(s); j++ {
+				if j == len(s) || s[j] == ',' {
+					parents = append(parents, s[start:j])
+					start = j + 1
+				}
+			}
+			return s[:i], parents, true
+		}
+	}
+	return s, nil, false
+}
+
+// commit claims and completes steps of r at at, as a runner would, and
+// returns the run as it then is.
+func (b *bundle) commit(r runstate.Run, p workflow.Plan, at time.Time, steps ...int) runstate.Run {
+	b.t.Helper()
+	ctx := context.Background()
+	c, leases := runstate.NewClaim(r, p, steps, "tok", at, time.Minute)
+	if err := b.store.ClaimSteps(ctx, c); err != nil {
+		b.t.Fatal(err)
+	}
+	var outs []runstate.Outcome
+	for _, l := range leases {
+		outs = append(outs, runstate.Outcome{Step: l.Step, Held: l.Held, Start: at, End: at})
+	}
+	done := runstate.BuildCommit(r.Apply(c.Swaps), p, "", outs, retry.Default(func() float64 { return 0 }), at)
+	if err := b.store.CommitGroup(ctx, done, ids.New("cmt")); err != nil {
+		b.t.Fatal(err)
+	}
+	after, _, err := b.store.ReadRun(ctx, r.ID, true)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return after
+}
+
+// sent receives the messages the sweep sent, as "step/attempt".
+func (b *bundle) sent() []string {
+	b.t.Helper()
+	out, err := b.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(b.url), MaxNumberOfMessages: 10})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var got []string
+	for _, m := range out.Messages {
+		msg, err := queue.Decode(aws.ToString(m.Body))
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d/%d", msg.StepIndex, msg.Attempt))
+	}
+	slices.Sort(got)
+	return got
+}
+
+func (b *bundle) sweep() sweeper.Report {
+	b.t.Helper()
+	rep, err := b.sw.Sweep(context.Background())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return rep
+}
+
+// TestSweepEndsARunWhoseStepsAllCompleted: two runners committed the two
+// sinks of a run at once, and both died before either read the run again
+// to end it. One sweep ends it, and it leaves the active index.
+func TestSweepEndsARunWhoseStepsAllCompleted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r, p := b.run("x", "y")
+	c, _ := runstate.NewClaim(r, p, []int{0, 1}, "tok", t0, time.Minute)
+	if err := b.store.ClaimSteps(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	// Each runner commits its own step on the state it read (both
+	// running), so neither commit ends the run.
+	held := r.Apply(c.Swaps)
+	for _, i := range []int{0, 1} {
+		out := runstate.Outcome{Step: i, Held: held.Steps[i], Start: t0, End: t0}
+		done := runstate.BuildCommit(held, p, "", []runstate.Outcome{out}, retry.Default(func() float64 { return 0 }), t0)
+		if done.End != "" {
+			t.Fatalf("commit of step %d ends the run", i)
+		}
+		if err := b.store.CommitGroup(context.Background(), done, ids.New("cmt")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := b.sweep(); rep.Runs != 1 || rep.Finished != 1 || rep.Requeued != 0 {
+		t.Fatalf("sweep = %+v", rep)
+	}
+	d, _ := b.store.GetRun(context.Background(), r.ID)
+	if d.Status != status.RunCompleted {
+		t.Fatalf("run %s", d.Status)
+	}
+	if rep := b.sweep(); rep.Runs != 0 {
+		t.Fatalf("second sweep saw %d live runs", rep.Runs)
+	}
+}
+
+// TestSweepResendsWhatIsStalled: a running step whose lease expired and a
+// ready step waiting past the grace period get messages; a step under a live
+// lease, a step not ready, and a ready step within the grace period do not.
+func TestSweepResendsWhatIsStalled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// a completed long ago; b ready since then (stalled); c not ready;
+	// d claimed with a lease that expired; e claimed, lease live.
+	r, p := b.run("a", "b:a", "c:b", "d", "e")
+	r = b.commit(r, p, t0, 0)
+	ctx := context.Background()
+	claim := func(r runstate.Run, at time.Time, step int) runstate.Run {
+		c, _ := runstate.NewClaim(r, p, []int{step}, "tok", at, time.Minute)
+		if err := b.store.ClaimSteps(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		return r.Apply(c.Swaps)
+	}
+	r = claim(r, t0, 3)
+	b.now = t0.Add(5 * time.Minute)
+	claim(r, b.now, 4)
+	if rep := b.sweep(); rep.Requeued != 2 || rep.Finished != 0 {
+		t.Fatalf("sweep = %+v", rep)
+	}
+	if got := b.sent(); fmt.Sprint(got) != "[1/0 3/0]" {
+		t.Fatalf("re-sent %v, want b's and d's messages", got)
+	}
+	// A fresh run within the grace period is left alone.
+	b.run("x")
+	if rep := b.sweep(); rep.Requeued != 2 {
+		t.Fatalf("the new run was swept within its grace period: %+v", rep)
+	}
+}
+
+// TestSweepStartsARunNeverStarted: the API stored a run and died before
+// sending its first messages; after the grace period the sweeper sends
+// them.
+func TestSweepStartsARunNeverStarted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.run("a", "b", "c:a,b")
+	b.now = t0.Add(30 * time.Second)
+	if rep := b.sweep(); rep.Requeued != 0 {
+		t.Fatalf("swept within the grace period: %+v", rep)
+	}
+	b.now = t0.Add(2 * time.Minute)
+	if rep := b.sweep(); rep.Requeued != 2 {
+		t.Fatalf("sweep = %+v", rep)
+	}
+	if got := b.sent(); fmt.Sprint(got) != "[0/0 1/0]" {
+		t.Fatalf("sent %v, want the two roots", got)
+	}
+}
+
+// TestSweepFailsARunThatCannotProgress: a live run with a failed step (a
+// state the engine never writes, since a step's failure fails its run in
+// the same transaction) is failed rather than left running.
+func TestSweepFailsARunThatCannotProgress(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	def := workflow.Definition{Name: "w", Steps: []workflow.Step{
+		{ID: "a", Type: "task", DependsOn: []string{}}, {ID: "b", Type: "task", DependsOn: []string{"a"}}}}
+	w := store.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
+	ctx := context.Background()
+	if err := b.store.CreateWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := workflow.NewPlan(def)
+	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, "", p, t0)
+	r.Steps[0] = runstate.Step{Status: status.StepFailed, Start: t0, End: t0}
+	if err := b.store.CreateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if rep := b.sweep(); rep.Finished != 1 {
+		t.Fatalf("sweep = %+v", rep)
+	}
+	d, _ := b.store.GetRun(ctx, r.ID)
+	if d.Status != status.RunFailed || d.Steps[1].Status != status.StepSkipped {
+		t.Fatalf("run %s, b %s", d.Status, d.Steps[1].Status)
+	}
+}
+
+// TestSweepKeepsGoingPastABadRun: a run the sweeper cannot read does not
+// stop the pass; its error comes back with the others swept.
+func TestSweepKeepsGoingPastABadRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	good, _ := b.run("a")
+	broken := &failingReads{Store: b.store, bad: ids.New("run")}
+	bad := runstate.NewRun(broken.bad, good.WorkflowID, "w", "", workflow.Plan{{}}, t0)
+	if err := b.store.CreateRun(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	b.sw.Store = broken
+	b.now = t0.Add(2 * time.Minute)
+	rep, err := b.sw.Sweep(context.Background())
+	if !errors.Is(err, errUnreadable) || rep.Runs != 2 || rep.Requeued != 1 {
+		t.Fatalf("sweep = %+v, %v", rep, err)
+	}
+}
+
+var errUnreadable = errors.New("unreadable")
+
+// failingReads fails reads of one run (a store fault the emulator cannot
+// produce on demand).
+type failingReads struct {
+	*store.Store
+	bad string
+}
+
+func (f *failingReads) ReadRun(ctx context.Context, id string, consistent bool) (runstate.Run, []runstate.Failure, error) {
+	if id == f.bad {
+		return runstate.Run{}, nil, errUnreadable
+	}
+	return f.Store.ReadRun(ctx, id, consistent)
+}
