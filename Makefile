@@ -19,11 +19,24 @@ dev: ## Run the whole stack locally (same as go run ./cmd/stepflow dev)
 	$(GO) run ./cmd/stepflow dev
 
 .PHONY: test
-test: lint unit ## Run every check and test of the root module
+test: lint unit race ## Run every check and test of the root module
 
 .PHONY: unit
 unit: ## Run the Go tests (embedded emulator)
 	$(GO) test -count=1 ./...
+
+# The concurrent packages again under the race detector, with fewer random
+# schedules (500 run in unit) and without the 10,000-run order test (also
+# in unit), which only repeat work under it.
+RACE_PKGS := ./internal/engine/ ./internal/store/ ./internal/sweeper/ ./internal/runstate/ ./internal/poller/
+
+.PHONY: race
+race: ## Run the engine, store, sweeper and poller tests with -race
+	STEPFLOW_SCHEDULES=100 $(GO) test -race -count=1 -skip 'TestOrderOutlivesTenThousandRuns' $(RACE_PKGS)
+
+.PHONY: schedules
+schedules: ## Run N random schedules (make schedules N=5000), or replay one (make schedules SEED=17)
+	$(GO) test -count=1 -run 'TestRandomSchedules$$' ./internal/engine/ -args -schedules $(or $(N),2000) $(if $(SEED),-seed $(SEED) -v -trace)
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
@@ -32,8 +45,8 @@ lint: ## gofmt, go vet and staticcheck
 	$(LINT) staticcheck ./...
 
 .PHONY: conformance
-conformance: ## Run the storage, API and engine suites against Amazon DynamoDB Local
-	tools/dynamodb-local/run.sh $(GO) test -count=1 ./internal/store/ ./internal/api/ ./internal/engine/
+conformance: ## Run the storage, API, engine and sweeper suites against Amazon DynamoDB Local
+	STEPFLOW_SCHEDULES=100 tools/dynamodb-local/run.sh $(GO) test -count=1 ./internal/store/ ./internal/api/ ./internal/engine/ ./internal/sweeper/
 
 # The Go vulnerability database is the Go module golang.org/x/vulndb: the
 # data is as fresh as this pinned version; bump it on purpose.
