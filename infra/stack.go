@@ -27,6 +27,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"stepflow/examples"
+	"stepflow/internal/deploy"
 	"stepflow/internal/store"
 )
 
@@ -148,16 +149,16 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	})
 	dashboardOrigin := "https://" + *dist.DistributionDomainName()
 
-	apiFn := fn("api", 256, 15, map[string]*string{
+	apiFn := fn("api", deploy.APIMemoryMB, 15, map[string]*string{
 		"STEPFLOW_DLQ_URL":         dlq.QueueUrl(),
 		"STEPFLOW_CORS_ORIGINS":    jsii.String(dashboardOrigin),
 		"STEPFLOW_RUNS_PER_MINUTE": jsii.String("60"),
 	})
 	authFn := fn("authorizer", 128, 10, nil)
-	runner := fn("steprunner", 256, stepRunnerTimeout, map[string]*string{
+	runner := fn("steprunner", deploy.StepRunnerMemoryMB, stepRunnerTimeout, map[string]*string{
 		"STEPFLOW_QUEUE_VISIBILITY": jsii.String(fmt.Sprintf("%ds", 6*stepRunnerTimeout)),
 	})
-	sweeperFn := fn("sweeper", 256, 60, nil)
+	sweeperFn := fn("sweeper", deploy.SweeperMemoryMB, 60, nil)
 	redriveFn := fn("redrive", 128, 300, map[string]*string{"STEPFLOW_DLQ_URL": dlq.QueueUrl()})
 
 	// Least privilege: each function gets the data actions it uses.
@@ -178,7 +179,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		ReportBatchItemFailures: jsii.Bool(true),
 	}))
 	awsevents.NewRule(stack, jsii.String("SweepEveryMinute"), &awsevents.RuleProps{
-		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(1))),
+		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(deploy.SweepInterval.Minutes()))),
 		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(sweeperFn, nil)},
 	})
 
