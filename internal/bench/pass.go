@@ -1,0 +1,529 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"stepflow/internal/api"
+	"stepflow/internal/auth"
+	"stepflow/internal/awsclient"
+	"stepflow/internal/engine"
+	"stepflow/internal/id"
+	"stepflow/internal/meter"
+	"stepflow/internal/poller"
+	"stepflow/internal/queue"
+	"stepflow/internal/retry"
+	"stepflow/internal/status"
+	"stepflow/internal/store"
+	"stepflow/internal/sweeper"
+)
+
+// env is what every pass shares: the endpoints and the SDK configuration.
+type env struct {
+	cfg          aws.Config
+	dynEP, sqsEP string
+	// sweepEvery is the sweeper's interval (the deployed schedule).
+	sweepEvery time.Duration
+}
+
+// pass is one measured run of a workload on a fresh table and queue.
+type pass struct {
+	name  string
+	loads []load
+	// batchSize and pollers configure the local event source: batches of
+	// up to batchSize messages, pollers batches in flight.
+	batchSize, pollers int
+	// latency is added to every AWS call of the API, the engine and the
+	// sweeper (see addLatency).
+	latency time.Duration
+	// metered turns on the capacity meter (and its extra reads); without it
+	// requests are only counted.
+	metered bool
+	// sweep runs the sweeper: once when half the steps have committed, then
+	// at the deployed interval until the pass ends.
+	sweep bool
+	// oneAtATime starts each run when the previous one has completed, to
+	// measure hand-offs on an engine that is not saturated. Otherwise every
+	// run is started before the step runner starts, and the pass times how
+	// long the runner takes to drain them.
+	oneAtATime bool
+	timeout    time.Duration
+}
+
+// result is what a pass measured. Costs are counted for every component a
+// run goes through: the API starting it, the step runner, the sweeper.
+type result struct {
+	Runs, Steps int
+	// Committed counts step commits; TaskRuns counts task executions (more
+	// than Committed when a step ran again).
+	Committed, TaskRuns int
+	Elapsed             time.Duration
+	API, Engine, Sweep  meter.Snapshot
+	// Invocations and Billed are the step runner's Lambda invocations and
+	// their duration, each rounded up to 1 ms as Lambda bills it.
+	Invocations int
+	Billed      time.Duration
+	// Starts and StartBilled are the API's run-start requests and their
+	// handler time, rounded likewise.
+	Starts      int
+	StartBilled time.Duration
+	// Sweeps and SweepBilled are the sweeps made and their time.
+	Sweeps      int
+	SweepBilled time.Duration
+	// LogBytes is what the API and the engine logged as JSON at the info
+	// level, as their Lambdas do.
+	LogBytes int64
+	Handoffs []time.Duration // sorted
+	// Err says why the pass did not finish (time-out, a run that did not
+	// complete, an order effect not applied exactly once); the other
+	// fields hold what was measured until then.
+	Err error
+}
+
+// per divides by the committed steps.
+func (r result) per(x float64) float64 {
+	if r.Committed == 0 {
+		return 0
+	}
+	return x / float64(r.Committed)
+}
+
+// sweepShare scales the sweeper's cost from the sweeps made to the sweeps
+// the deployed schedule would make while the pass ran.
+func (r result) sweepShare(every time.Duration) float64 {
+	if r.Sweeps == 0 {
+		return 0
+	}
+	return r.Elapsed.Seconds() / every.Seconds() / float64(r.Sweeps)
+}
+
+// capacity returns write and read units per committed step: run creation,
+// the steps, and the sweeper's share.
+func (r result) capacity(every time.Duration) (wu, ru float64) {
+	k := r.sweepShare(every)
+	return r.per(r.API.WU + r.Engine.WU + k*r.Sweep.WU), r.per(r.API.RU + r.Engine.RU + k*r.Sweep.RU)
+}
+
+type byteCounter struct{ n atomic.Int64 }
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+type countingTask struct {
+	engine.Task
+	n *atomic.Int64
+}
+
+func (c countingTask) Run(ctx context.Context, in engine.TaskInput) error {
+	c.n.Add(1)
+	return c.Task.Run(ctx, in)
+}
+
+// progress counts commits and wakes whoever waits for a count.
+type progress struct {
+	mu      sync.Mutex
+	n       int
+	waiters map[int][]chan struct{}
+}
+
+func (p *progress) add() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	for _, ch := range p.waiters[p.n] {
+		close(ch)
+	}
+	delete(p.waiters, p.n)
+}
+
+func (p *progress) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// reached returns a channel closed once n commits were counted.
+func (p *progress) reached(n int) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := make(chan struct{})
+	if p.n >= n {
+		close(ch)
+		return ch
+	}
+	if p.waiters == nil {
+		p.waiters = map[int][]chan struct{}{}
+	}
+	p.waiters[n] = append(p.waiters[n], ch)
+	return ch
+}
+
+// billed rounds a duration up to the millisecond, as Lambda bills it.
+func billed(d time.Duration) time.Duration {
+	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
+// runStart is one run to start: its workflow, and the request body.
+type runStart struct {
+	workflow, body string
+	steps          int
+	order          string
+}
+
+// scratch creates a table and a queue of their own for a pass, and
+// returns a function that deletes them.
+func (e env) scratch(ctx context.Context, pass string) (name, url string, cleanup func(), err error) {
+	name = fmt.Sprintf("stepflow-bench-%s-%d", pass, time.Now().UnixNano())
+	db, sq := awsclient.DynamoDB(e.cfg, e.dynEP), awsclient.SQS(e.cfg, e.sqsEP)
+	if err := store.EnsureTable(ctx, db, name); err != nil {
+		return "", "", nil, err
+	}
+	dropTable := func() {
+		_, _ = db.DeleteTable(context.WithoutCancel(ctx), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	}
+	if url, err = queue.EnsureQueue(ctx, sq, name, queue.Settings{VisibilityTimeout: 30 * time.Second}); err != nil {
+		dropTable()
+		return "", "", nil, err
+	}
+	return name, url, func() {
+		dropTable()
+		_, _ = sq.DeleteQueue(context.WithoutCancel(ctx), &sqs.DeleteQueueInput{QueueUrl: aws.String(url)})
+	}, nil
+}
+
+// run performs the pass. It returns an error only when the pass could not
+// be set up; what happened during it is in the result.
+func (e env) run(ctx context.Context, p pass) (result, error) {
+	var res result
+	name, url, cleanup, err := e.scratch(ctx, p.name)
+	if err != nil {
+		return res, err
+	}
+	defer cleanup()
+	db := awsclient.DynamoDB(e.cfg, e.dynEP)
+	schema, err := meter.Describe(ctx, db, name)
+	if err != nil {
+		return res, err
+	}
+	var reader meter.Reader
+	if p.metered {
+		reader = db
+	}
+	// Each component gets its own meter and clients, so that run creation,
+	// steps and sweeps are counted apart.
+	type parts struct {
+		meter *meter.Meter
+		store *store.Store
+		sqs   *sqs.Client
+		queue *queue.SQS
+	}
+	component := func() parts {
+		m := meter.New(schema, reader)
+		cfg := e.cfg.Copy()
+		m.Attach(&cfg)
+		addLatency(&cfg, p.latency)
+		c := awsclient.SQS(cfg, e.sqsEP)
+		return parts{m, store.New(awsclient.DynamoDB(cfg, e.dynEP), name), c, &queue.SQS{Client: c, URL: url}}
+	}
+	apiPart, engPart, swPart := component(), component(), component()
+	plain := store.New(db, name)
+
+	starts, err := prepare(ctx, plain, p.loads)
+	if err != nil {
+		return res, err
+	}
+	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "bench", auth.Operator, time.Now(), 24*time.Hour)
+	if err != nil {
+		return res, err
+	}
+	if err := plain.PutToken(ctx, tok); err != nil {
+		return res, err
+	}
+	var logs byteCounter
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	// The API as deployed: it authenticates every request and counts run
+	// starts per caller (a cap that is never reached here).
+	h := api.New(api.Config{
+		Store: apiPart.store, Starter: engine.Starter{Queue: apiPart.queue}, Logger: logger,
+		Auth: auth.Authenticator{Tokens: apiPart.store}, Limiter: apiPart.store, RunsPerMinute: math.MaxInt32,
+	})
+
+	var prog progress
+	var tasks atomic.Int64
+	var hmu sync.Mutex
+	var handoffs []time.Duration
+	policy := retry.Default(func() float64 { return 0.5 })
+	eng, err := engine.New(engine.Config{
+		Store: engPart.store, Queue: engPart.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &tasks},
+		Retry: policy, Logger: logger,
+		OnStart: func(m queue.Message, at time.Time) {
+			if m.StepIndex > 0 && m.Attempt == 0 {
+				hmu.Lock()
+				handoffs = append(handoffs, at.Sub(m.SentAt))
+				hmu.Unlock()
+			}
+		},
+		OnCommit: func(string, int) { prog.add() },
+	})
+	if err != nil {
+		return res, err
+	}
+	var invocations atomic.Int64
+	var runnerTime atomic.Int64
+	handler := func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		t := time.Now()
+		defer func() {
+			invocations.Add(1)
+			runnerTime.Add(int64(billed(time.Since(t))))
+		}()
+		return eng.HandleSQS(ctx, ev)
+	}
+
+	var startTime atomic.Int64
+	var runIDs []string
+	var rmu sync.Mutex
+	start := func(s runStart) error {
+		req := httptest.NewRequest(http.MethodPost, "/workflows/"+s.workflow+"/runs", strings.NewReader(s.body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		rec := httptest.NewRecorder()
+		t := time.Now()
+		h.ServeHTTP(rec, req)
+		startTime.Add(int64(billed(time.Since(t))))
+		if rec.Code != http.StatusAccepted {
+			return fmt.Errorf("start a run: %d %s", rec.Code, rec.Body)
+		}
+		var run struct{ ID string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &run); err != nil {
+			return fmt.Errorf("decode a started run: %w", err)
+		}
+		rmu.Lock()
+		runIDs = append(runIDs, run.ID)
+		rmu.Unlock()
+		return nil
+	}
+	for _, s := range starts {
+		res.Runs++
+		res.Steps += s.steps
+	}
+
+	pctx, stopPoller := context.WithCancel(ctx)
+	defer stopPoller()
+	var wg sync.WaitGroup
+	runner := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			poller.Run(pctx, poller.Config{Client: engPart.sqs, QueueURL: url, Handler: handler, BatchSize: p.batchSize, Concurrency: p.pollers})
+		}()
+	}
+	deadline := time.After(p.timeout)
+	var began time.Time
+	if p.oneAtATime {
+		runner()
+		began = time.Now()
+		res.Err = startOneAtATime(starts, start, &prog, deadline, p.timeout)
+	} else {
+		if err := startAll(starts, start); err != nil {
+			return res, err
+		}
+		began = time.Now()
+		runner()
+	}
+
+	stopSweeps := make(chan struct{})
+	if p.sweep {
+		sw := &sweeper.Sweeper{Store: swPart.store, Queue: swPart.queue, Grace: time.Minute, RetryCap: policy.Cap}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-prog.reached((res.Steps + 1) / 2):
+			case <-stopSweeps:
+				return
+			}
+			for {
+				t := time.Now()
+				if _, err := sw.Sweep(ctx); err != nil {
+					logger.Warn("sweep failed", "error", err)
+				}
+				res.Sweeps++
+				res.SweepBilled += billed(time.Since(t))
+				select {
+				case <-time.After(e.sweepEvery):
+				case <-stopSweeps:
+					return
+				}
+			}
+		}()
+	}
+	if res.Err == nil && !p.oneAtATime {
+		select {
+		case <-prog.reached(res.Steps):
+		case <-deadline:
+			res.Err = fmt.Errorf("timed out after %v", p.timeout)
+		}
+	}
+	res.Elapsed = time.Since(began)
+	close(stopSweeps)
+	stopPoller()
+	wg.Wait()
+
+	res.Committed, res.TaskRuns = prog.count(), int(tasks.Load())
+	res.API, res.Engine, res.Sweep = apiPart.meter.Snapshot(), engPart.meter.Snapshot(), swPart.meter.Snapshot()
+	res.Invocations, res.Billed = int(invocations.Load()), time.Duration(runnerTime.Load())
+	res.Starts, res.StartBilled = len(runIDs), time.Duration(startTime.Load())
+	res.LogBytes = logs.n.Load()
+	slices.Sort(handoffs)
+	res.Handoffs = handoffs
+	if n := res.API.Errors + res.Engine.Errors + res.Sweep.Errors; n > 0 && res.Err == nil {
+		res.Err = fmt.Errorf("the meter could not read %d item images: capacity incomplete", n)
+	}
+	if res.Err == nil {
+		res.Err = check(ctx, plain, runIDs, starts)
+	}
+	return res, nil
+}
+
+// prepare stores the workflows and orders (through an API without
+// metering: they are not part of what a run costs) and lists the runs to
+// start, the loads interleaved.
+func prepare(ctx context.Context, plain *store.Store, loads []load) ([]runStart, error) {
+	setup := api.New(api.Config{Store: plain})
+	post := func(path, body string) (string, error) {
+		rec := httptest.NewRecorder()
+		setup.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body)))
+		if rec.Code/100 != 2 {
+			return "", fmt.Errorf("POST %s: %d %s", path, rec.Code, rec.Body)
+		}
+		var v struct{ ID string }
+		err := json.Unmarshal(rec.Body.Bytes(), &v)
+		return v.ID, err
+	}
+	var perLoad [][]runStart
+	for _, l := range loads {
+		wf, err := post("/workflows", l.def.json())
+		if err != nil {
+			return nil, err
+		}
+		var rs []runStart
+		for range l.runs {
+			s := runStart{workflow: wf, steps: len(l.def.Steps)}
+			if l.orders {
+				if s.order, err = post("/orders", `{"amount": 10}`); err != nil {
+					return nil, err
+				}
+				s.body = `{"order_id":"` + s.order + `"}`
+			}
+			rs = append(rs, s)
+		}
+		perLoad = append(perLoad, rs)
+	}
+	var starts []runStart
+	for i := 0; ; i++ {
+		added := false
+		for _, rs := range perLoad {
+			if i < len(rs) {
+				starts = append(starts, rs[i])
+				added = true
+			}
+		}
+		if !added {
+			return starts, nil
+		}
+	}
+}
+
+// startOneAtATime starts each run once the previous one's steps have all
+// committed.
+func startOneAtATime(starts []runStart, start func(runStart) error, prog *progress, deadline <-chan time.Time, timeout time.Duration) error {
+	target := 0
+	for _, s := range starts {
+		if err := start(s); err != nil {
+			return err
+		}
+		target += s.steps
+		select {
+		case <-prog.reached(target):
+		case <-deadline:
+			return fmt.Errorf("timed out after %v", timeout)
+		}
+	}
+	return nil
+}
+
+// startAll starts every run through the API, eight at a time.
+func startAll(starts []runStart, start func(runStart) error) error {
+	work := make(chan runStart)
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range work {
+				if err := start(s); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
+	for _, s := range starts {
+		select {
+		case work <- s:
+		case err = <-errs:
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	return errors.Join(err, <-errs)
+}
+
+// check requires every run to have completed and every order to have
+// reached shipped with exactly one history entry per transition.
+func check(ctx context.Context, plain *store.Store, runIDs []string, starts []runStart) error {
+	for _, id := range runIDs {
+		d, err := plain.GetRun(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.Status != status.RunCompleted {
+			return fmt.Errorf("run %s ended %s", id, d.Status)
+		}
+	}
+	for _, s := range starts {
+		if s.order == "" {
+			continue
+		}
+		o, err := plain.GetOrder(ctx, s.order)
+		if err != nil {
+			return err
+		}
+		if o.Status != status.OrderShipped || len(o.History) != 5 {
+			return fmt.Errorf("order %s: %s with %d history entries", s.order, o.Status, len(o.History))
+		}
+	}
+	return nil
+}
