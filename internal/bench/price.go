@@ -20,9 +20,9 @@ import (
 //     month (aws.amazon.com/api-gateway/pricing).
 //   - CloudWatch Logs: $0.50 per GB ingested, standard class
 //     (aws.amazon.com/cloudwatch/pricing).
-//   - Step Functions Standard: $0.025 per 1,000 state transitions, retries
-//     included; "Step Functions counts a state transition each time a step of
-//     your workflow is executed" (aws.amazon.com/step-functions/pricing).
+//   - Step Functions Standard: $0.025 per 1,000 state transitions, one for
+//     each state a workflow executes, retries included
+//     (aws.amazon.com/step-functions/pricing).
 //   - Step Functions Express: $1.00 per million requests (executions) and
 //     $0.06 per GB-hour of duration for the first 1,000 GB-hours, duration
 //     rounded up to 100 ms and memory billed in 64 MB chunks, a workflow

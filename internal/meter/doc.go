@@ -12,71 +12,62 @@
 //
 // # DynamoDB rules and their sources
 //
-// Item sizes follow "DynamoDB item sizes and formats" (Developer Guide,
-// CapacityUnitCalculations); see ValueSize. One write unit (WU) writes up to
-// 1 KB, one read unit (RU) reads up to 4 KB strongly consistent ("DynamoDB
-// read and write operations", Developer Guide, read-write-operations, and
-// the on-demand pricing page):
+// Item sizes follow the Developer Guide's page on item sizes and formats
+// (CapacityUnitCalculations); see ValueSize. One write unit (WU) writes up to
+// 1 KB, one read unit (RU) reads up to 4 KB strongly consistent (Developer
+// Guide, read-write-operations; the on-demand pricing page):
 //
 //   - PutItem, UpdateItem, DeleteItem, and each item of BatchWriteItem: 1 WU
 //     per started KB of the larger of the item before and after the write
-//     (a delete: the item deleted), at least 1.
-//   - A write whose condition fails still consumes write units: "The amount
-//     of consumed write capacity units depends on the size of the item. This
-//     item can be an existing item in the table or a new one you're
-//     attempting to create or update" (read-write-operations; its example
-//     charges the larger, 310 KB, of an existing 300 KB item and an attempted
-//     310 KB one). The meter charges the larger of the item as it is and as
-//     the write tried to make it; for an update it evaluates the update
-//     expression on the item (see applyUpdate), and for expressions beyond
-//     that evaluator it charges the item plus every expression value and
-//     name, an upper bound. Failed writes cause no index writes: nothing was
-//     written, and AWS speaks of capacity consumed "from the table".
-//   - TransactWriteItems: "DynamoDB performs two underlying reads or writes
-//     of every item in the transaction: one to prepare the transaction and
-//     one to commit the transaction" ("Amazon DynamoDB transactions: how it
-//     works", Developer Guide, transaction-apis, capacity management), so 2
-//     WU per started KB per item. The current version of that page adds that
-//     the capacity is consumed even when the transaction is cancelled; the
-//     meter charges every item of a cancelled transaction as a failed
-//     write, doubled.
+//     (for a delete, the item deleted), at least 1 (read-write-operations).
+//   - A write whose condition fails still consumes write units, by the size
+//     of the item, which the same page says may be the item stored or the one
+//     the write attempted; its example charges the larger of the two. The
+//     meter charges the larger of the item as it is and as the write tried to
+//     make it; for an update it evaluates the update expression on the item
+//     (see applyUpdate), and for expressions beyond that evaluator it charges
+//     the item plus every expression value and name, an upper bound. A failed
+//     write causes no index write: nothing was written, and AWS describes the
+//     capacity as consumed from the table.
+//   - TransactWriteItems: DynamoDB does two underlying writes of each item,
+//     one to prepare and one to commit (Developer Guide, transaction-apis,
+//     capacity management), so 2 WU per started KB per item. The current
+//     version of that page adds that the capacity is consumed even when the
+//     transaction is cancelled; the meter charges every item of a cancelled
+//     transaction as a failed write, doubled.
 //   - A ConditionCheck inside TransactWriteItems: AWS's pages do not price
 //     it. The meter charges it as a transactional write of the item it
-//     checks (2 WU per started KB, at least 2), which is the conservative
-//     reading (a WU costs five times an RU) and what the conformance suite
-//     paritysuite/dynamodb-conformance measured on real DynamoDB (pull
-//     request 67: "A standalone ConditionCheck costs 2 WCU, billed as write
-//     rather than read").
+//     checks (2 WU per started KB, at least 2): the conservative reading (a WU
+//     costs five times an RU), and what the conformance suite
+//     paritysuite/dynamodb-conformance measured on real DynamoDB (its pull
+//     request 67 reports 2 write units for a lone condition check).
 //   - Global secondary indexes, from the table's own index definitions
 //     (Schema, SchemaOf): a write that puts an item into an index costs a
 //     put, one that takes it out a delete, one that changes its index key a
 //     delete and a put, one that changes only projected attributes one
 //     write, each 1 WU per started KB of the index entry (table key, index
-//     key and projected attributes) ("Global secondary indexes", Developer
-//     Guide, write capacity units). AWS does not say whether index writes
-//     are doubled inside a transaction; the meter assumes they are not,
-//     since the index is updated once, after the commit ("Changes made with
-//     transactions are propagated to global secondary indexes ... after the
-//     transaction completes successfully", transaction-apis).
+//     key and projected attributes) (Developer Guide, GSI, write capacity
+//     units). AWS does not say whether index writes are doubled inside a
+//     transaction; the meter assumes they are not, since transactions reach
+//     the indexes once, after they complete (transaction-apis).
 //   - GetItem: 1 RU per started 4 KB of the item, strongly consistent; half
 //     that eventually consistent. BatchGetItem: the same for each item,
 //     rounded separately. TransactGetItems: 2 RU per started 4 KB per item.
-//     A projection does not reduce the size charged ("doing so has no impact
-//     on the item size calculations"); a missing item still costs the
-//     minimum (1 RU strongly consistent, 0.5 eventually, 2 in a transaction,
-//     the last measured by the same conformance suite).
+//     Asking for a subset of attributes does not reduce the size charged
+//     (read-write-operations); a missing item still costs the minimum (1 RU
+//     strongly consistent, 0.5 eventually, 2 in a transaction, the last as
+//     measured by the same conformance suite).
 //   - Query and Scan: the sizes of all items read in one response, summed,
 //     then rounded up to 4 KB, at least one unit; eventually consistent
-//     reads (every read of a global secondary index) cost half. Items are
-//     read before any filter, so "a Query consumes the same amount of read
-//     capacity, regardless of whether a filter expression is present"
-//     (Query.FilterExpression). When a filter, projection or Select hides
-//     items or attributes, the meter sends the same page again (same key
-//     condition, index, order, Limit and start key) without them through the
-//     unmetered client and charges what it returns. A Query that reads
-//     nothing costs the 1-unit minimum (AWS: "you'll still be charged
-//     additional read throughput based on read consistency and the number of
-//     partitions searched"; the meter assumes one partition).
+//     reads (every read of a global secondary index) cost half. A filter is
+//     applied after the items are read, so it does not change the capacity
+//     (Developer Guide, Query.FilterExpression). When a filter, projection or
+//     Select hides items or attributes, the meter sends the same page again
+//     (same key condition, index, order, Limit and start key) without them
+//     through the unmetered client and charges what it returns. A Query
+//     that reads nothing is charged by consistency and the partitions
+//     searched (read-write-operations); the meter charges the 1-unit minimum
+//     of one partition.
 //
 // Local secondary indexes, streams, storage and backups are not modelled.
 //

@@ -100,10 +100,8 @@ func (s Schema) Kind(key Item) string {
 }
 
 // entry is an item's entry in ix, or nil if the item is not in the index.
-// An item is in a global secondary index when it has every key attribute
-// of the index ("A global secondary index only keeps track of data items
-// where its key attributes actually exist", Developer Guide, GSI). The
-// entry holds the table's key, the index's key and the projected
+// An item is in a global secondary index only when it has every key
+// attribute of the index (Developer Guide, GSI). The entry holds the table's key, the index's key and the projected
 // attributes: KEYS_ONLY none, INCLUDE the listed ones, ALL every one.
 func (s Schema) entry(ix Index, it Item) Item {
 	if it == nil || it[ix.PK] == nil || (ix.SK != "" && it[ix.SK] == nil) {

@@ -6,8 +6,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// sqsChunk is the payload one billed SQS request carries: "each 64 KB
-// chunk of a payload is billed as 1 request" (Amazon SQS pricing).
+// sqsChunk is the payload one billed SQS request carries: SQS bills every
+// started 64 KB of a request's payload as one request (Amazon SQS pricing).
 const sqsChunk = 64 * 1024
 
 // emptyReceive names the receives that returned no message. On AWS, the
