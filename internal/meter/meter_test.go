@@ -317,6 +317,55 @@ func TestMeterAppliesTheBillingRules(t *testing.T) {
 		},
 		ru:    6.5,
 		lines: []meter.Line{line("Query", "RUN", 4, 0, 0, 6.5, 0)},
+	}, {
+		// A batch write of a run/step item (id 2+6 + rk 2+8 = 18 bytes) and a
+		// run item with an owner (8 + 5 + owner 5+2 = 20 bytes, which enters
+		// the keys-only by_owner index): 1 + 1 + 1 WU. Deleting an order in
+		// by_status (11 + 7 + 5 + 4 = 27 bytes): 1 WU, and an index delete,
+		// 1 WU. A consistent batch read of the step item and a missing one:
+		// 1 RU each. A transactional read of the run item and a missing one:
+		// 2 RU each. An index query (always eventually consistent) reading
+		// one 20-byte entry: 0.5 RU.
+		name: "batches, a delete and reads of missing items",
+		seed: []map[string]types.AttributeValue{with(k("ORDER#del", "ORDER"), "st", "new", "at", "t1")},
+		run: func(db *dynamodb.Client) error {
+			tbl := aws.String(b.table)
+			if _, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{b.table: {
+				{PutRequest: &types.PutRequest{Item: k("RUN#bw", "STEP#001")}},
+				{PutRequest: &types.PutRequest{Item: with(k("RUN#bw", "RUN"), "owner", "bw")}},
+			}}}); err != nil {
+				return err
+			}
+			if _, err := db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: tbl, Key: k("ORDER#del", "ORDER")}); err != nil {
+				return err
+			}
+			if _, err := db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{b.table: {
+				Keys: []map[string]types.AttributeValue{k("RUN#bw", "STEP#001"), k("GONE#bg", "GONE")}, ConsistentRead: aws.Bool(true),
+			}}}); err != nil {
+				return err
+			}
+			if _, err := db.TransactGetItems(ctx, &dynamodb.TransactGetItemsInput{TransactItems: []types.TransactGetItem{
+				{Get: &types.Get{TableName: tbl, Key: k("RUN#bw", "RUN")}}, {Get: &types.Get{TableName: tbl, Key: k("GONE#bg", "GONE")}},
+			}}); err != nil {
+				return err
+			}
+			out, err := db.Query(ctx, &dynamodb.QueryInput{TableName: tbl, IndexName: aws.String("by_owner"),
+				KeyConditionExpression: aws.String("#o = :o"), ExpressionAttributeNames: map[string]string{"#o": "owner"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":o": str("bw")}})
+			if err == nil && len(out.Items) != 1 {
+				err = fmt.Errorf("index query returned %d items", len(out.Items))
+			}
+			return err
+		},
+		wu: 5, ru: 6.5,
+		lines: []meter.Line{
+			line("BatchGetItem", "GONE", 1, 0, 0, 1, 0), line("TransactGetItems", "GONE", 1, 0, 0, 2, 0),
+			line("DeleteItem", "ORDER", 1, 0, 1, 0, 0),
+			line("BatchWriteItem", "RUN", 1, 0, 1, 0, 0), line("TransactGetItems", "RUN", 1, 0, 0, 2, 0),
+			line("BatchGetItem", "RUN/STEP", 1, 0, 0, 1, 0), line("BatchWriteItem", "RUN/STEP", 1, 0, 1, 0, 0),
+			line("BatchWriteItem", "index:by_owner", 1, 0, 1, 0, 0), line("Query", "index:by_owner", 1, 0, 0, 0.5, 0),
+			line("DeleteItem", "index:by_status", 1, 0, 1, 0, 0),
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
