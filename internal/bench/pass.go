@@ -209,6 +209,144 @@ func (e env) scratch(ctx context.Context, pass string) (name, url string, cleanu
 	}, nil
 }
 
+// rig is a pass's stack: the API, the engine and the sweeper, each with
+// its own meter and clients so that run creation, steps and sweeps are
+// counted apart, and the counters the pass reads at the end.
+type rig struct {
+	api, eng, sweep part
+	plain           *store.Store
+	url             string
+	handler         http.Handler
+	cred            string
+	engine          *engine.Engine
+	policy          retry.Policy
+	logs            byteCounter
+	logger          *slog.Logger
+
+	prog                              progress
+	tasks, invocations, billed, start atomic.Int64
+
+	mu       sync.Mutex
+	handoffs []time.Duration
+	runIDs   []string
+}
+
+// part is one component's meter and clients.
+type part struct {
+	meter *meter.Meter
+	store *store.Store
+	sqs   *sqs.Client
+	queue *queue.SQS
+}
+
+// build assembles the stack of a pass on the table name and queue url.
+func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) {
+	db := awsclient.DynamoDB(e.cfg, e.dynEP)
+	schema, err := meter.Describe(ctx, db, name)
+	if err != nil {
+		return nil, err
+	}
+	var reader meter.Reader
+	if p.metered {
+		reader = db
+	}
+	component := func() part {
+		m := meter.New(schema, reader)
+		cfg := e.cfg.Copy()
+		m.Attach(&cfg)
+		addLatency(&cfg, p.latency)
+		c := awsclient.SQS(cfg, e.sqsEP)
+		return part{m, store.New(awsclient.DynamoDB(cfg, e.dynEP), name), c, &queue.SQS{Client: c, URL: url}}
+	}
+	r := &rig{api: component(), eng: component(), sweep: component(), plain: store.New(db, name), url: url,
+		policy: retry.Default(func() float64 { return 0.5 })}
+	r.logger = slog.New(slog.NewJSONHandler(&r.logs, nil))
+
+	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "bench", auth.Operator, time.Now(), 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.plain.PutToken(ctx, tok); err != nil {
+		return nil, err
+	}
+	r.cred = cred
+	// The API as deployed: it authenticates every request and counts run
+	// starts per caller (a cap that is never reached here).
+	r.handler = api.New(api.Config{
+		Store: r.api.store, Starter: engine.Starter{Queue: r.api.queue}, Logger: r.logger,
+		Auth: auth.Authenticator{Tokens: r.api.store}, Limiter: r.api.store, RunsPerMinute: math.MaxInt32,
+	})
+	r.engine, err = engine.New(engine.Config{
+		Store: r.eng.store, Queue: r.eng.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &r.tasks},
+		Retry: r.policy, Logger: r.logger,
+		OnStart: func(m queue.Message, at time.Time) {
+			if m.StepIndex > 0 && m.Attempt == 0 {
+				r.mu.Lock()
+				r.handoffs = append(r.handoffs, at.Sub(m.SentAt))
+				r.mu.Unlock()
+			}
+		},
+		OnCommit: func(string, int) { r.prog.add() },
+	})
+	return r, err
+}
+
+// handle is the step runner's Lambda handler, timed as Lambda bills it.
+func (r *rig) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	t := time.Now()
+	defer func() {
+		r.invocations.Add(1)
+		r.billed.Add(int64(billed(time.Since(t))))
+	}()
+	return r.engine.HandleSQS(ctx, ev)
+}
+
+// startRun starts a run through the API, timed likewise.
+func (r *rig) startRun(s runStart) error {
+	req := httptest.NewRequest(http.MethodPost, "/workflows/"+s.workflow+"/runs", strings.NewReader(s.body))
+	req.Header.Set("Authorization", "Bearer "+r.cred)
+	rec := httptest.NewRecorder()
+	t := time.Now()
+	r.handler.ServeHTTP(rec, req)
+	r.start.Add(int64(billed(time.Since(t))))
+	if rec.Code != http.StatusAccepted {
+		return fmt.Errorf("start a run: %d %s", rec.Code, rec.Body)
+	}
+	var run struct{ ID string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &run); err != nil {
+		return fmt.Errorf("decode a started run: %w", err)
+	}
+	r.mu.Lock()
+	r.runIDs = append(r.runIDs, run.ID)
+	r.mu.Unlock()
+	return nil
+}
+
+// sweepUntil runs the sweeper once half of steps have committed, then at
+// the deployed interval until stop is closed, and returns the sweeps made
+// and their billed time.
+func (r *rig) sweepUntil(ctx context.Context, steps int, every time.Duration, stop <-chan struct{}) (n int, took time.Duration) {
+	sw := &sweeper.Sweeper{Store: r.sweep.store, Queue: r.sweep.queue, Grace: time.Minute, RetryCap: r.policy.Cap}
+	select {
+	case <-r.prog.reached((steps + 1) / 2):
+	case <-stop:
+		return 0, 0
+	}
+	for {
+		t := time.Now()
+		if _, err := sw.Sweep(ctx); err != nil {
+			r.logger.Warn("sweep failed", "error", err)
+		}
+		n++
+		took += billed(time.Since(t))
+		select {
+		case <-time.After(every):
+		case <-stop:
+			return n, took
+		}
+	}
+}
+
 // run performs the pass. It returns an error only when the pass could not
 // be set up; what happened during it is in the result.
 func (e env) run(ctx context.Context, p pass) (result, error) {
@@ -218,106 +356,13 @@ func (e env) run(ctx context.Context, p pass) (result, error) {
 		return res, err
 	}
 	defer cleanup()
-	db := awsclient.DynamoDB(e.cfg, e.dynEP)
-	schema, err := meter.Describe(ctx, db, name)
+	r, err := e.build(ctx, p, name, url)
 	if err != nil {
 		return res, err
 	}
-	var reader meter.Reader
-	if p.metered {
-		reader = db
-	}
-	// Each component gets its own meter and clients, so that run creation,
-	// steps and sweeps are counted apart.
-	type parts struct {
-		meter *meter.Meter
-		store *store.Store
-		sqs   *sqs.Client
-		queue *queue.SQS
-	}
-	component := func() parts {
-		m := meter.New(schema, reader)
-		cfg := e.cfg.Copy()
-		m.Attach(&cfg)
-		addLatency(&cfg, p.latency)
-		c := awsclient.SQS(cfg, e.sqsEP)
-		return parts{m, store.New(awsclient.DynamoDB(cfg, e.dynEP), name), c, &queue.SQS{Client: c, URL: url}}
-	}
-	apiPart, engPart, swPart := component(), component(), component()
-	plain := store.New(db, name)
-
-	starts, err := prepare(ctx, plain, p.loads)
+	starts, err := prepare(ctx, r.plain, p.loads)
 	if err != nil {
 		return res, err
-	}
-	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "bench", auth.Operator, time.Now(), 24*time.Hour)
-	if err != nil {
-		return res, err
-	}
-	if err := plain.PutToken(ctx, tok); err != nil {
-		return res, err
-	}
-	var logs byteCounter
-	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	// The API as deployed: it authenticates every request and counts run
-	// starts per caller (a cap that is never reached here).
-	h := api.New(api.Config{
-		Store: apiPart.store, Starter: engine.Starter{Queue: apiPart.queue}, Logger: logger,
-		Auth: auth.Authenticator{Tokens: apiPart.store}, Limiter: apiPart.store, RunsPerMinute: math.MaxInt32,
-	})
-
-	var prog progress
-	var tasks atomic.Int64
-	var hmu sync.Mutex
-	var handoffs []time.Duration
-	policy := retry.Default(func() float64 { return 0.5 })
-	eng, err := engine.New(engine.Config{
-		Store: engPart.store, Queue: engPart.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &tasks},
-		Retry: policy, Logger: logger,
-		OnStart: func(m queue.Message, at time.Time) {
-			if m.StepIndex > 0 && m.Attempt == 0 {
-				hmu.Lock()
-				handoffs = append(handoffs, at.Sub(m.SentAt))
-				hmu.Unlock()
-			}
-		},
-		OnCommit: func(string, int) { prog.add() },
-	})
-	if err != nil {
-		return res, err
-	}
-	var invocations atomic.Int64
-	var runnerTime atomic.Int64
-	handler := func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		t := time.Now()
-		defer func() {
-			invocations.Add(1)
-			runnerTime.Add(int64(billed(time.Since(t))))
-		}()
-		return eng.HandleSQS(ctx, ev)
-	}
-
-	var startTime atomic.Int64
-	var runIDs []string
-	var rmu sync.Mutex
-	start := func(s runStart) error {
-		req := httptest.NewRequest(http.MethodPost, "/workflows/"+s.workflow+"/runs", strings.NewReader(s.body))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		rec := httptest.NewRecorder()
-		t := time.Now()
-		h.ServeHTTP(rec, req)
-		startTime.Add(int64(billed(time.Since(t))))
-		if rec.Code != http.StatusAccepted {
-			return fmt.Errorf("start a run: %d %s", rec.Code, rec.Body)
-		}
-		var run struct{ ID string }
-		if err := json.Unmarshal(rec.Body.Bytes(), &run); err != nil {
-			return fmt.Errorf("decode a started run: %w", err)
-		}
-		rmu.Lock()
-		runIDs = append(runIDs, run.ID)
-		rmu.Unlock()
-		return nil
 	}
 	for _, s := range starts {
 		res.Runs++
@@ -331,7 +376,7 @@ func (e env) run(ctx context.Context, p pass) (result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			poller.Run(pctx, poller.Config{Client: engPart.sqs, QueueURL: url, Handler: handler, BatchSize: p.batchSize, Concurrency: p.pollers})
+			poller.Run(pctx, poller.Config{Client: r.eng.sqs, QueueURL: url, Handler: r.handle, BatchSize: p.batchSize, Concurrency: p.pollers})
 		}()
 	}
 	deadline := time.After(p.timeout)
@@ -339,44 +384,25 @@ func (e env) run(ctx context.Context, p pass) (result, error) {
 	if p.oneAtATime {
 		runner()
 		began = time.Now()
-		res.Err = startOneAtATime(starts, start, &prog, deadline, p.timeout)
+		res.Err = startOneAtATime(starts, r.startRun, &r.prog, deadline, p.timeout)
 	} else {
-		if err := startAll(starts, start); err != nil {
+		if err := startAll(starts, r.startRun); err != nil {
 			return res, err
 		}
 		began = time.Now()
 		runner()
 	}
-
 	stopSweeps := make(chan struct{})
 	if p.sweep {
-		sw := &sweeper.Sweeper{Store: swPart.store, Queue: swPart.queue, Grace: time.Minute, RetryCap: policy.Cap}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case <-prog.reached((res.Steps + 1) / 2):
-			case <-stopSweeps:
-				return
-			}
-			for {
-				t := time.Now()
-				if _, err := sw.Sweep(ctx); err != nil {
-					logger.Warn("sweep failed", "error", err)
-				}
-				res.Sweeps++
-				res.SweepBilled += billed(time.Since(t))
-				select {
-				case <-time.After(e.sweepEvery):
-				case <-stopSweeps:
-					return
-				}
-			}
+			res.Sweeps, res.SweepBilled = r.sweepUntil(ctx, res.Steps, e.sweepEvery, stopSweeps)
 		}()
 	}
 	if res.Err == nil && !p.oneAtATime {
 		select {
-		case <-prog.reached(res.Steps):
+		case <-r.prog.reached(res.Steps):
 		case <-deadline:
 			res.Err = fmt.Errorf("timed out after %v", p.timeout)
 		}
@@ -386,18 +412,18 @@ func (e env) run(ctx context.Context, p pass) (result, error) {
 	stopPoller()
 	wg.Wait()
 
-	res.Committed, res.TaskRuns = prog.count(), int(tasks.Load())
-	res.API, res.Engine, res.Sweep = apiPart.meter.Snapshot(), engPart.meter.Snapshot(), swPart.meter.Snapshot()
-	res.Invocations, res.Billed = int(invocations.Load()), time.Duration(runnerTime.Load())
-	res.Starts, res.StartBilled = len(runIDs), time.Duration(startTime.Load())
-	res.LogBytes = logs.n.Load()
-	slices.Sort(handoffs)
-	res.Handoffs = handoffs
+	res.Committed, res.TaskRuns = r.prog.count(), int(r.tasks.Load())
+	res.API, res.Engine, res.Sweep = r.api.meter.Snapshot(), r.eng.meter.Snapshot(), r.sweep.meter.Snapshot()
+	res.Invocations, res.Billed = int(r.invocations.Load()), time.Duration(r.billed.Load())
+	res.Starts, res.StartBilled = len(r.runIDs), time.Duration(r.start.Load())
+	res.LogBytes = r.logs.n.Load()
+	slices.Sort(r.handoffs)
+	res.Handoffs = r.handoffs
 	if n := res.API.Errors + res.Engine.Errors + res.Sweep.Errors; n > 0 && res.Err == nil {
 		res.Err = fmt.Errorf("the meter could not read %d item images: capacity incomplete", n)
 	}
 	if res.Err == nil {
-		res.Err = check(ctx, plain, runIDs, starts)
+		res.Err = check(ctx, r.plain, r.runIDs, starts)
 	}
 	return res, nil
 }
