@@ -29,6 +29,7 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"stepflow/examples"
+	"stepflow/internal/deploy"
 	"stepflow/internal/store"
 )
 
@@ -154,16 +155,16 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		return f
 	}
 
-	apiFn := fn("api", 256, 15, tableEnv, map[string]*string{
+	apiFn := fn("api", deploy.APIMemoryMB, 15, tableEnv, map[string]*string{
 		"STEPFLOW_TOKEN_TABLE":     tokens.TableName(),
 		"STEPFLOW_DLQ_URL":         dlq.QueueUrl(),
 		"STEPFLOW_RUNS_PER_MINUTE": jsii.String("60"),
 	})
 	authFn := fn("authorizer", 128, 10, map[string]*string{"STEPFLOW_TOKEN_TABLE": tokens.TableName()})
-	runner := fn("steprunner", 256, stepRunnerTimeout, tableEnv, map[string]*string{
+	runner := fn("steprunner", deploy.StepRunnerMemoryMB, stepRunnerTimeout, tableEnv, map[string]*string{
 		"STEPFLOW_QUEUE_VISIBILITY": jsii.String(fmt.Sprintf("%ds", 6*stepRunnerTimeout)),
 	})
-	sweeperFn := fn("sweeper", 256, 60, tableEnv)
+	sweeperFn := fn("sweeper", deploy.SweeperMemoryMB, 60, tableEnv)
 	redriveFn := fn("redrive", 128, 300, map[string]*string{"STEPFLOW_QUEUE_URL": queue.QueueUrl(), "STEPFLOW_DLQ_URL": dlq.QueueUrl()})
 
 	// Least privilege: each function gets the data actions it calls (the
@@ -200,7 +201,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		ReportBatchItemFailures: jsii.Bool(true),
 	}))
 	awsevents.NewRule(stack, jsii.String("SweepEveryMinute"), &awsevents.RuleProps{
-		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(1))),
+		Schedule: awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(deploy.SweepInterval.Minutes()))),
 		Targets:  &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(sweeperFn, nil)},
 	})
 

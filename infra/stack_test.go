@@ -123,7 +123,7 @@ func TestResources(t *testing.T) {
 		tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(map[string]any{"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 0}))
 		tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), like(map[string]any{"MetricName": "ApproximateAgeOfOldestMessage", "Threshold": 300}))
 	})
-	for name, want := range map[string][2]int{"api": {256, 15}, "steprunner": {256, stepRunnerTimeout}, "sweeper": {256, 60}, "redrive": {128, 300}, "authorizer": {128, 10}} {
+	for name, want := range map[string][2]int{"api": {deploy.APIMemoryMB, 15}, "steprunner": {deploy.StepRunnerMemoryMB, stepRunnerTimeout}, "sweeper": {deploy.SweeperMemoryMB, 60}, "redrive": {128, 300}, "authorizer": {128, 10}} {
 		check(t, "function "+name, func() {
 			tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), like(map[string]any{
 				"Handler": "bootstrap", "Runtime": "provided.al2023", "Architectures": []any{"arm64"},

@@ -1,40 +1,100 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestBenchRunsAndAccounts runs a tiny benchmark: every run must complete
-// (Run checks runs and orders itself) and the report must account for the
-// requests the engine made.
+// TestBenchRunsAndAccounts runs a tiny benchmark end to end. Run itself
+// fails unless every run of every main pass completed and every order was
+// shipped with each effect once; the test then checks that the report
+// accounts for what a step must cost by the engine's design and AWS's
+// rules, not for what a run happened to print.
 func TestBenchRunsAndAccounts(t *testing.T) {
-	rep, err := Run(context.Background(), Config{Diamonds: 3, Orders: 3, Concurrency: 2, Timeout: time.Minute})
+	rep, err := Run(context.Background(), Config{
+		Diamonds: 2, Orders: 2, Concurrency: 2, Latency: time.Millisecond, StepSeconds: 0.05,
+		HandoffRuns: 2, ShapeSteps: 6, ShapeTimeout: 30 * time.Second, Timeout: time.Minute,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Steps != 24 || rep.StepsPerSecond <= 0 || rep.FloorPerSecond <= 0 || rep.Invocations == 0 {
-		t.Fatalf("report = %+v", rep)
+	if rep.Steps != 16 {
+		t.Fatalf("%d steps per pass, want 16", rep.Steps)
 	}
-	// At least one commit transaction and one claim per run, and a commit
-	// record (2 units in a transaction) per step.
-	runs := rep.Steps / 4
-	if n := rep.Requests.Calls["DynamoDB.TransactWriteItems"]; n < runs {
-		t.Fatalf("%d transactions for %d runs", n, runs)
+	// Every step puts its commit record in a transaction (2 WU), every
+	// run is created (its header and three index entries, 4 WU) and read
+	// by the runner; so at least 3 WU and some reads per step of 4-step runs.
+	for _, p := range []Pattern{rep.Flooded, rep.Trickle} {
+		if p.WU < 3 || p.RU <= 0 || p.Total <= 0 {
+			t.Errorf("%s: %.2f WU, %.2f RU, $%.2f per million steps", p.Name, p.WU, p.RU, p.Total)
+		}
 	}
-	if n := rep.Requests.Calls["DynamoDB.UpdateItem"]; n < runs {
-		t.Fatalf("%d updates for %d runs", n, runs)
+	// One message per invocation in the trickle pattern, several in the
+	// flooded one; either way a run's dependents run in the invocation of
+	// its root, so an invocation handles more than one step.
+	if rep.Trickle.MessagesPerInvocation != 1 || rep.Flooded.MessagesPerInvocation <= 1 || rep.Trickle.StepsPerInvocation <= 1 {
+		t.Errorf("per invocation: trickle %.2f messages, %.2f steps; flooded %.2f messages", rep.Trickle.MessagesPerInvocation,
+			rep.Trickle.StepsPerInvocation, rep.Flooded.MessagesPerInvocation)
 	}
-	if rep.Requests.WCU < 2*float64(rep.Steps) || rep.Cost() <= 0 {
-		t.Fatalf("capacity %.1f WCU for %d steps, cost %.2f", rep.Requests.WCU, rep.Steps, rep.Cost())
+	// The accounting is the capacity, line by line, and covers the three
+	// components: the API's run start, the step runner and the sweeper.
+	var wu, ru float64
+	components := map[string]bool{}
+	for _, l := range rep.Accounting {
+		wu += l.WU
+		ru += l.RU
+		components[l.Component] = true
 	}
+	if math.Abs(wu-rep.Flooded.WU) > 1e-9 || math.Abs(ru-rep.Flooded.RU) > 1e-9 || len(components) != 3 || rep.Sweeps.Sweeps == 0 {
+		t.Errorf("accounting sums to %.3f WU, %.3f RU over %v; capacity %.3f, %.3f; %d sweeps", wu, ru, components, rep.Flooded.WU, rep.Flooded.RU, rep.Sweeps.Sweeps)
+	}
+	// A second of step duration is billed about once per step when each
+	// invocation carries one step.
+	if k := rep.StepSecond.BilledPerSecond; k < 0.8 || k > 1.5 {
+		t.Errorf("%.2f billed seconds per step-second", k)
+	}
+	if rep.CPU.Ratio() <= 0 || rep.Bound.Ratio() <= 0 || rep.HandoffP50 <= 0 {
+		t.Errorf("throughput %+v %+v, hand-off %v", rep.CPU, rep.Bound, rep.HandoffP50)
+	}
+	if len(rep.Shapes) != 3 {
+		t.Fatalf("%d shapes", len(rep.Shapes))
+	}
+	for _, s := range rep.Shapes {
+		if s.Err != "" || s.Committed != s.Steps || s.TaskRuns != s.Steps || s.WU < 2 {
+			t.Errorf("shape %+v", s)
+		}
+	}
+
 	var out strings.Builder
 	rep.Print(&out)
-	for _, want := range []string{"engine/floor ratio", "hand-off latency", "Step Functions", "SQS.SendMessageBatch"} {
+	for _, want := range []string{"flooded", "trickle", "Per-step accounting", "engine/floor", "latency-bound", "hand-off", "chain-6", "Step Functions Standard", "Temporal"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	var buf bytes.Buffer
+	if err := rep.JSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"cost_per_million_steps_usd", "cost_per_million_steps_trickle_usd", "cost_per_step_second_usd",
+		"wcu_per_step", "rcu_per_step", "engine_floor_ratio", "engine_floor_ratio_latency", "handoff_p50_ms"} {
+		if x, ok := v[k].(float64); !ok || x <= 0 {
+			t.Errorf("JSON %s = %v", k, v[k])
+		}
+	}
+	shape, _ := v["shapes"].(map[string]any)["fan-in-4"].(map[string]any)
+	for _, k := range []string{"wcu_per_step", "rcu_per_step", "steps_per_second"} {
+		if x, ok := shape[k].(float64); !ok || x <= 0 {
+			t.Errorf("JSON shapes.fan-in-4.%s = %v", k, shape[k])
 		}
 	}
 }

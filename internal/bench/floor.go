@@ -2,18 +2,66 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"stepflow/internal/awsclient"
+	"stepflow/internal/poller"
 	"stepflow/internal/queue"
 )
+
+// floor pushes steps, as chains of four, through bare SQS and one 3-item
+// transaction each, with the poller settings of the engine's flooded pass
+// and the same per-call latency: the least any engine on this design must
+// do per step. It returns steps per second.
+func (e env) floor(ctx context.Context, steps, pollers int, latency, timeout time.Duration) (float64, error) {
+	name, url, cleanup, err := e.scratch(ctx, "floor")
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	cfg := e.cfg.Copy()
+	addLatency(&cfg, latency)
+	sq := awsclient.SQS(cfg, e.sqsEP)
+	q := &queue.SQS{Client: sq, URL: url}
+	var n atomic.Int64
+	done := make(chan struct{})
+	steps = steps / 4 * 4
+	h := floorHandler{db: awsclient.DynamoDB(cfg, e.dynEP), table: name, q: q, n: &n, total: int64(steps), done: done}
+	var roots []queue.Message
+	for i := range steps / 4 {
+		roots = append(roots, queue.Message{RunID: fmt.Sprintf("floor%d", i), WorkflowID: "floor"})
+	}
+	if err := q.Send(ctx, roots); err != nil {
+		return 0, err
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		poller.Run(pctx, poller.Config{Client: sq, QueueURL: url, Handler: h.handle, Concurrency: pollers})
+	}()
+	defer wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		stop()
+		return 0, fmt.Errorf("floor: %d of %d steps within %v", n.Load(), steps, timeout)
+	}
+	el := time.Since(start)
+	stop()
+	return float64(steps) / el.Seconds(), nil
+}
 
 type floorHandler struct {
 	db    *dynamodb.Client
@@ -70,5 +118,3 @@ func (f floorHandler) one(ctx context.Context, body string) error {
 	}
 	return nil
 }
-
-func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// The workflows the bench runs, written as the API takes them.
+
+type stepDef struct {
+	ID        string     `json:"id"`
+	Config    stepConfig `json:"config"`
+	DependsOn []string   `json:"depends_on,omitempty"`
+}
+
+type stepConfig struct {
+	Action          string  `json:"action,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	FailProbability float64 `json:"fail_probability"`
+}
+
+type workflowDef struct {
+	Name  string    `json:"name"`
+	Steps []stepDef `json:"steps"`
+}
+
+// load is one workflow and how many runs of it a pass starts; with orders,
+// each run gets an order of its own.
+type load struct {
+	def    workflowDef
+	runs   int
+	orders bool
+}
+
+func (w workflowDef) json() string {
+	b, err := json.Marshal(w)
+	if err != nil {
+		panic(err) // only fixed types above
+	}
+	return string(b)
+}
+
+func step(id string, seconds float64, deps ...string) stepDef {
+	return stepDef{ID: id, Config: stepConfig{DurationSeconds: seconds}, DependsOn: deps}
+}
+
+// diamond: A, then B and C in parallel, then D.
+func diamond(seconds float64) workflowDef {
+	return workflowDef{Name: "bench-diamond", Steps: []stepDef{
+		step("A", seconds), step("B", seconds, "A"), step("C", seconds, "A"), step("D", seconds, "B", "C"),
+	}}
+}
+
+// order: validate -> charge -> ship -> notify, each acting on the run's order.
+func order(seconds float64) workflowDef {
+	w := workflowDef{Name: "bench-order"}
+	prev := []string(nil)
+	for _, s := range []struct{ id, action string }{
+		{"validate", "validate_order"}, {"charge", "charge_payment"}, {"ship", "ship_order"}, {"notify", "send_notification"},
+	} {
+		st := step(s.id, seconds, prev...)
+		st.Config.Action = s.action
+		w.Steps = append(w.Steps, st)
+		prev = []string{s.id}
+	}
+	return w
+}
+
+// mix is the main workload: diamonds and order workflows.
+func mix(diamonds, orders int, seconds float64) []load {
+	return []load{{def: diamond(seconds), runs: diamonds}, {def: order(seconds), runs: orders, orders: true}}
+}
+
+// shape is a workflow of the scale section.
+type shape struct {
+	Name string
+	def  workflowDef
+}
+
+// shapes returns the scale section's workflows of n steps each: a chain,
+// n parallel steps, and a fan-in (a root, n-2 steps after it, and a join
+// of all of them).
+func shapes(n int) []shape {
+	chain := workflowDef{Name: fmt.Sprintf("chain-%d", n)}
+	par := workflowDef{Name: fmt.Sprintf("parallel-%d", n)}
+	fan := workflowDef{Name: fmt.Sprintf("fan-in-%d", n-2)}
+	var mids []string
+	fan.Steps = append(fan.Steps, step("root", 0))
+	for i := range n {
+		id := fmt.Sprintf("s%03d", i)
+		var deps []string
+		if i > 0 {
+			deps = []string{chain.Steps[i-1].ID}
+		}
+		chain.Steps = append(chain.Steps, step(id, 0, deps...))
+		par.Steps = append(par.Steps, step(id, 0))
+		if i < n-2 {
+			fan.Steps = append(fan.Steps, step(id, 0, "root"))
+			mids = append(mids, id)
+		}
+	}
+	fan.Steps = append(fan.Steps, step("join", 0, mids...))
+	return []shape{{chain.Name, chain}, {par.Name, par}, {fan.Name, fan}}
+}
