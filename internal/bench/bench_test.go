@@ -61,7 +61,7 @@ func TestBenchRunsAndAccounts(t *testing.T) {
 	if rep.CPU.Ratio() <= 0 || rep.Bound.Ratio() <= 0 || rep.HandoffP50 <= 0 {
 		t.Errorf("throughput %+v %+v, hand-off %v", rep.CPU, rep.Bound, rep.HandoffP50)
 	}
-	if len(rep.Shapes) != 3 {
+	if len(rep.Shapes) != 4 {
 		t.Fatalf("%d shapes", len(rep.Shapes))
 	}
 	for _, s := range rep.Shapes {
@@ -96,5 +96,8 @@ func TestBenchRunsAndAccounts(t *testing.T) {
 		if x, ok := shape[k].(float64); !ok || x <= 0 {
 			t.Errorf("JSON shapes.fan-in-4.%s = %v", k, shape[k])
 		}
+	}
+	if x, ok := v["chain_rcu_ratio"].(float64); !ok || x <= 0 {
+		t.Errorf("JSON chain_rcu_ratio = %v", v["chain_rcu_ratio"])
 	}
 }

@@ -79,7 +79,7 @@ type result struct {
 	// their duration, each rounded up to 1 ms as Lambda bills it; Messages
 	// counts the messages they were handed.
 	Invocations, Messages int
-	Billed      time.Duration
+	Billed                time.Duration
 	// Starts and StartBilled are the API's run-start requests and their
 	// handler time, rounded likewise.
 	Starts      int
@@ -229,7 +229,7 @@ type rig struct {
 	logs            byteCounter
 	logger          *slog.Logger
 
-	prog                              progress
+	prog                                        progress
 	tasks, invocations, messages, billed, start atomic.Int64
 
 	mu       sync.Mutex

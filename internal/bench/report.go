@@ -44,9 +44,9 @@ type Pattern struct {
 	// handled on average, MessagesPerInvocation how many messages it was
 	// handed (a step's dependents may run in its parent's invocation).
 	StepsPerInvocation, MessagesPerInvocation float64
-	WU, RU             float64
-	Costs              []Cost
-	Total              float64
+	WU, RU                                    float64
+	Costs                                     []Cost
+	Total                                     float64
 }
 
 // Cost is one line of a cost breakdown, per million steps: the quantity
@@ -265,6 +265,9 @@ func (r Report) Print(w io.Writer) {
 				fmt.Fprintf(w, "    error: %s\n", sh.Err)
 			}
 		}
+		if base, long, ok := r.chainReads(); ok {
+			fmt.Fprintf(w, "  reads per step of the longest chain over the 4-step chain's: %.2f\n", long/base)
+		}
 		fmt.Fprintln(w)
 	}
 
@@ -285,8 +288,29 @@ func usd(v float64) string { return fmt.Sprintf("$%.2f", v) }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// chainReads returns the read units per step of the 4-step chain and of
+// the longest chain measured, when both were.
+func (r Report) chainReads() (base, long float64, ok bool) {
+	steps := 0
+	for _, s := range r.Shapes {
+		if !strings.HasPrefix(s.Name, "chain-") || s.Err != "" || s.RU <= 0 {
+			continue
+		}
+		if s.Steps == 4 {
+			base = s.RU
+		} else if s.Steps > steps {
+			steps, long = s.Steps, s.RU
+		}
+	}
+	return base, long, base > 0 && long > 0
+}
+
 // JSON writes the report as one JSON object.
 func (r Report) JSON(w io.Writer) error {
+	var chainRatio any
+	if base, long, ok := r.chainReads(); ok {
+		chainRatio = long / base
+	}
 	shapes := map[string]any{}
 	for _, s := range r.Shapes {
 		shapes[s.Name] = map[string]any{
@@ -327,6 +351,7 @@ func (r Report) JSON(w io.Writer) error {
 		"handoff_p50_ms":                     ms(r.HandoffP50),
 		"handoff_p99_ms":                     ms(r.HandoffP99),
 		"shapes":                             shapes,
+		"chain_rcu_ratio":                    chainRatio,
 		"alternatives":                       alternativesJSON(r.Alternatives),
 	}
 	enc := json.NewEncoder(w)

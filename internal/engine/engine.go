@@ -78,8 +78,8 @@ const (
 	DefaultInlineBudget = 2 * time.Second
 	DefaultParallelism  = 16
 	// maxStepsPerCommit keeps a commit within DynamoDB's 100 items per
-	// transaction: a step's record, perhaps its failure's, plus at most 5
-	// run items and the order.
+	// transaction: per step at most a history entry and a failure's record,
+	// plus at most 7 run items and the order.
 	maxStepsPerCommit = 40
 	// maxTries bounds how often a claim or commit is rebuilt after a
 	// conflict; every conflict means another writer made progress.

@@ -381,8 +381,7 @@ func (rn *runner) attempt(ctx context.Context, j job, order status.Order) runsta
 			return o
 		}
 	}
-	log := rn.log.With("step_id", ps.ID, "step_index", j.step, "attempt", j.held.Attempt)
-	log.InfoContext(ctx, "step started")
+	rn.log.DebugContext(ctx, "step started", "step_id", ps.ID, "step_index", j.step, "attempt", j.held.Attempt)
 	o.Err = e.cfg.Task.Run(ctx, TaskInput{
 		RunID: rn.run.ID, StepID: ps.ID, Index: j.step, Attempt: j.held.Attempt, Generation: rn.run.Gen, Config: ps.Config,
 	})
@@ -467,25 +466,32 @@ func (rn *runner) commitBatch(ctx context.Context, batch []runstate.Outcome) (ru
 	}
 }
 
-// landed records a commit that is in storage.
+// landed records a commit that is in storage, and logs it: one line per
+// commit (the steps it completed, the run's end), one per failed attempt.
 func (rn *runner) landed(ctx context.Context, c runstate.Commit) {
 	rn.run = rn.run.Apply(c.Swaps)
 	if c.End != "" {
 		rn.run.Status, rn.run.EndedAt = c.End, c.At
-		rn.log.InfoContext(ctx, "run ended", "status", c.End)
 	}
 	if c.Order != nil {
 		rn.order = c.Order.To
 	}
 	for _, f := range c.Failures {
-		rn.log.InfoContext(ctx, "step attempt failed", "step_id", rn.plan[f.Step].ID, "attempt", f.Attempt, "error", f.Error)
+		rn.log.WarnContext(ctx, "step attempt failed", "step_id", rn.plan[f.Step].ID, "attempt", f.Attempt, "error", f.Error)
 	}
-	for _, i := range c.Committed() {
-		rn.log.InfoContext(ctx, "step completed", "step_id", rn.plan[i].ID, "step_index", i)
+	done := c.Committed()
+	ids := make([]string, len(done))
+	for n, i := range done {
+		ids[n] = rn.plan[i].ID
 		if rn.e.cfg.OnCommit != nil {
 			rn.e.cfg.OnCommit(rn.run.ID, i)
 		}
 	}
+	attrs := []any{"step_ids", ids}
+	if c.End != "" {
+		attrs = append(attrs, "run_status", c.End)
+	}
+	rn.log.InfoContext(ctx, "steps committed", attrs...)
 }
 
 // followUp returns the dependents of the steps done that can start now.

@@ -5,12 +5,13 @@ import "strconv"
 // A run's step slots are split over items so that each item stays under
 // 1 KB, DynamoDB's unit of write cost: the header holds the first
 // HeaderSlots steps next to the run's metadata, and each chunk the next
-// ChunkSlots. A running slot, the largest, is at most about 33 bytes with its
-// name, so a header of about 350 bytes of metadata plus 12 slots, and a chunk
-// of 24 slots, both fit.
+// ChunkSlots. A step takes at most about 53 bytes there: its slot (a running
+// one, the largest, about 33 bytes with its name) and, once committed, its
+// commit record (RecordName, about 20 bytes). So a header of about 400 bytes
+// of metadata plus 10 steps, and a chunk of 16, both fit.
 const (
-	HeaderSlots = 12
-	ChunkSlots  = 24
+	HeaderSlots = 10
+	ChunkSlots  = 16
 )
 
 // Items returns how many items hold the slots of a run of n steps: the
@@ -43,3 +44,8 @@ func ItemSteps(k, n int) (lo, hi int) {
 
 // SlotName is the attribute holding step i's slot.
 func SlotName(i int) string { return "s" + strconv.Itoa(i) }
+
+// RecordName is the attribute holding step i's commit record, for a step
+// with no order effect: it lives in the item that holds the step's slot,
+// which the commit writes anyway.
+func RecordName(i int) string { return "d" + strconv.Itoa(i) }

@@ -90,7 +90,7 @@ func TestSlotRoundTrip(t *testing.T) {
 
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ n, items int }{{1, 1}, {12, 1}, {13, 2}, {36, 2}, {37, 3}, {100, 5}}
+	tests := []struct{ n, items int }{{1, 1}, {10, 1}, {11, 2}, {26, 2}, {27, 3}, {100, 7}}
 	for _, tt := range tests {
 		if got := Items(tt.n); got != tt.items {
 			t.Errorf("Items(%d) = %d, want %d", tt.n, got, tt.items)

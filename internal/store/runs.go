@@ -18,10 +18,11 @@ import (
 )
 
 // A run is stored as its header (sk "RUN": metadata and the first step
-// slots), chunks of further slots (sk "RUN#C01"...), failed-attempt records
-// (sk "RUN#A<step>#<gen%2><attempt>") and, in the same partition, commit
-// records (sk "DONE#<step>"). See DECISIONS.md, "Step engine (second
-// design)", and package runstate.
+// slots), chunks of further slots (sk "RUN#C01"...) and failed-attempt
+// records (sk "RUN#A<step>#<gen%2><attempt>"). The commit record of a step
+// with no order effect is an attribute (runstate.RecordName) of the item
+// holding its slot; an order action's is the order's history entry. See
+// DECISIONS.md, "Step engine (second design)", and package runstate.
 
 // Attribute names of run items. Expressions refer to them through the
 // placeholders in runNames (several are reserved words); slot attributes
@@ -55,8 +56,6 @@ func runItemKey(runID string, k int) map[string]types.AttributeValue {
 func attemptSK(step, gen, attempt int) string {
 	return fmt.Sprintf("RUN#A%03d#%d%02d", step, gen%2, attempt)
 }
-
-func doneSK(step int) string { return fmt.Sprintf("DONE#%03d", step) }
 
 // runItems returns the items that hold r: its header and chunks.
 func runItems(r runstate.Run) []map[string]types.AttributeValue {
@@ -477,15 +476,17 @@ func endRunUpdates(header *update, chunks map[int]*update, items int, to status.
 	}
 }
 
-// CommitGroup writes commit c in one transaction: each step's commit record
-// (for an order action, the order's history entry) with
-// attribute_not_exists; each failed attempt's record; each slot swapped on
-// the condition that it is still the one the runner held; the order's status
-// on the condition that it is c.Order.From; and, if c ends the run, the
-// header's status on the condition that the run is still running. token
-// identifies the commit (in its records, and as the idempotency token of
-// the transaction). A failed condition is ErrConflict; a commit DynamoDB
-// refuses as invalid is ErrInvalid.
+// CommitGroup writes commit c in one transaction: each step's commit
+// record, put on the condition that it does not exist (for an order action,
+// the order's history entry, an item of its own; for any other step, an
+// attribute of the item holding its slot, which the commit writes anyway);
+// each failed attempt's record; each slot swapped on the condition that it
+// is still the one the runner held; the order's status on the condition that
+// it is c.Order.From; and, if c ends the run, the header's status on the
+// condition that the run is still running. token identifies the commit (in
+// its records, and as the idempotency token of the transaction). A failed
+// condition is ErrConflict; a commit DynamoDB refuses as invalid is
+// ErrInvalid.
 func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string) error {
 	var items []types.TransactWriteItem
 	put := func(it map[string]types.AttributeValue, cond string) {
@@ -495,39 +496,41 @@ func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string
 		}
 		items = append(items, types.TransactWriteItem{Put: p})
 	}
-	runPK, _ := runKey(c.RunID)
-	for _, d := range c.Done {
-		var it map[string]types.AttributeValue
-		if d.History != nil {
-			h := d.History
-			it = historyItem(c.OrderID, historySK(c.RunID, d.Step), HistoryEntry{
-				At: h.At, Event: h.Event, From: h.From, To: h.To, RunID: h.RunID, StepID: h.StepID,
-			})
-		} else {
-			it = key(runPK, doneSK(d.Step))
-			it["run_id"], it["step"], it["at"] = str(c.RunID), num(d.Step), ts(c.At)
+	updates := map[int]*update{}
+	updateOf := func(k int) *update {
+		if updates[k] == nil {
+			updates[k] = newUpdate()
 		}
+		return updates[k]
+	}
+	for _, sw := range c.Swaps {
+		updateOf(runstate.ItemOf(sw.Step)).swap(sw)
+	}
+	record := recordValue(token, c.At)
+	for _, d := range c.Done {
+		if d.History == nil {
+			u := updateOf(runstate.ItemOf(d.Step))
+			name, v := runstate.RecordName(d.Step), fmt.Sprintf(":d%03d", d.Step)
+			u.set = append(u.set, name+" = "+v)
+			u.cond = append(u.cond, "attribute_not_exists("+name+")")
+			u.values[v] = str(record)
+			continue
+		}
+		h := d.History
+		it := historyItem(c.OrderID, historySK(c.RunID, d.Step), HistoryEntry{
+			At: h.At, Event: h.Event, From: h.From, To: h.To, RunID: h.RunID, StepID: h.StepID,
+		})
 		it["attempt"], it["token"] = num(d.Attempt), str(token)
 		put(it, "attribute_not_exists(pk)")
 	}
 	for _, f := range c.Failures {
 		put(failureItem(c.RunID, f), "")
 	}
-	updates := map[int]*update{}
-	for k, swaps := range byItem(c.Swaps) {
-		u := newUpdate()
-		for _, sw := range swaps {
-			u.swap(sw)
-		}
-		updates[k] = u
-	}
 	if c.End != "" {
-		if updates[0] == nil {
-			updates[0] = newUpdate()
-		}
-		updates[0].cond = append(updates[0].cond, "#st = :running")
-		updates[0].values[":running"] = str(string(status.RunRunning))
-		endRunUpdates(updates[0], updates, c.Items, c.End, c.At)
+		header := updateOf(0)
+		header.cond = append(header.cond, "#st = :running")
+		header.values[":running"] = str(string(status.RunRunning))
+		endRunUpdates(header, updates, c.Items, c.End, c.At)
 	}
 	for _, k := range sortedKeys(updates) {
 		items = append(items, types.TransactWriteItem{Update: updates[k].item(s.table, runItemKey(c.RunID, k))})
@@ -551,6 +554,12 @@ func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string
 	return nil
 }
 
+// recordValue is a commit record stored as an attribute: the commit's
+// token (its last 8 characters, random) and time.
+func recordValue(token string, at time.Time) string {
+	return token[max(0, len(token)-8):] + ":" + strconv.FormatInt(at.UnixMilli(), 36)
+}
+
 // EndRun writes e: the run ends as e.To and stops accepting claims, on the
 // condition that it is still running in generation e.Gen. It returns
 // ErrConflict if it is not.
@@ -572,7 +581,7 @@ func (s *Store) EndRun(ctx context.Context, e runstate.End) error {
 // ResetRun writes retry rs: the run becomes running in the next generation
 // with the swapped slots pending, on the condition that it is still in
 // status rs.From in generation rs.Gen. It returns ErrConflict if it is not.
-// The write is one transaction of at most runstate.Items(100) = 5 items.
+// The write is one transaction of at most runstate.Items(100) = 7 items.
 func (s *Store) ResetRun(ctx context.Context, rs runstate.Reset) error {
 	header, chunks := newUpdate(), map[int]*update{}
 	for k := 1; k < rs.Items; k++ {

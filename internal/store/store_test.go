@@ -320,9 +320,10 @@ func itemSize(item map[string]types.AttributeValue) int {
 	return n
 }
 
-// TestLargeRunStaysInSmallItems: a 100-step run is a header and four
-// chunks, each under 1 KB (one write unit) even with every step running;
-// claims and commits in any chunk round-trip.
+// TestLargeRunStaysInSmallItems: a 100-step run is a header and six
+// chunks, each under 1 KB (one write unit) with every step running and with
+// every step committed (slots and commit records); claims and commits in any
+// chunk round-trip.
 func TestLargeRunStaysInSmallItems(t *testing.T) {
 	t.Parallel()
 	db := testenv.DynamoDB(t)
@@ -340,16 +341,25 @@ func TestLargeRunStaysInSmallItems(t *testing.T) {
 		all[i] = i
 	}
 	running, leases := claim(t, s, r, p, all...)
-	out := runPartition(t, db, table, r.ID)
-	if len(out) != 5 {
-		t.Fatalf("a 100-step run is %d items, want 5", len(out))
-	}
-	for _, it := range out {
-		if n := itemSize(it); n > 1000 {
-			t.Errorf("item %v is %d bytes with every step running", it["sk"], n)
+	sizes := func(when string) {
+		t.Helper()
+		out := runPartition(t, db, table, r.ID)
+		n := 0
+		for _, it := range out {
+			if sk := it["sk"].(*types.AttributeValueMemberS).Value; !strings.HasPrefix(sk, "RUN#A") {
+				n++
+				if size := itemSize(it); size > 1000 {
+					t.Errorf("%s: item %s is %d bytes", when, sk, size)
+				}
+			}
+		}
+		if n != 7 {
+			t.Fatalf("%s: a 100-step run is %d items, want 7", when, n)
 		}
 	}
-	// Commit step 87 (chunk 4) and fail step 3 (header) with retries left.
+	sizes("every step running")
+	// Commit step 87 (a chunk) and fail step 3 (the header) with retries
+	// left.
 	c := runstate.BuildCommit(running, p, "", append(outcomes(leases[87:88], nil), outcomes(leases[3:4], errors.New("boom"))...), policy, now)
 	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
@@ -364,6 +374,27 @@ func TestLargeRunStaysInSmallItems(t *testing.T) {
 	if st := d.Steps[3]; st.Status != status.StepPending || st.RetryCount != 1 || len(st.Attempts) != 1 || st.ErrorMessage == nil || *st.ErrorMessage != "boom" || st.NextAttemptAt == nil {
 		t.Fatalf("failed attempt: %+v", st)
 	}
+	// Commit every other step, 40 at a time as the engine does.
+	fresh, _, err := s.ReadRun(ctx, r.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rest []runstate.Outcome
+	for _, l := range leases {
+		if l.Step != 3 && l.Step != 87 {
+			rest = append(rest, outcomes([]runstate.Lease{l}, nil)...)
+		}
+	}
+	for len(rest) > 0 {
+		n := min(len(rest), 40)
+		c := runstate.BuildCommit(fresh, p, "", rest[:n], policy, now)
+		if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+			t.Fatal(err)
+		}
+		fresh = fresh.Apply(c.Swaps)
+		rest = rest[n:]
+	}
+	sizes("98 steps committed")
 	if _, err := s.GetRun(ctx, ids.New("run")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing run: err = %v", err)
 	}
@@ -383,7 +414,7 @@ func TestClaimsAreCompareAndSwap(t *testing.T) {
 	p := mustPlan(t, w)
 	r := createRun(t, s, w, "")
 	c1, _ := runstate.NewClaim(r, p, []int{15}, "one", now, time.Minute)
-	c2, _ := runstate.NewClaim(r, p, []int{0, 15}, "two", now, time.Minute)
+	c2, _ := runstate.NewClaim(r, p, []int{0, 15}, "two", now, time.Minute) // header and chunk
 	if err := s.ClaimSteps(ctx, c1); err != nil {
 		t.Fatalf("first claim: %v", err)
 	}
