@@ -10,6 +10,7 @@ import (
 
 	"stepflow/internal/auth"
 	"stepflow/internal/id"
+	"stepflow/internal/retry"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
 )
@@ -39,6 +40,15 @@ type Store interface {
 	EndRun(ctx context.Context, runID string, to status.Run, now time.Time) error
 	SettleStep(ctx context.Context, runID string, index int, to status.Step, now time.Time) error
 	RetryRun(ctx context.Context, d store.RunDetail, now time.Time) error
+
+	// For the dashboard (dashboard.go). FindOrCreateWorkflow returns the
+	// existing workflow and true for an identical definition;
+	// ListOrderHistory returns store.ErrBadCursor for a cursor it did not
+	// hand out.
+	FindOrCreateWorkflow(ctx context.Context, w store.Workflow) (store.Workflow, bool, error)
+	ListRunSummaries(ctx context.Context, f store.RunFilter, p store.Page, backoff store.Backoff) ([]store.RunSummary, string, error)
+	GetOrderWithHistory(ctx context.Context, id string, limit int) (store.Order, string, error)
+	ListOrderHistory(ctx context.Context, id string, p store.Page) ([]store.HistoryEntry, string, error)
 }
 
 // Authenticator authenticates a request's Authorization header; its errors
@@ -54,9 +64,12 @@ type RunLimiter interface {
 	CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error
 }
 
-// Redriver moves dead-lettered step messages back to the work queue.
+// Redriver moves dead-lettered step messages back to the work queue, and
+// tells how many messages the dead-letter queue holds (approximately,
+// visible and in flight).
 type Redriver interface {
 	Redrive(ctx context.Context) (int, error)
+	Depth(ctx context.Context) (int, error)
 }
 
 // RunStarter enqueues the ready steps of a new or retried run. It is called
@@ -69,7 +82,7 @@ type RunStarter interface {
 type Config struct {
 	Store    Store
 	Starter  RunStarter // optional
-	Redriver Redriver   // optional; without it POST /redrive is 404
+	Redriver Redriver   // optional; without it POST /redrive and GET /dlq are 404
 	// Auth, if set, is required on every route but GET /healthz: readers
 	// may GET, operators may also POST. Without it the API is open.
 	Auth Authenticator
@@ -81,6 +94,13 @@ type Config struct {
 	// AllowedOrigins are the origins allowed by CORS, such as
 	// "https://d123.cloudfront.net". "*" allows any origin.
 	AllowedOrigins []string
+	// LeaseMargin and SweepGrace are the step runner's and the sweeper's
+	// settings (default 30s and 1m), and Retry the runner's backoff (only
+	// Base and Cap are read; default retry.Default): a run that shows no
+	// progress for longer than its longest step plus LeaseMargin plus
+	// SweepGrace, outside retry backoffs, is reported as stalled.
+	LeaseMargin, SweepGrace time.Duration
+	Retry                   retry.Policy
 	// Now and IDs default to time.Now and a crypto-random generator.
 	Now func() time.Time
 	IDs *id.Generator
@@ -102,6 +122,15 @@ func New(cfg Config) http.Handler {
 	if cfg.IDs == nil {
 		cfg.IDs = id.NewGenerator(cfg.Now, nil)
 	}
+	if cfg.LeaseMargin == 0 {
+		cfg.LeaseMargin = 30 * time.Second
+	}
+	if cfg.SweepGrace == 0 {
+		cfg.SweepGrace = time.Minute
+	}
+	if cfg.Retry.Base == 0 {
+		cfg.Retry = retry.Default(nil)
+	}
 	s := &server{Config: cfg, mux: http.NewServeMux()}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.serve)
@@ -115,20 +144,24 @@ func New(cfg Config) http.Handler {
 
 func (s *server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("POST /workflows", s.createWorkflow)
+	s.mux.HandleFunc("GET /me", s.me)
+	s.mux.HandleFunc("POST /workflows", s.createOrReuseWorkflow)
 	s.mux.HandleFunc("GET /workflows", s.listWorkflows)
 	s.mux.HandleFunc("GET /workflows/{id}", s.getWorkflow)
 	s.mux.HandleFunc("POST /workflows/{id}/runs", s.createRun)
-	s.mux.HandleFunc("GET /runs", s.listRuns)
-	s.mux.HandleFunc("GET /runs/{id}", s.getRun)
+	s.mux.HandleFunc("GET /runs", s.listRunSummaries)
+	s.mux.HandleFunc("GET /runs/stats", s.runStats)
+	s.mux.HandleFunc("GET /runs/{id}", s.getRunView)
 	s.mux.HandleFunc("POST /runs/{id}/cancel", s.cancelRun)
 	s.mux.HandleFunc("POST /runs/{id}/retry", s.retryRun)
 	if s.Redriver != nil {
 		s.mux.HandleFunc("POST /redrive", s.redrive)
+		s.mux.HandleFunc("GET /dlq", s.dlqDepth)
 	}
 	s.mux.HandleFunc("POST /orders", s.createOrder)
 	s.mux.HandleFunc("GET /orders", s.listOrders)
-	s.mux.HandleFunc("GET /orders/{id}", s.getOrder)
+	s.mux.HandleFunc("GET /orders/{id}", s.getOrderView)
+	s.mux.HandleFunc("GET /orders/{id}/history", s.orderHistory)
 }
 
 // serve routes a request, answering unknown routes (404) and wrong methods

@@ -26,20 +26,6 @@ func decodeWorkflow(body io.Reader) (workflow.Definition, error) {
 	return in.Normalize()
 }
 
-func (s *server) createWorkflow(w http.ResponseWriter, r *http.Request) {
-	def, err := decodeWorkflow(r.Body)
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	wf := store.Workflow{ID: s.IDs.New("wf"), Name: def.Name, Definition: def, CreatedAt: s.Now().UTC()}
-	if err := s.Store.CreateWorkflow(r.Context(), wf); err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, wf)
-}
-
 func (s *server) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	wfID := r.PathValue("id")
 	if !id.Valid("wf", wfID) {
@@ -136,12 +122,6 @@ func newRun(runID string, wf store.Workflow, orderID *string, now time.Time) (st
 		})
 	}
 	return d, nil
-}
-
-func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
-	if d, ok := s.loadRun(w, r); ok {
-		writeJSON(w, http.StatusOK, d)
-	}
 }
 
 func conflict(msg string) *httpError {
@@ -248,32 +228,6 @@ func (s *server) redrive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"moved": n})
 }
 
-func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {
-	p, err := page(r, "run")
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	var f store.RunFilter
-	q := r.URL.Query()
-	if v := q.Get("status"); v != "" {
-		f.Status = status.Run(v)
-		if !f.Status.Valid() {
-			writeError(w, r, s.Logger, badRequest("status", fmt.Sprintf("status must be one of %v", status.Runs)))
-			return
-		}
-	}
-	if v := q.Get("workflow_id"); v != "" {
-		if !id.Valid("wf", v) {
-			writeError(w, r, s.Logger, badRequest("workflow_id", "workflow_id is not a workflow id"))
-			return
-		}
-		f.WorkflowID = v
-	}
-	items, next, err := s.Store.ListRuns(r.Context(), f, p)
-	writeList(w, r, s, items, next, err)
-}
-
 // Order amounts are decimals with at most two places, 0 < amount <= MaxAmount.
 const MaxAmount = 1_000_000
 
@@ -347,20 +301,6 @@ func checkAmount(n *jsonNumber) (store.Amount, error) {
 		return "", unprocessable("amount", fmt.Sprintf("amount must be greater than 0 and at most %d; got %s", MaxAmount, v))
 	}
 	return store.Amount(v), nil
-}
-
-func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
-	orderID := r.PathValue("id")
-	if !id.Valid("ord", orderID) {
-		writeError(w, r, s.Logger, store.ErrNotFound)
-		return
-	}
-	o, err := s.Store.GetOrder(r.Context(), orderID)
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, o)
 }
 
 func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {

@@ -116,6 +116,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.SweepGrace == 0 {
 		cfg.SweepGrace = time.Minute
 	}
+	if cfg.LeaseMargin == 0 {
+		cfg.LeaseMargin = 30 * time.Second
+	}
 	if cfg.RunsPerMinute == 0 {
 		cfg.RunsPerMinute = 120
 	}
@@ -198,6 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		Store: sto, Starter: eng, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
 		Auth:     auth.Authenticator{Tokens: sto}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
+		LeaseMargin: cfg.LeaseMargin, SweepGrace: cfg.SweepGrace, Retry: policy,
 	})
 	dashCfg := frontend.Config{}
 	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() && !cfg.NoAutoSignIn {
