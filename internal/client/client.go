@@ -117,9 +117,9 @@ func (c *Client) Run(ctx context.Context, id string) (store.RunDetail, error) {
 	return d, err
 }
 
-// Runs returns the newest runs, at most limit.
-func (c *Client) Runs(ctx context.Context, limit int, status string) ([]store.Run, error) {
-	var rs []store.Run
+// Runs returns the newest runs, at most limit, with their progress.
+func (c *Client) Runs(ctx context.Context, limit int, status string) ([]store.RunSummary, error) {
+	var rs []store.RunSummary
 	path := fmt.Sprintf("/runs?limit=%d", limit)
 	if status != "" {
 		path += "&status=" + status
