@@ -597,3 +597,43 @@ func TestContrastLightAndDark(t *testing.T) {
 		})
 	}
 }
+
+// TestNewRunPreviewAndOrderFields: the preview follows the editor as the
+// user types, and each order field is enabled only with its option.
+func TestNewRunPreviewAndOrderFields(t *testing.T) {
+	st := stack(t)
+	ctx := browser(t)
+	typeDef := func(def string) chromedp.Action {
+		return chromedp.Tasks{chromedp.SetValue(`#definition`, def, chromedp.ByQuery),
+			chromedp.Evaluate(`document.getElementById("definition").dispatchEvent(new Event("input"))`, nil)}
+	}
+	var nodes []string
+	var status string
+	run(t, ctx, chromedp.Navigate(st.URL+"/#/new"), wait(`#definition`),
+		typeDef(`{"name":"p","steps":[{"id":"a"},{"id":"b","depends_on":["a"]},{"id":"c","depends_on":["a"]}]}`),
+		until(`document.querySelectorAll("#preview .gnode").length === 3`),
+		chromedp.Evaluate(`[...document.querySelectorAll("#preview .gnode")].map(n => n.dataset.node)`, &nodes),
+		chromedp.Text(`#preview-status`, &status, chromedp.ByQuery))
+	if fmt.Sprint(nodes) != "[a b c]" || !strings.HasPrefix(status, "3 steps in 2 layers") {
+		t.Fatalf("preview nodes %v, status %q", nodes, status)
+	}
+	run(t, ctx, typeDef(`{"name":"p","steps":[{"id":"a","depends_on":["b"]},{"id":"b","depends_on":["a"]}]}`),
+		until(`document.getElementById("preview-status").textContent === "The dependencies form a cycle."`),
+		typeDef(`{"name":"p","steps":[{"id":"a"`),
+		until(`document.getElementById("preview-status").textContent.startsWith("Not valid JSON yet")`))
+
+	disabled := func() (amount, order bool) {
+		var d []bool
+		run(t, ctx, chromedp.Evaluate(`[document.getElementById("amount").disabled, document.getElementById("order-id").disabled]`, &d))
+		return d[0], d[1]
+	}
+	for _, tt := range []struct {
+		mode          string
+		amount, order bool // disabled
+	}{{"none", true, true}, {"new", false, true}, {"existing", true, false}, {"none", true, true}} {
+		run(t, ctx, chromedp.Click(`input[name="order-mode"][value="`+tt.mode+`"]`, chromedp.ByQuery))
+		if a, o := disabled(); a != tt.amount || o != tt.order {
+			t.Errorf("%s: amount disabled %v, existing order disabled %v; want %v, %v", tt.mode, a, o, tt.amount, tt.order)
+		}
+	}
+}
