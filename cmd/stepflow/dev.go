@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"stepflow/internal/api"
@@ -32,6 +34,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	maxReceive := fs.Int("max-receive-count", 5, "receives before a message goes to the dead-letter queue")
 	sweepEvery := fs.Duration("sweep-interval", 30*time.Second, "how often the sweeper runs")
 	sweepGrace := fs.Duration("sweep-grace", time.Minute, "how long a ready step may wait for its message before the sweeper resends it")
+	noAutoSignIn := fs.Bool("no-auto-signin", false, "do not sign the dashboard in by itself; it asks for a token")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,24 +53,13 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Addr: *addr, Table: *table, ExtraOrigins: api.SplitOrigins(*origins), Logger: log,
 		Concurrency: *concurrency, BatchSize: *batch, VisibilityTimeout: *visibility, Retry: &policy,
 		MaxReceiveCount: *maxReceive, SweepInterval: *sweepEvery, SweepGrace: *sweepGrace, LeaseMargin: *leaseMargin,
-		RunsPerMinute: *runsPerMinute,
+		RunsPerMinute: *runsPerMinute, NoAutoSignIn: *noAutoSignIn,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow dev: %v\n", err)
 		return 1
 	}
-	note := ""
-	if st.Embedded {
-		note = "\n  (embedded kumo emulator: in memory, data is lost on exit)"
-	}
-	signIn := "paste the token below on the sign-in page"
-	if st.AutoSignIn {
-		signIn = "signs in by itself on this machine"
-	}
-	fmt.Fprintf(stdout, "Stepflow is running.\n  Dashboard: %s/ (%s)\n  API:      %s\n  DynamoDB: %s (table %s)\n  SQS:      %s\n  DLQ:      %s%s\n"+
-		"  Token:    %s (operator, valid 24h)\n\nUse the API from a shell with:\n  export STEPFLOW_TOKEN=%s\n"+
-		"  curl -H \"Authorization: Bearer $STEPFLOW_TOKEN\" %s/runs\nPress Ctrl-C to stop.\n",
-		st.URL, signIn, st.URL, st.DynamoDB, *table, st.QueueURL, st.DLQURL, note, st.Token, st.Token, st.URL)
+	printStarted(stdout, st, *table)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping...")
 	if err := st.Close(); err != nil {
@@ -76,6 +68,63 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "Stopped.")
 	return 0
+}
+
+// printStarted tells the user where everything is and gives the lines to
+// paste into another shell: the CLI's settings, a curl call, and how to
+// make more tokens for this stack's table.
+func printStarted(w io.Writer, st *devstack.Stack, table string) {
+	signIn := "paste the token below on the sign-in page"
+	if st.AutoSignIn {
+		signIn = "signs in by itself on this machine"
+	}
+	note := ""
+	if st.Embedded {
+		note = "  (embedded kumo emulator: in memory, data is lost on exit)\n"
+	}
+	fmt.Fprintf(w, `Stepflow is running.
+  Dashboard: %s/ (%s)
+  API:       %s
+  DynamoDB:  %s (table %s)
+  SQS:       %s
+  DLQ:       %s
+%s  Token:     %s (operator, valid 24h)
+
+In another shell:
+  export STEPFLOW_API=%s
+  export STEPFLOW_TOKEN=%s
+  stepflow runs
+  curl -H "Authorization: Bearer $STEPFLOW_TOKEN" "$STEPFLOW_API/runs"
+
+More tokens for this stack (the table is on the local DynamoDB endpoint):
+  AWS_ENDPOINT_URL_DYNAMODB=%s stepflow token create --token-table %s --name NAME --role reader
+Press Ctrl-C to stop.
+`, st.URL, signIn, st.URL, st.DynamoDB, table, onEndpoint(st.QueueURL, st.SQS), onEndpoint(st.DLQURL, st.SQS),
+		note, st.Token, st.URL, st.Token, st.DynamoDB, shellQuote(st.TokenTable))
+}
+
+// onEndpoint moves a queue URL onto the endpoint that serves it. Emulators
+// name queues http://localhost:4566/... whatever their real address; SQS
+// finds a queue by the URL's path, so the moved URL works with any client.
+func onEndpoint(queueURL, endpoint string) string {
+	q, err := url.Parse(queueURL)
+	if err != nil {
+		return queueURL
+	}
+	e, err := url.Parse(endpoint)
+	if err != nil || e.Host == "" {
+		return queueURL
+	}
+	q.Scheme, q.Host = e.Scheme, e.Host
+	return q.String()
+}
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func envOr(name, def string) string {

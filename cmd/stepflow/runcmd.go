@@ -79,63 +79,88 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if file == "" && fs.NArg() == 1 {
 		file = fs.Arg(0)
 	}
-	if file == "" || fs.NArg() > 1 || (*orderID != "" && *amount != "") {
-		fs.Usage()
-		return exitUsage
+	switch {
+	case file == "":
+		fmt.Fprintln(stderr, "stepflow run: missing the workflow FILE")
+	case fs.NArg() > 1:
+		fmt.Fprintf(stderr, "stepflow run: one workflow FILE at a time, got %d\n", fs.NArg())
+	case *orderID != "" && *amount != "":
+		fmt.Fprintln(stderr, "stepflow run: --order and --amount exclude each other (an existing order, or a new one)")
+	default:
+		return startAndWatch(ctx, api.connect(), file, *orderID, *amount, *watch, *interval, stdout, stderr)
 	}
+	fs.Usage()
+	return exitUsage
+}
+
+// startAndWatch submits the workflow in file, starts a run (with an
+// order) and, with watch, follows it to its end.
+func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount string, watch bool, interval time.Duration, stdout, stderr io.Writer) int {
 	def, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 		return exitUsage
 	}
-	c := api.connect()
 	wf, err := c.CreateWorkflow(ctx, def)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %s: %v\n", file, err)
 		return exitError
 	}
-	if *amount != "" {
-		o, err := c.CreateOrder(ctx, *amount)
+	if amount != "" {
+		o, err := c.CreateOrder(ctx, amount)
 		if err != nil {
 			fmt.Fprintf(stderr, "stepflow run: --amount: %v\n", err)
 			return exitError
 		}
-		*orderID = o.ID
+		orderID = o.ID
 		fmt.Fprintf(stdout, "order %s (amount %s)\n", o.ID, o.Amount)
 	}
-	run, err := c.StartRun(ctx, wf.ID, *orderID)
+	run, err := c.StartRun(ctx, wf.ID, orderID)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "run %s of %s (%d steps)\n", run.ID, wf.Name, len(run.Steps))
-	if !*watch {
+	if !watch {
 		return exitCompleted
 	}
-	return watchRun(ctx, c, run.ID, *interval, stdout, stderr)
+	return watchRun(ctx, c, run.ID, interval, stdout, stderr)
 }
 
-// watchRun redraws the run's progress until it ends. On a terminal it
-// redraws in place; otherwise it prints a new block whenever anything
-// changes.
+// watchRun shows the run's progress until it ends. On a terminal it
+// redraws the whole view in place; otherwise (a log, a pipe) it prints a
+// line only for a step whose line changed, then the final progress bar.
 func watchRun(ctx context.Context, c *client.Client, id string, every time.Duration, stdout, stderr io.Writer) int {
 	tty := isTerminal(stdout)
 	last, lines := "", 0
+	printed := map[string]string{} // step id -> the line last printed for it
 	for {
 		d, err := c.Run(ctx, id)
 		if err != nil {
 			fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 			return exitError
 		}
-		view := renderProgress(d)
-		if view != last {
-			if tty && lines > 0 {
-				fmt.Fprintf(stdout, "\x1b[%dA\x1b[J", lines)
+		if tty {
+			if view := renderProgress(d); view != last {
+				if lines > 0 {
+					fmt.Fprintf(stdout, "\x1b[%dA\x1b[J", lines)
+				}
+				fmt.Fprint(stdout, view)
+				last, lines = view, strings.Count(view, "\n")
 			}
-			fmt.Fprint(stdout, view)
-			last, lines = view, strings.Count(view, "\n")
+		} else {
+			width := stepWidth(d)
+			for _, s := range d.Steps {
+				if l := stepLine(s, width); printed[s.StepID] != l {
+					fmt.Fprintln(stdout, l)
+					printed[s.StepID] = l
+				}
+			}
 		}
 		if d.Status.Terminal() {
+			if !tty {
+				fmt.Fprintln(stdout, progressBar(d))
+			}
 			return exitCode(d.Status)
 		}
 		select {
@@ -165,29 +190,44 @@ var marks = map[status.Step]string{
 
 // renderProgress draws a progress bar and one line per step.
 func renderProgress(d store.RunDetail) string {
+	var b strings.Builder
+	b.WriteString(progressBar(d) + "\n")
+	width := stepWidth(d)
+	for _, s := range d.Steps {
+		b.WriteString(stepLine(s, width) + "\n")
+	}
+	return b.String()
+}
+
+func progressBar(d store.RunDetail) string {
 	done := 0
-	width := 0
 	for _, s := range d.Steps {
 		if s.Status == status.StepCompleted {
 			done++
 		}
-		width = max(width, len(s.StepID))
 	}
 	const barLen = 30
 	filled := 0
 	if len(d.Steps) > 0 {
 		filled = done * barLen / len(d.Steps)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s%s] %d/%d steps  %s\n", strings.Repeat("#", filled), strings.Repeat("-", barLen-filled), done, len(d.Steps), d.Status)
+	return fmt.Sprintf("[%s%s] %d/%d steps  %s", strings.Repeat("#", filled), strings.Repeat("-", barLen-filled), done, len(d.Steps), d.Status)
+}
+
+func stepWidth(d store.RunDetail) int {
+	width := 0
 	for _, s := range d.Steps {
-		fmt.Fprintf(&b, "  %s %-*s  %-9s  retries %d/%d", marks[s.Status], width, s.StepID, s.Status, s.RetryCount, s.MaxRetries)
-		if s.ErrorMessage != nil {
-			fmt.Fprintf(&b, "  error: %s", *s.ErrorMessage)
-		}
-		b.WriteString("\n")
+		width = max(width, len(s.StepID))
 	}
-	return b.String()
+	return width
+}
+
+func stepLine(s store.Step, width int) string {
+	l := fmt.Sprintf("  %s %-*s  %-9s  retries %d/%d", marks[s.Status], width, s.StepID, s.Status, s.RetryCount, s.MaxRetries)
+	if s.ErrorMessage != nil {
+		l += "  error: " + *s.ErrorMessage
+	}
+	return l
 }
 
 func isTerminal(w io.Writer) bool {
@@ -205,8 +245,16 @@ func runsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	api := addAPIFlags(fs)
 	limit := fs.Int("limit", 20, "how many runs, newest first (1 to 200)")
-	st := fs.String("status", "", "only runs in this status")
+	st := fs.String("status", "", "only runs in this status: "+runStatuses())
 	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *st != "" && !status.Run(*st).Valid() {
+		fmt.Fprintf(stderr, "stepflow runs: --status %q is not a run status; use one of %s\n", *st, runStatuses())
+		return exitUsage
+	}
+	if *limit < 1 || *limit > 200 {
+		fmt.Fprintf(stderr, "stepflow runs: --limit must be from 1 to 200, got %d\n", *limit)
 		return exitUsage
 	}
 	runs, err := api.connect().Runs(ctx, *limit, *st)
@@ -220,11 +268,22 @@ func runsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		order := "-"
 		if r.OrderID != nil {
 			order = *r.OrderID
+			if r.OrderStatus != nil {
+				order += " (" + string(*r.OrderStatus) + ")"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.WorkflowName, r.Status, r.StepCount, order, when(r.StartedAt), duration(r))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.WorkflowName, r.Status, r.StepsCompleted, r.StepCount, order, when(r.StartedAt), duration(r))
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+func runStatuses() string {
+	names := make([]string, len(status.Runs))
+	for i, r := range status.Runs {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }
 
 // runStatusCmd: stepflow run-status ID [--api URL]

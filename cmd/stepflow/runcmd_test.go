@@ -49,6 +49,19 @@ func TestTerminalView(t *testing.T) {
 		t.Fatalf("diamond: exit %d\n%s%s", code, out, errOut)
 	}
 	runID := regexp.MustCompile(`run (run_\S+)`).FindStringSubmatch(out)[1]
+	// Piped, --watch prints a step's line only when it changes: each of the
+	// four steps is pending, running and completed at most once, and the
+	// bar comes once, at the end.
+	for _, step := range []string{"A", "B", "C", "D"} {
+		for _, mark := range []string{"·", "▶", "✓"} {
+			if n := strings.Count(out, "  "+mark+" "+step+" "); n > 1 {
+				t.Errorf("piped --watch printed %q %d times:\n%s", mark+" "+step, n, out)
+			}
+		}
+	}
+	if n := strings.Count(out, "steps  "); n != 1 || strings.Count(out, "\n") > 1+4*3+1 {
+		t.Errorf("piped --watch printed the bar %d times, %d lines:\n%s", n, strings.Count(out, "\n"), out)
+	}
 
 	code, out, errOut = cli(t, "run", "../../examples/order-processing.json", "--amount", "12.50", "--api", api, "--watch", "--interval", "50ms")
 	if code != exitCompleted || !strings.Contains(out, "order ord_") || !strings.Contains(out, "4/4 steps  completed") {
@@ -61,7 +74,8 @@ func TestTerminalView(t *testing.T) {
 	}
 
 	code, out, _ = cli(t, "runs", "--api", api)
-	if code != 0 || !strings.HasPrefix(out, "RUN") || !strings.Contains(out, runID) || strings.Count(out, "\n") != 4 {
+	if code != 0 || !strings.HasPrefix(out, "RUN") || !strings.Contains(out, runID) || strings.Count(out, "\n") != 4 ||
+		!regexp.MustCompile(runID+`\s+diamond-workflow\s+completed\s+4/4\s`).MatchString(out) || !strings.Contains(out, "(shipped)") {
 		t.Fatalf("runs: exit %d\n%s", code, out)
 	}
 	code, out, _ = cli(t, "run-status", runID, "--api", api)
@@ -89,16 +103,23 @@ func TestTerminalView(t *testing.T) {
 }
 
 func TestTerminalViewUsage(t *testing.T) {
-	tests := [][]string{
-		{"run"},
-		{"run", "a.json", "b.json"},
-		{"run", "x.json", "--order", "ord_x", "--amount", "1"},
-		{"run", "does-not-exist.json"},
-		{"run-status"},
+	tests := []struct {
+		args []string
+		says string // what stderr must name
+	}{
+		{[]string{"run"}, "missing the workflow FILE"},
+		{[]string{"run", "a.json", "b.json"}, "one workflow FILE"},
+		{[]string{"run", "x.json", "--order", "ord_x", "--amount", "1"}, "exclude each other"},
+		{[]string{"run", "does-not-exist.json"}, "does-not-exist.json"},
+		{[]string{"run-status"}, "Usage"},
+		{[]string{"runs", "--status", "bogus"}, `--status "bogus" is not a run status; use one of pending, running, completed, failed, cancelled`},
+		{[]string{"runs", "--limit", "0"}, "--limit must be from 1 to 200"},
 	}
-	for _, args := range tests {
-		if code, _, _ := cli(t, args...); code != exitUsage {
-			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+	for _, tt := range tests {
+		// The API is unreachable: usage errors must be caught before any call.
+		code, _, errOut := cli(t, append(tt.args, "--api", "http://127.0.0.1:1")...)
+		if code != exitUsage || !strings.Contains(errOut, tt.says) {
+			t.Errorf("%v: exit %d, want %d, saying %q; stderr:\n%s", tt.args, code, exitUsage, tt.says, errOut)
 		}
 	}
 	if code, _, errOut := cli(t, "runs", "--api", "http://127.0.0.1:1"); code != exitError || !strings.Contains(errOut, "cannot reach") {

@@ -53,8 +53,12 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tokens := store.NewTokens(awsclient.DynamoDB(cfg, ""), *table)
 	switch sub {
 	case "create":
-		if *name == "" || *ttl < 0 {
-			fmt.Fprint(stderr, tokenUsage)
+		switch {
+		case *name == "":
+			fmt.Fprint(stderr, "stepflow token create: --name is required\n"+tokenUsage)
+			return exitUsage
+		case *ttl < 0:
+			fmt.Fprint(stderr, "stepflow token create: --ttl must not be negative\n"+tokenUsage)
 			return exitUsage
 		}
 		tok, cred, err := auth.New(id.NewGenerator(nil, nil), *name, auth.Role(*role), time.Now(), *ttl)

@@ -74,6 +74,9 @@ func TestTokenLifecycle(t *testing.T) {
 			t.Errorf("%v: exit %d, want usage error", args, code)
 		}
 	}
+	if _, _, errOut := cli(t, "token", "create"); !strings.Contains(errOut, "--name is required") {
+		t.Errorf("token create without a name does not say --name is missing:\n%s", errOut)
+	}
 	if code, _, errOut := cli(t, "token", "revoke", "tok_01KAAAAAAAAAAAAAAAAAAAAAAA"); code != exitError || !strings.Contains(errOut, "not found") {
 		t.Errorf("revoke of an unknown token: exit %d %s", code, errOut)
 	}

@@ -29,12 +29,37 @@ async function token() {
 export function signIn(t) {
   sessionStorage.setItem(TOKEN, t);
   sessionStorage.removeItem(SIGNED_OUT);
+  caller = null;
 }
 
 export function signOut() {
   sessionStorage.removeItem(TOKEN);
   sessionStorage.setItem(SIGNED_OUT, "1");
+  caller = null;
 }
+
+let caller = null;
+
+// me returns who the caller is ({role, name, auth}), asked once per
+// sign-in. An API without GET /me is taken to allow everything, as it
+// did before roles.
+export function me() {
+  if (caller === null) {
+    caller = request("GET", "/me").then(({ data }) => data).catch((e) => {
+      caller = null;
+      if (e.status === 404) return { role: "operator", auth: false };
+      throw e;
+    });
+  }
+  return caller;
+}
+
+// canWrite tells whether the caller may start, cancel, retry and redrive.
+export async function canWrite() {
+  return (await me()).role === "operator";
+}
+
+export const READ_ONLY = "Your token is a reader token: it can watch but not start, cancel, retry or redrive. Sign in with an operator token to do that.";
 
 // tryToken checks a token against the API without keeping it.
 export async function tryToken(t) {

@@ -1,12 +1,16 @@
-// Stepflow dashboard: a hash router over three views.
+// Stepflow dashboard: a hash router over the views.
 import { renderRuns } from "./runs.js";
 import { renderNew } from "./newrun.js";
 import { renderRun } from "./run.js";
+import { renderWorkflows } from "./workflows.js";
+import { renderOrders, renderOrder } from "./orders.js";
 import { renderSignIn } from "./signin.js";
-import { signOut } from "./api.js";
+import { signOut, me } from "./api.js";
+import { h } from "./dom.js";
 
 const main = document.getElementById("main");
 const notice = document.getElementById("notice");
+const who = document.getElementById("who");
 let stopView = () => {};
 
 // showError puts a visible message at the top of the page.
@@ -48,6 +52,32 @@ export function poll(fn, ms) {
   };
 }
 
+// showCaller names the signed-in token and its role in the header, and
+// hides "New run" from readers.
+async function showCaller(path) {
+  if (path === "/signin") {
+    who.textContent = "";
+    return;
+  }
+  try {
+    const c = await me();
+    who.textContent = c.auth ? `${c.name} · ${c.role}` : "no sign-in needed";
+    document.querySelector('[data-nav="new"]').hidden = c.role !== "operator";
+  } catch {
+    who.textContent = "";
+  }
+}
+
+const routes = [
+  [/^\/signin$/, () => renderSignIn(main)],
+  [/^\/new$/, () => renderNew(main)],
+  [/^\/runs\/([A-Za-z0-9_]+)$/, (m, params) => renderRun(main, m[1], params)],
+  [/^\/workflows(?:\/([A-Za-z0-9_]+))?$/, (m) => renderWorkflows(main, m[1] || "")],
+  [/^\/orders$/, (m, params) => renderOrders(main, params)],
+  [/^\/orders\/([A-Za-z0-9_]+)$/, (m) => renderOrder(main, m[1])],
+  [/^\/$/, (m, params) => renderRuns(main, params)],
+];
+
 function route() {
   stopView();
   stopView = () => {};
@@ -55,17 +85,14 @@ function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
+  const section = path.split("/")[1] || "runs";
   for (const a of document.querySelectorAll("[data-nav]")) {
-    const current = (a.dataset.nav === "new" && path === "/new") || (a.dataset.nav === "runs" && path === "/");
-    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    if (a.dataset.nav === section) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
-  const m = path.match(/^\/runs\/([A-Za-z0-9_]+)$/);
-  let result;
-  if (path === "/signin") result = renderSignIn(main);
-  else if (path === "/new") result = renderNew(main);
-  else if (m) result = renderRun(main, m[1]);
-  else result = renderRuns(main, params);
+  const found = routes.find(([re]) => re.test(path));
+  const result = found ? found[1](path.match(found[0]), params) : main.replaceChildren(h("p", {}, "No such page. ", h("a", { href: "#/" }, "See the runs.")));
   if (typeof result === "function") stopView = result;
+  showCaller(path);
 }
 
 document.querySelector(".skip").addEventListener("click", (ev) => {

@@ -1,23 +1,42 @@
-// Run detail: live until the run is terminal. Steps, a timeline with one
-// bar per attempt on a shared time axis, the DAG, the order's history, and
-// Cancel / Retry.
-import { api } from "./api.js";
-import { h, badge, fmtTime, fmtDuration, terminal } from "./dom.js";
+// Run view, graph first: the step graph coloured by status, a side panel
+// for the selected step (config, every attempt, the order effect, the
+// next retry) or, with none selected, the run's order; the timeline below.
+// Live until the run ends.
+import { api, canWrite, READ_ONLY } from "./api.js";
+import { h, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
+import { drawGraph } from "./graph.js";
+import { drawTimeline, attemptsOf } from "./timeline.js";
 
-export function renderRun(main, id) {
-  const head = h("div", {});
+const ORDER_ACTIONS = new Set(["validate_order", "charge_payment", "ship_order", "send_notification"]);
+
+export function renderRun(main, id, params) {
+  const title = h("h1", {}, "Run");
+  const head = h("div", { class: "run-head" });
+  const warn = h("div", { id: "stalled", class: "warning", role: "status", hidden: true });
   const actions = h("div", { class: "actions" });
-  const steps = h("div", { class: "table-wrap" });
-  const timeline = h("div", { class: "timeline", id: "timeline", role: "img", "aria-label": "Timeline of step attempts" });
-  const dag = h("div", { class: "dag", id: "dag" });
-  const history = h("div", { id: "history" }, h("p", { class: "muted" }, "This run has no order."));
-  main.replaceChildren(
-    h("h1", {}, "Run ", h("code", {}, id)),
-    head, actions,
-    h("div", { class: "cols" },
-      h("div", {}, h("h2", {}, "Steps"), steps, h("h2", {}, "Timeline"), timeline, h("h2", {}, "Dependencies"), dag),
-      h("aside", { "aria-label": "Order" }, h("h2", {}, "Order"), history)));
+  const graphBox = h("div", { class: "graph", id: "graph" });
+  const timeline = h("div", { class: "timeline", id: "timeline" });
+  const panel = h("aside", { class: "panel", id: "step-panel", "aria-label": "Details", tabindex: "-1" });
+  main.replaceChildren(title, head, warn, actions,
+    h("div", { class: "run-layout" },
+      h("section", { class: "run-main", "aria-label": "Steps" },
+        h("h2", {}, "Steps"), graphBox,
+        h("h2", {}, "Timeline"), timeline),
+      panel));
+
+  const graphState = { expanded: new Set(), selected: params.get("step") || null, focus: null };
+  const tlState = { focus: null };
+  let last = null; // {run, order}
+  let dlqAsked = false;
+
+  const select = (stepID, scroll) => {
+    graphState.selected = stepID;
+    const q = stepID ? `?step=${encodeURIComponent(stepID)}` : "";
+    history.replaceState(null, "", `#/runs/${id}${q}`);
+    if (last) draw(last.run, last.order);
+    if (scroll && stepID && panel.getBoundingClientRect().top > window.innerHeight) panel.scrollIntoView({ block: "start" });
+  };
 
   let stop = () => {};
   const start = () => {
@@ -25,137 +44,147 @@ export function renderRun(main, id) {
       const { data: run } = await api.get("/runs/" + id);
       let order = null;
       if (run.order_id) order = (await api.get("/orders/" + run.order_id)).data;
+      last = { run, order, dlq: last ? last.dlq : undefined };
       draw(run, order);
+      if (run.stalled && !dlqAsked) {
+        dlqAsked = true;
+        api.get("/dlq").then(({ data }) => { last.dlq = data.depth; draw(last.run, last.order); }).catch(() => {});
+      }
       return terminal(run.status);
     }, 1500);
   };
 
   function act(verb) {
-    return async () => {
+    return async (ev) => {
+      ev.target.disabled = true;
       try {
         await api.post(`/runs/${id}/${verb}`);
         stop();
         start();
       } catch (e) {
         showError(e.message);
+        ev.target.disabled = false;
       }
     };
   }
 
   function draw(run, order) {
+    keepFocus(main, () => drawNow(run, order));
+  }
+
+  function drawNow(run, order) {
+    title.replaceChildren(run.workflow_name, " ", h("span", { class: "title-id" }, "run ", idLabel(run.id)));
+    const done = run.steps.filter((s) => s.status === "completed").length;
     head.replaceChildren(h("dl", { class: "meta" },
-      h("dt", {}, "Workflow"), h("dd", {}, run.workflow_name),
-      h("dt", {}, "Status"), h("dd", { id: "run-status" }, badge(run.status)),
-      h("dt", {}, "Started"), h("dd", {}, fmtTime(run.started_at)),
-      h("dt", {}, "Duration"), h("dd", {}, fmtDuration(run.started_at, terminal(run.status) ? run.completed_at : null)),
-      run.retries ? [h("dt", {}, "Retried"), h("dd", {}, `${run.retries}× (last ${fmtTime(run.retried_at)})`)] : []));
+      h("div", {}, h("dt", {}, "Status"), h("dd", { id: "run-status" }, badge(run.status))),
+      h("div", {}, h("dt", {}, "Progress"), h("dd", {}, statusBar(run.steps.map((s) => s.status), `${done} of ${run.steps.length} steps completed`), ` ${done}/${run.steps.length}`)),
+      h("div", {}, h("dt", {}, "Started"), h("dd", {}, when(run.started_at || run.created_at))),
+      h("div", {}, h("dt", {}, "Duration"), h("dd", {}, fmtDuration(run.started_at, terminal(run.status) ? run.completed_at : null))),
+      run.order_id ? h("div", {}, h("dt", {}, "Order"), h("dd", {}, h("a", { href: `#/orders/${run.order_id}` }, idLabel(run.order_id)), " ", order ? badge(order.status) : "")) : null,
+      h("div", {}, h("dt", {}, "Workflow"), h("dd", {}, h("a", { href: `#/workflows/${run.workflow_id}` }, idLabel(run.workflow_id)))),
+      run.retries ? h("div", {}, h("dt", {}, "Retried"), h("dd", {}, `${run.retries}×, last `, when(run.retried_at))) : null));
+    drawWarning(run);
+    drawActions(run);
+    drawGraph(graphBox, run.steps.map((s) => ({ id: s.step_id, deps: s.depends_on, status: s.status, detail: nodeDetail(s) })),
+      graphState, (stepID) => select(stepID === graphState.selected ? null : stepID, true), "Step graph: select a step for its details");
+    drawTimeline(timeline, run, tlState, (stepID) => select(stepID, true));
+    const step = run.steps.find((s) => s.step_id === graphState.selected);
+    panel.replaceChildren(...(step ? stepPanel(run, step, order, () => select(null)) : runPanel(run, order)).filter(Boolean));
+  }
+
+  function drawWarning(run) {
+    warn.hidden = !run.stalled;
+    if (!run.stalled) return;
+    const dlq = last && last.dlq !== undefined
+      ? [" The dead-letter queue holds ", plural(last.dlq, "message"), last.dlq ? ": redrive them from the runs page." : "."]
+      : [];
+    warn.replaceChildren(h("strong", {}, "⚠ No progress since ", when(run.progress_at), "."),
+      " That is longer than its longest step plus the lease margin and the sweeper's grace, so recovery should have moved it by now. Check the step runner's logs and the dead-letter queue.", ...dlq);
+  }
+
+  async function drawActions(run) {
+    const write = await canWrite().catch(() => false);
+    if (!write) {
+      actions.replaceChildren(h("p", { class: "muted readonly", id: "readonly" }, READ_ONLY));
+      return;
+    }
     actions.replaceChildren(
       h("button", { type: "button", id: "cancel", disabled: terminal(run.status), onclick: act("cancel") }, "Cancel run"),
       h("button", { type: "button", id: "retry", disabled: !(run.status === "failed" || run.status === "cancelled"), onclick: act("retry") }, "Retry run"));
-    steps.replaceChildren(stepTable(run));
-    timeline.replaceChildren(...timelineRows(run));
-    dag.replaceChildren(dagSVG(run));
-    if (order) history.replaceChildren(orderPanel(order));
   }
 
   start();
   return () => stop();
 }
 
-function stepTable(run) {
-  return h("table", { id: "steps" },
-    h("thead", {}, h("tr", {}, ["Step", "Status", "Retries", "Depends on", "Start", "End", "Error"].map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, run.steps.map((s) => h("tr", { dataset: { step: s.step_id } },
-      h("td", {}, s.step_id),
-      h("td", {}, badge(s.status)),
-      h("td", { class: "attempts" }, `${s.retry_count}/${s.max_retries}`),
-      h("td", {}, s.depends_on.length ? s.depends_on.join(", ") : "—"),
-      h("td", {}, fmtTime(s.started_at)),
-      h("td", {}, fmtTime(s.completed_at)),
-      h("td", { class: "step-error" }, s.error_message || "")))));
+// nodeDetail is a node's second line: how it went, in a few words.
+function nodeDetail(s) {
+  const tries = s.retry_count ? ` · retry ${s.retry_count}/${s.max_retries}` : "";
+  switch (s.status) {
+    case "running": return `running ${fmtDuration(s.attempt_started_at, null)}${tries}`;
+    case "completed": {
+      const a = s.attempts[s.attempts.length - 1];
+      return `done in ${a ? fmtMs(Date.parse(a.ended_at) - Date.parse(a.started_at)) : "—"}${tries}`;
+    }
+    case "pending": return s.next_attempt_at ? `retry ${ago(s.next_attempt_at)}` : `pending${tries}`;
+    default: return `${s.status}${tries}`;
+  }
 }
 
-// attemptsOf returns the step's attempts as {start, end, state}, including
-// the one running now.
-function attemptsOf(s, now) {
-  const out = s.attempts.map((a) => ({ start: Date.parse(a.started_at), end: Date.parse(a.ended_at), state: a.error ? "failed" : "completed", error: a.error }));
-  if (s.status === "running" && s.attempt_started_at) out.push({ start: Date.parse(s.attempt_started_at), end: now, state: "running" });
+function runPanel(run, order) {
+  const out = [h("h2", {}, "Order")];
+  if (!order) {
+    out.push(h("p", { class: "muted" }, run.order_id ? "Loading…" : "This run has no order. Select a step in the graph for its details."));
+    return out;
+  }
+  out.push(h("dl", { class: "meta" },
+    h("div", {}, h("dt", {}, "Order"), h("dd", {}, h("a", { href: `#/orders/${order.id}` }, idLabel(order.id)))),
+    h("div", {}, h("dt", {}, "Amount"), h("dd", {}, String(order.amount))),
+    h("div", {}, h("dt", {}, "Status"), h("dd", { id: "order-status" }, badge(order.status)))),
+  h("h3", {}, "History"),
+  h("ol", { class: "history", id: "order-history" }, order.history.map((e) => h("li", {},
+    h("strong", {}, e.event), " ", e.from ? `${e.from} → ${e.to}` : (e.to ? `→ ${e.to}` : ""),
+    h("div", { class: "muted" }, when(e.at), e.step_id ? ` · step ${e.step_id}` : "", e.run_id && e.run_id !== run.id ? [" · ", h("a", { href: `#/runs/${e.run_id}` }, "another run")] : "")))),
+  order.history_next ? h("p", {}, h("a", { href: `#/orders/${order.id}` }, "Older entries on the order's page")) : null,
+  h("p", { class: "muted" }, "Select a step in the graph for its config, attempts and order effect."));
   return out;
 }
 
-function timelineRows(run) {
+function stepPanel(run, s, order, close) {
+  const c = s.config || {};
   const now = Date.now();
-  const all = run.steps.map((s) => attemptsOf(s, now));
-  const flat = all.flat();
-  if (!flat.length) return [h("p", { class: "muted" }, "No attempt has started yet.")];
-  const t0 = Math.min(...flat.map((a) => a.start));
-  const t1 = Math.max(...flat.map((a) => a.end), t0 + 1);
-  const pct = (t) => ((t - t0) / (t1 - t0)) * 100;
-  const rows = run.steps.map((s, i) => h("div", { class: "tl-row" },
-    h("span", { class: "tl-label" }, s.step_id),
-    h("div", { class: "tl-track" }, all[i].map((a, n) => {
-      const bar = h("span", {
-        class: `tl-bar ${a.state}`,
-        title: `${s.step_id} attempt ${n + 1}: ${a.state}${a.error ? " (" + a.error + ")" : ""}, ${fmtDuration(new Date(a.start), new Date(a.end))}`,
-        dataset: { step: s.step_id, attempt: String(n + 1), start: String(a.start), end: String(a.end) },
-      });
-      bar.style.left = `${pct(a.start)}%`;
-      bar.style.width = `${Math.max(pct(a.end) - pct(a.start), 0.5)}%`;
-      return bar;
-    }))));
-  return [...rows, h("div", { class: "tl-axis" }, h("span", {}, "0 s"), h("span", {}, fmtDuration(new Date(t0), new Date(t1))))];
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  el.append(...children);
-  return el;
-}
-
-// dagSVG lays steps out in columns by depth (longest path from a root) and
-// draws an arrow from each dependency to its dependent.
-function dagSVG(run) {
-  const byID = new Map(run.steps.map((s) => [s.step_id, s]));
-  const depth = new Map();
-  for (const s of run.steps) { // steps come in dependency order
-    depth.set(s.step_id, s.depends_on.length ? Math.max(...s.depends_on.map((d) => depth.get(d) + 1)) : 0);
-  }
-  const cols = [];
-  for (const s of run.steps) (cols[depth.get(s.step_id)] ||= []).push(s);
-  const W = 120, H = 34, GX = 50, GY = 16;
-  const pos = new Map();
-  cols.forEach((col, x) => col.forEach((s, y) => pos.set(s.step_id, { x: 10 + x * (W + GX), y: 10 + y * (H + GY) })));
-  const width = 20 + cols.length * (W + GX) - GX;
-  const height = 20 + Math.max(...cols.map((c) => c.length)) * (H + GY) - GY;
-  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Step dependencies" });
-  root.append(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto" },
-    svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#57606a" }))));
-  for (const s of run.steps) {
-    for (const d of s.depends_on) {
-      const a = pos.get(d), b = pos.get(s.step_id);
-      if (a && b && byID.has(d)) root.append(svg("line", { x1: a.x + W, y1: a.y + H / 2, x2: b.x, y2: b.y + H / 2, "marker-end": "url(#arrow)" }));
-    }
-  }
-  for (const s of run.steps) {
-    const p = pos.get(s.step_id);
-    const g = svg("g", { "data-step": s.step_id });
-    g.append(svg("rect", { x: p.x, y: p.y, width: W, height: H, class: s.status }),
-      svg("text", { x: p.x + 8, y: p.y + 21 }, `${s.step_id} · ${s.status}`));
-    root.append(g);
-  }
-  return root;
-}
-
-function orderPanel(o) {
-  return h("div", {},
-    h("dl", { class: "meta" },
-      h("dt", {}, "Order"), h("dd", {}, h("code", {}, o.id)),
-      h("dt", {}, "Amount"), h("dd", {}, String(o.amount)),
-      h("dt", {}, "Status"), h("dd", { id: "order-status" }, badge(o.status))),
-    h("h3", {}, "History"),
-    h("ol", { class: "history", id: "order-history" }, o.history.map((e) => h("li", {},
-      h("strong", {}, e.event), " ", e.from ? `${e.from} → ${e.to}` : (e.to ? `→ ${e.to}` : ""),
-      h("div", { class: "muted" }, fmtTime(e.at), e.step_id ? ` · step ${e.step_id}` : "")))));
+  const attempts = attemptsOf(s, now);
+  const effects = order ? order.history.filter((e) => e.run_id === run.id && e.step_id === s.step_id) : [];
+  const isOrderAction = ORDER_ACTIONS.has(c.action);
+  let effect;
+  if (!isOrderAction) effect = h("p", { class: "muted" }, c.action ? `"${c.action}" is not an order action: a plain task.` : "A plain task: it changes no order.");
+  else if (!run.order_id) effect = h("p", { class: "muted" }, `${c.action} acts on the run's order, and this run has none.`);
+  else if (!effects.length) effect = h("p", { class: "muted" }, `${c.action}: no change to the order yet.`);
+  else effect = h("ul", { class: "history" }, effects.map((e) => h("li", {}, h("strong", {}, e.event), " ", e.from ? `${e.from} → ${e.to}` : "", " ", when(e.at))));
+  return [
+    h("div", { class: "panel-head" },
+      h("h2", { id: "panel-title" }, h("span", { class: "step-name" }, s.step_id), " ", badge(s.status)),
+      h("button", { type: "button", class: "small", id: "close-step", onclick: close, "aria-label": "Close step details" }, "✕")),
+    s.next_attempt_at && s.status === "pending"
+      ? h("p", { class: "note", id: "next-attempt" }, `Attempt ${s.retry_count + 1} of ${s.max_retries + 1} is scheduled after a retry backoff: it starts by ${clock(s.next_attempt_at)} (${ago(s.next_attempt_at, now)}).`)
+      : null,
+    s.error_message ? h("p", { class: "error step-error" }, s.error_message) : null,
+    h("h3", {}, "Config"),
+    h("dl", { class: "meta", id: "step-config" },
+      h("div", {}, h("dt", {}, "Action"), h("dd", {}, c.action || "— (plain task)")),
+      h("div", {}, h("dt", {}, "Duration"), h("dd", {}, `${c.duration_seconds ?? "—"} s`)),
+      h("div", {}, h("dt", {}, "Fail probability"), h("dd", {}, c.fail_probability === undefined ? "—" : `${Math.round(c.fail_probability * 1000) / 10} %`)),
+      h("div", {}, h("dt", {}, "Retries"), h("dd", { class: "attempts" }, `${s.retry_count}/${s.max_retries}`)),
+      h("div", {}, h("dt", {}, "Depends on"), h("dd", {}, s.depends_on.length ? s.depends_on.join(", ") : "—"))),
+    h("h3", {}, "Attempts"),
+    attempts.length
+      ? h("ol", { class: "attempt-list", id: "step-attempts" }, attempts.map((a) => h("li", { dataset: { attempt: String(a.n) } },
+        h("span", { class: "a-head" }, h("strong", {}, `#${a.n}`), " ",
+          h("time", { datetime: new Date(a.start).toISOString(), title: fullTime(a.start) }, clock(a.start)),
+          a.state === "running" ? " → now" : [" → ", h("time", { datetime: new Date(a.end).toISOString(), title: fullTime(a.end) }, clock(a.end))],
+          ` · ${fmtMs(a.end - a.start)}`),
+        h("span", { class: `a-result ${a.state}` }, a.error || a.state))))
+      : h("p", { class: "muted" }, "Not started yet."),
+    h("h3", {}, "Order effect"), effect,
+  ];
 }

@@ -45,6 +45,9 @@ type Store interface {
 	GetOrder(ctx context.Context, id string) (store.Order, error)
 	OrderHistory(ctx context.Context, orderID string, p store.Page) ([]store.HistoryEntry, string, error)
 	ListOrders(ctx context.Context, p store.Page) ([]store.OrderSummary, string, error)
+	// FindOrCreateWorkflow stores w, or returns the existing workflow
+	// with an identical definition and true.
+	FindOrCreateWorkflow(ctx context.Context, w store.Workflow) (store.Workflow, bool, error)
 }
 
 // Authenticator authenticates a request's Authorization header; its errors
@@ -60,9 +63,12 @@ type RunLimiter interface {
 	CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error
 }
 
-// Redriver moves dead-lettered step messages back to the work queue.
+// Redriver moves dead-lettered step messages back to the work queue, and
+// tells how many messages the dead-letter queue holds (approximately,
+// visible and in flight).
 type Redriver interface {
 	Redrive(ctx context.Context) (int, error)
+	Depth(ctx context.Context) (int, error)
 }
 
 // RunStarter enqueues the steps of a new or retried run that can start. It
@@ -76,7 +82,7 @@ type RunStarter interface {
 type Config struct {
 	Store    Store
 	Starter  RunStarter // optional
-	Redriver Redriver   // optional; without it POST /redrive is 404
+	Redriver Redriver   // optional; without it POST /redrive and GET /dlq are 404
 	// Auth, if set, is required on every route but GET /healthz: readers
 	// may GET, operators may also POST. Without it the API is open.
 	Auth Authenticator
@@ -88,6 +94,11 @@ type Config struct {
 	// AllowedOrigins are the origins allowed by CORS, such as
 	// "https://d123.cloudfront.net". "*" allows any origin.
 	AllowedOrigins []string
+	// LeaseMargin and SweepGrace are the step runner's and the sweeper's
+	// settings (default 30s and 1m): a run that has not ended and shows no
+	// progress for longer than its longest step plus LeaseMargin plus
+	// SweepGrace, outside retry backoffs, is reported as stalled.
+	LeaseMargin, SweepGrace time.Duration
 	// Now and IDs default to time.Now and a crypto-random generator.
 	Now func() time.Time
 	IDs *id.Generator
@@ -109,6 +120,12 @@ func New(cfg Config) http.Handler {
 	if cfg.IDs == nil {
 		cfg.IDs = id.NewGenerator(cfg.Now, nil)
 	}
+	if cfg.LeaseMargin == 0 {
+		cfg.LeaseMargin = 30 * time.Second
+	}
+	if cfg.SweepGrace == 0 {
+		cfg.SweepGrace = time.Minute
+	}
 	s := &server{Config: cfg, mux: http.NewServeMux()}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.serve)
@@ -122,16 +139,19 @@ func New(cfg Config) http.Handler {
 
 func (s *server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("POST /workflows", s.createWorkflow)
+	s.mux.HandleFunc("GET /me", s.me)
+	s.mux.HandleFunc("POST /workflows", s.createOrReuseWorkflow)
 	s.mux.HandleFunc("GET /workflows", s.listWorkflows)
 	s.mux.HandleFunc("GET /workflows/{id}", s.getWorkflow)
 	s.mux.HandleFunc("POST /workflows/{id}/runs", s.createRun)
 	s.mux.HandleFunc("GET /runs", s.listRuns)
+	s.mux.HandleFunc("GET /runs/stats", s.runStats)
 	s.mux.HandleFunc("GET /runs/{id}", s.getRun)
 	s.mux.HandleFunc("POST /runs/{id}/cancel", s.cancelRun)
 	s.mux.HandleFunc("POST /runs/{id}/retry", s.retryRun)
 	if s.Redriver != nil {
 		s.mux.HandleFunc("POST /redrive", s.redrive)
+		s.mux.HandleFunc("GET /dlq", s.dlqDepth)
 	}
 	s.mux.HandleFunc("POST /orders", s.createOrder)
 	s.mux.HandleFunc("GET /orders", s.listOrders)

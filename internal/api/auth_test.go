@@ -66,6 +66,7 @@ func authSetup(t *testing.T) (*bundle, creds, string) {
 type noRedrive struct{}
 
 func (noRedrive) Redrive(context.Context) (int, error) { return 0, nil }
+func (noRedrive) Depth(context.Context) (int, error)   { return 0, nil }
 
 func (b *bundle) doAs(cred, method, path, body string) response {
 	b.t.Helper()

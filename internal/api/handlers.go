@@ -26,20 +26,6 @@ func decodeWorkflow(body io.Reader) (workflow.Definition, error) {
 	return in.Normalize()
 }
 
-func (s *server) createWorkflow(w http.ResponseWriter, r *http.Request) {
-	def, err := decodeWorkflow(r.Body)
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	wf := store.Workflow{ID: s.IDs.New("wf"), Name: def.Name, Definition: def, CreatedAt: s.Now().UTC()}
-	if err := s.Store.CreateWorkflow(r.Context(), wf); err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, wf)
-}
-
 func (s *server) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	wfID := r.PathValue("id")
 	if !id.Valid("wf", wfID) {
@@ -236,6 +222,7 @@ func (s *server) writeRun(w http.ResponseWriter, r *http.Request, runID string, 
 		writeError(w, r, s.Logger, err)
 		return
 	}
+	d.Stalled = s.stalled(d.Run, longestStep(d.Steps), s.Now())
 	writeJSON(w, code, d)
 }
 
@@ -246,32 +233,6 @@ func (s *server) redrive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"moved": n})
-}
-
-func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {
-	p, err := page(r, "run")
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	var f store.RunFilter
-	q := r.URL.Query()
-	if v := q.Get("status"); v != "" {
-		f.Status = status.Run(v)
-		if !f.Status.Valid() {
-			writeError(w, r, s.Logger, badRequest("status", fmt.Sprintf("status must be one of %v", status.Runs)))
-			return
-		}
-	}
-	if v := q.Get("workflow_id"); v != "" {
-		if !id.Valid("wf", v) {
-			writeError(w, r, s.Logger, badRequest("workflow_id", "workflow_id is not a workflow id"))
-			return
-		}
-		f.WorkflowID = v
-	}
-	items, next, err := s.Store.ListRuns(r.Context(), f, p)
-	writeList(w, r, s, items, next, err)
 }
 
 // Order amounts are decimals with at most two places, 0 < amount <= MaxAmount.
@@ -350,8 +311,8 @@ func checkAmount(n *jsonNumber) (store.Amount, error) {
 }
 
 // historyCursor is the form of an order history cursor: "0" (the creation
-// entry) or "<run id>#<step index>".
-var historyCursor = regexp.MustCompile(`^(0|run_[0-9A-HJKMNP-TV-Z]{26}#[0-9]{3})$`)
+// entry) or "<run id>.<step index>".
+var historyCursor = regexp.MustCompile(`^(0|run_[0-9A-HJKMNP-TV-Z]{26}\.[0-9]{3})$`)
 
 func (s *server) orderHistory(w http.ResponseWriter, r *http.Request) {
 	orderID := r.PathValue("id")

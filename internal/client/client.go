@@ -117,7 +117,7 @@ func (c *Client) Run(ctx context.Context, id string) (store.RunDetail, error) {
 	return d, err
 }
 
-// Runs returns the newest runs, at most limit.
+// Runs returns the newest runs, at most limit, with their progress.
 func (c *Client) Runs(ctx context.Context, limit int, status string) ([]store.Run, error) {
 	var rs []store.Run
 	path := fmt.Sprintf("/runs?limit=%d", limit)

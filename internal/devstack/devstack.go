@@ -128,6 +128,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.SweepGrace == 0 {
 		cfg.SweepGrace = time.Minute
 	}
+	if cfg.LeaseMargin == 0 {
+		cfg.LeaseMargin = 30 * time.Second
+	}
 	if cfg.RunsPerMinute == 0 {
 		cfg.RunsPerMinute = 120
 	}
@@ -226,6 +229,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		Store: sto, Starter: engine.Starter{Queue: work}, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
 		Auth:     auth.Authenticator{Tokens: tokens}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
+		LeaseMargin: cfg.LeaseMargin, SweepGrace: cfg.SweepGrace,
 	})
 	dashCfg := frontend.Config{}
 	if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsLoopback() && !cfg.NoAutoSignIn {

@@ -1,5 +1,5 @@
 // Package redrive moves messages from the dead-letter queue back to the
-// work queue. It uses only ReceiveMessage, SendMessageBatch and
+// work queue, and reports how many wait there. It uses only ReceiveMessage, SendMessageBatch and
 // DeleteMessageBatch, so it works on every endpoint (kumo has no
 // StartMessageMoveTask). Running it twice, or twice at once, is safe: a
 // message is deleted from the DLQ only after it was sent, concurrent
@@ -22,6 +22,7 @@ type SQSAPI interface {
 	ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 	DeleteMessageBatch(context.Context, *sqs.DeleteMessageBatchInput, ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
 // Redrive moves every message it can receive from dlqURL to queueURL and
@@ -76,4 +77,34 @@ type Queues struct {
 // Redrive moves the dead-letter queue's messages back.
 func (q Queues) Redrive(ctx context.Context) (int, error) {
 	return Redrive(ctx, q.Client, q.DLQURL, q.QueueURL)
+}
+
+// Depth returns the dead-letter queue's approximate number of messages,
+// visible and in flight (received by a redrive that has not deleted them
+// yet). SQS counts are approximate: a message just sent may not be counted
+// for a few seconds.
+func (q Queues) Depth(ctx context.Context) (int, error) {
+	out, err := q.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(q.DLQURL),
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dead-letter queue attributes: %w", err)
+	}
+	total := 0
+	for _, name := range []types.QueueAttributeName{
+		types.QueueAttributeNameApproximateNumberOfMessages,
+		types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+	} {
+		v := out.Attributes[string(name)]
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("dead-letter queue attribute %s: %q is not a count", name, v)
+		}
+		total += n
+	}
+	return total, nil
 }

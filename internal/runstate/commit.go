@@ -150,7 +150,7 @@ func BuildCommit(r Run, p workflow.Plan, orderStatus status.Order, outcomes []Ou
 		if o.Held.Attempt < step.Config.MaxRetries && !errors.Is(err, ErrStorage) {
 			due := Ms(now.Add(policy.Delay(o.Held.Attempt + 1)))
 			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Step{
-				Status: status.StepPending, Attempt: o.Held.Attempt + 1, Due: due,
+				Status: status.StepPending, Attempt: o.Held.Attempt + 1, Due: due, End: end,
 			})})
 			c.Retries = append(c.Retries, NextAttempt{Step: o.Step, Attempt: o.Held.Attempt + 1, Due: due})
 			continue

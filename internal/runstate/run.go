@@ -107,8 +107,8 @@ func (r Run) ProgressAt() time.Time {
 	later(r.RetriedAt)
 	for _, s := range r.Steps {
 		later(s.Start)
-		if s.Status == status.StepCompleted || s.Status == status.StepFailed {
-			later(s.End)
+		if s.Status != status.StepRunning {
+			later(s.End) // a running step's End is its lease's
 		}
 	}
 	return t

@@ -67,7 +67,7 @@ func TestSlotRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, s := range []Step{
 		Pending0,
-		{Status: status.StepPending, Attempt: 3, Due: t0},
+		{Status: status.StepPending, Attempt: 3, Due: t0.Add(time.Second), End: t0},
 		{Status: status.StepRunning, Attempt: 10, Token: "abcd2345", Start: t0, End: t0.Add(time.Minute)},
 		{Status: status.StepCompleted, Attempt: 1, Start: t0, End: t0.Add(time.Second)},
 		{Status: status.StepFailed, Start: t0, End: t0},
@@ -81,7 +81,7 @@ func TestSlotRoundTrip(t *testing.T) {
 			t.Errorf("slot %q is longer than the 30 bytes the layout assumes", enc)
 		}
 	}
-	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz:zz", "R0:tok:1", "R0::1:2", "C0:1", "F0:1:2:3", "C-1:1:2"} {
+	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz", "P1:1:2:3", "R0:tok:1", "R0::1:2", "C0:1", "F0:1:2:3", "C-1:1:2"} {
 		if _, err := ParseStep(bad); err == nil {
 			t.Errorf("ParseStep(%q) accepted", bad)
 		}
@@ -124,7 +124,7 @@ func TestReported(t *testing.T) {
 	}{
 		{"new run is pending", run(t, status.RunRunning, "P0", "P0"), status.RunPending, []status.Step{"pending", "pending"}},
 		{"started run is running", run(t, status.RunRunning, live, "P0"), status.RunRunning, []status.Step{"running", "pending"}},
-		{"a failed attempt is progress", run(t, status.RunRunning, "P1:"+ms(time.Second), "P0"), status.RunRunning, []status.Step{"pending", "pending"}},
+		{"a failed attempt is progress", run(t, status.RunRunning, "P1:"+ms(time.Second)+":"+ms(-time.Hour), "P0"), status.RunRunning, []status.Step{"pending", "pending"}},
 		{"failed run skips what never ran", run(t, status.RunFailed, done, "F0:1:2", "P0", live, expired), status.RunFailed,
 			[]status.Step{"completed", "failed", "skipped", "running", "skipped"}},
 		{"cancelled run", run(t, status.RunCancelled, done, "P0", expired), status.RunCancelled, []status.Step{"completed", "cancelled", "cancelled"}},
@@ -165,9 +165,9 @@ func TestDeliver(t *testing.T) {
 		{"a completed step's dependents that already run are left alone", run(t, status.RunRunning, done, live, "P0", "P0"), []Message{{0, 0}}, []int{2}, nil},
 		{"live lease: come back when it ends", run(t, status.RunRunning, live, "P0", "P0", "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: time.Minute}},
 		{"expired lease is taken over", run(t, status.RunRunning, expired, "P0", "P0", "P0"), []Message{{0, 0}}, []int{0}, nil},
-		{"retry before its due time waits", run(t, status.RunRunning, "P1:"+ms(5*time.Second), "P0", "P0", "P0"), []Message{{0, 1}}, nil, map[int]time.Duration{0: 5 * time.Second}},
-		{"retry at its due time", run(t, status.RunRunning, "P1:"+ms(0), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
-		{"a stale attempt's message is dropped", run(t, status.RunRunning, "P2:"+ms(0), "P0", "P0", "P0"), []Message{{0, 1}}, nil, nil},
+		{"retry before its due time waits", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, nil, map[int]time.Duration{0: 5 * time.Second}},
+		{"retry at its due time", run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
+		{"a stale attempt's message is dropped", run(t, status.RunRunning, "P2:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, nil, nil},
 		{"ended run: nothing starts", run(t, status.RunCancelled, "P0", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
 		{"failed step: dropped", run(t, status.RunRunning, "F0:1:2", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
 		{"unknown step: dropped", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{7, 0}}, nil, nil},
@@ -360,8 +360,8 @@ func TestSweep(t *testing.T) {
 		{"live lease: left alone", run(t, status.RunRunning, "R0:tok:"+ms(-time.Hour)+":"+ms(time.Second), "P0"), "", nil},
 		{"ready past grace: re-sent", run(t, status.RunRunning, done, "P0"), "", []Message{{1, 0}}},
 		{"ready within grace: left alone", run(t, status.RunRunning, recent, "P0"), "", nil},
-		{"a retry due within grace: left alone", run(t, status.RunRunning, done, "P1:"+ms(-30*time.Second)), "", nil},
-		{"a retry long past due: re-sent", run(t, status.RunRunning, done, "P1:"+ms(-2*time.Minute)), "", []Message{{1, 1}}},
+		{"a retry due within grace: left alone", run(t, status.RunRunning, done, "P1:"+ms(-30*time.Second)+":"+ms(-time.Hour)), "", nil},
+		{"a retry long past due: re-sent", run(t, status.RunRunning, done, "P1:"+ms(-2*time.Minute)+":"+ms(-time.Hour)), "", []Message{{1, 1}}},
 		{"never started, past grace: roots re-sent", run(t, status.RunRunning, "P0", "P0"), "", []Message{{0, 0}}},
 		{"no step can progress: failed", run(t, status.RunRunning, "F0:1:2", "P0"), status.RunFailed, nil},
 		{"ended runs are not swept", run(t, status.RunFailed, "F0:1:2", "P0"), "", nil},
@@ -395,7 +395,7 @@ func TestCancelAndRetry(t *testing.T) {
 	if _, err := Retry(run(t, status.RunRunning, "P0"), t0); !errors.Is(err, ErrNotRetryable) {
 		t.Fatalf("retry of a running run: %v", err)
 	}
-	r := run(t, status.RunFailed, "C0:1:2", "F2:1:2", "P1:"+ms(time.Second), live, expired, "P0")
+	r := run(t, status.RunFailed, "C0:1:2", "F2:1:2", "P1:"+ms(time.Second)+":"+ms(-time.Hour), live, expired, "P0")
 	rs, err := Retry(r, t0)
 	if err != nil {
 		t.Fatal(err)

@@ -23,8 +23,8 @@ type Step struct {
 	// Start is when the current attempt started (running, completed,
 	// failed).
 	Start time.Time
-	// End is when the attempt ended (completed, failed) or when the lease
-	// of a running step ends.
+	// End is when the attempt ended (completed, failed, and pending after a
+	// failed attempt) or when the lease of a running step ends.
 	End time.Time
 	// Due is the earliest start of a pending step's next attempt (a
 	// retry's backoff); zero means now.
@@ -40,7 +40,7 @@ var stepCodes = map[status.Step]byte{
 
 // Encode returns the slot string stored for s:
 //
-//	P<attempt>[:<due>]                 pending
+//	P<attempt>[:<due>:<failed at>]     pending (after a failed attempt)
 //	R<attempt>:<token>:<start>:<until> running
 //	C<attempt>:<start>:<end>           completed
 //	F<attempt>:<start>:<end>           failed
@@ -59,7 +59,7 @@ func (s Step) Encode() string {
 	switch s.Status {
 	case status.StepPending:
 		if !s.Due.IsZero() {
-			b.WriteString(":" + t36(s.Due))
+			b.WriteString(":" + t36(s.Due) + ":" + t36(s.End))
 		}
 	case status.StepRunning:
 		b.WriteString(":" + s.Token + ":" + t36(s.Start) + ":" + t36(s.End))
@@ -107,12 +107,12 @@ func ParseStep(v string) (Step, error) {
 	}
 	switch {
 	case s.Status == status.StepPending && len(parts) == 1:
-	case s.Status == status.StepPending && len(parts) == 2:
-		ts, err := times(parts[1])
+	case s.Status == status.StepPending && len(parts) == 3:
+		ts, err := times(parts[1], parts[2])
 		if err != nil {
 			return bad(err.Error())
 		}
-		s.Due = ts[0]
+		s.Due, s.End = ts[0], ts[1]
 	case s.Status == status.StepRunning && len(parts) == 4 && parts[1] != "":
 		ts, err := times(parts[2], parts[3])
 		if err != nil {

@@ -53,6 +53,12 @@ type Run struct {
 	ProgressAt time.Time `json:"progress_at"`
 	// OrderStatus is the status of the run's order, in lists.
 	OrderStatus *status.Order `json:"order_status,omitempty"`
+	// RetryDueAt is the latest time a step waiting for a retry's backoff
+	// may run next (nil if none waits).
+	RetryDueAt *time.Time `json:"retry_due_at,omitempty"`
+	// Stalled tells that the run has not ended and has shown no progress
+	// for longer than recovery should take (set by the API).
+	Stalled bool `json:"stalled"`
 }
 
 // RunDetail is a run with its steps in step_index order.

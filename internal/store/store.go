@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -496,13 +497,13 @@ func historyItem(orderID, suffix string, h HistoryEntry) map[string]types.Attrib
 
 // OrderHistory returns one page of an order's history, oldest first: its
 // creation, then the entries of each run (runs in creation order, steps in
-// dependency order). The cursor is the last entry's key ("0" or
-// "<run id>#<step index>").
+// dependency order). The cursor names the last entry returned: "0" (the
+// creation) or "<run id>.<step index>", safe in a URL as it is.
 func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]HistoryEntry, string, error) {
 	pk, _ := orderKey(orderID)
 	in := s.prefixQuery(pk, historyPrefix, true)
 	if p.Cursor != "" {
-		in.ExclusiveStartKey = key(pk, historyPrefix+p.Cursor)
+		in.ExclusiveStartKey = key(pk, historyPrefix+strings.Replace(p.Cursor, ".", "#", 1))
 	}
 	out := []HistoryEntry{}
 	var keys []string
@@ -522,7 +523,7 @@ func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]His
 				return nil, "", fmt.Errorf("order %s history entry without a key", orderID)
 			}
 			out = append(out, h)
-			keys = append(keys, sk.Value[len(historyPrefix):])
+			keys = append(keys, strings.Replace(sk.Value[len(historyPrefix):], "#", ".", 1))
 		}
 		if res.LastEvaluatedKey == nil {
 			break

@@ -61,6 +61,9 @@ func runSummary(r runstate.Run, failures []runstate.Failure, now time.Time) Run 
 			v.StepsCompleted++
 		}
 		first(s.Start)
+		if r.Live() && s.Status == status.StepPending && !s.Due.IsZero() && (v.RetryDueAt == nil || s.Due.After(*v.RetryDueAt)) {
+			v.RetryDueAt = ptr(s.Due)
+		}
 	}
 	for _, f := range failures {
 		first(f.Start)

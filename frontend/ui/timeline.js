@@ -1,0 +1,113 @@
+// The timeline: one row per step, one bar per attempt on a shared time
+// axis with round-numbered ticks. Bars are buttons: arrow keys move
+// between them (one tab stop), focus shows the attempt's details under
+// the chart, and Enter opens the step.
+import { h, clock, fmtMs } from "./dom.js";
+import { roving } from "./graph.js";
+
+const STEPS_MS = [10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5];
+
+// attemptsOf returns a step's attempts as {n, start, end, state, error},
+// the running one included, plus the wait for a scheduled retry.
+export function attemptsOf(s, now) {
+  const out = s.attempts.map((a) => ({
+    n: a.number, start: Date.parse(a.started_at), end: Date.parse(a.ended_at),
+    state: a.error ? "failed" : "completed", error: a.error || "",
+  }));
+  if (s.status === "running" && s.attempt_started_at) {
+    out.push({ n: out.length + 1, start: Date.parse(s.attempt_started_at), end: now, state: "running", error: "" });
+  }
+  return out;
+}
+
+function tickStep(span, px) {
+  const most = Math.max(2, Math.floor(px / 72));
+  return STEPS_MS.find((s) => span / s <= most) || STEPS_MS[STEPS_MS.length - 1];
+}
+
+function tickLabel(ms, step) {
+  if (ms === 0) return "0";
+  if (step < 1000) return `${(ms / 1000).toFixed(step < 100 ? 2 : 1)} s`;
+  if (ms < 60000) return `${Math.round(ms / 1000)} s`;
+  const m = Math.floor(ms / 60000), s = Math.round((ms % 60000) / 1000);
+  return s ? `${m} min ${s} s` : `${m} min`;
+}
+
+export function describeAttempt(stepID, a) {
+  const took = fmtMs(a.end - a.start);
+  const verb = a.state === "running" ? `running for ${took}` : `${a.state} after ${took}`;
+  return `${stepID} · attempt ${a.n} · ${verb} · started ${clock(a.start)}${a.state === "running" ? "" : `, ended ${clock(a.end)}`}${a.error ? ` · error: ${a.error}` : ""}`;
+}
+
+// drawTimeline renders the run's attempts into box. state.focus keeps the
+// focused bar ("step#attempt") across redraws; onPick(step) opens a step.
+export function drawTimeline(box, run, state, onPick) {
+  const hadFocus = box.contains(document.activeElement);
+  const now = Date.now();
+  const all = run.steps.map((s) => attemptsOf(s, now));
+  const flat = all.flat();
+  if (!flat.length) {
+    box.replaceChildren(h("p", { class: "muted" }, "No attempt has started yet."));
+    return;
+  }
+  const waits = run.steps.map((s) => (s.next_attempt_at && s.status === "pending" ? Date.parse(s.next_attempt_at) : null));
+  const t0 = Math.min(...flat.map((a) => a.start));
+  const t1 = Math.max(...flat.map((a) => a.end), ...waits.filter((w) => w !== null && w > t0), t0 + 1);
+  const span = t1 - t0;
+  const pct = (t) => ((t - t0) / span) * 100;
+  const trackPx = Math.max(120, (box.clientWidth || 600) - 130);
+  const step = tickStep(span, trackPx);
+  const ticks = [];
+  for (let t = 0; t <= span + 1; t += step) ticks.push(t);
+
+  const detail = h("p", { class: "tl-detail", id: "tl-detail", "aria-live": "polite" },
+    "Select a bar (or use the arrow keys) for an attempt's details.");
+  const bars = [];
+  // A line at the very end would sit one pixel past the track.
+  const grid = () => ticks.filter((t) => t < span).map((t) => {
+    const line = h("span", { class: "tl-grid", "aria-hidden": "true" });
+    line.style.left = `${(t / span) * 100}%`;
+    return line;
+  });
+  const rows = run.steps.map((s, i) => {
+    const track = h("div", { class: "tl-track" }, grid());
+    if (waits[i] !== null && s.attempts.length) {
+      const from = Date.parse(s.attempts[s.attempts.length - 1].ended_at);
+      const wait = h("span", { class: "tl-wait", title: `${s.step_id}: next attempt by ${clock(waits[i])}`, "aria-hidden": "true" });
+      wait.style.left = `${pct(from)}%`;
+      wait.style.width = `${Math.max(pct(waits[i]) - pct(from), 0.5)}%`;
+      track.append(wait);
+    }
+    for (const a of all[i]) {
+      const key = `${s.step_id}#${a.n}`;
+      const bar = h("button", {
+        type: "button", class: `tl-bar ${a.state}`, "aria-label": describeAttempt(s.step_id, a), "aria-describedby": "tl-detail",
+        dataset: { step: s.step_id, attempt: String(a.n), start: String(a.start), end: String(a.end), key },
+        onfocus: () => { state.focus = key; detail.textContent = describeAttempt(s.step_id, a); },
+        onclick: () => onPick(s.step_id, a.n),
+      });
+      bar.style.left = `${pct(a.start)}%`;
+      bar.style.width = `${Math.max(pct(a.end) - pct(a.start), 0.6)}%`;
+      track.append(bar);
+      bars.push(bar);
+    }
+    return h("div", { class: "tl-row" }, h("span", { class: "tl-label", title: s.step_id }, s.step_id), track);
+  });
+  // Labels are centred on their tick, but kept inside the axis at its
+  // ends.
+  const axis = h("div", { class: "tl-axis", "aria-hidden": "true" }, ticks.map((t) => {
+    const at = (t / span) * 100;
+    const l = h("span", { class: at === 0 ? "start" : at > 90 ? "end" : "" }, tickLabel(t, step));
+    l.style.left = `${at}%`;
+    return l;
+  }));
+  const body = h("div", { class: "tl-body", role: "group", "aria-label": "Attempts, one bar each" }, rows);
+  box.replaceChildren(
+    h("p", { class: "tl-origin muted" }, `Time since the first attempt started at ${clock(t0)}; one bar per attempt.`),
+    h("div", { class: "tl-row tl-head" }, h("span", { class: "tl-label muted" }, "Step"), axis),
+    body, detail);
+  const stop = bars.find((b) => b.dataset.key === state.focus) || bars[0];
+  for (const b of bars) b.tabIndex = b === stop ? 0 : -1;
+  roving(body, bars, () => {});
+  if (hadFocus) stop.focus();
+}
