@@ -108,8 +108,9 @@ type Config struct {
 	// IDs makes lease and commit tokens (default: crypto-random).
 	IDs *id.Generator
 	// OnStart, if set, is called as each attempt starts, with the message
-	// it answers (for a step run after its parent in the same invocation,
-	// a message with SentAt at the parent's end).
+	// it answers and the time on the Now clock (not rounded). For a step
+	// run after its parent in the same invocation the message's SentAt is
+	// when the runner learnt that the parent succeeded.
 	OnStart func(m queue.Message, at time.Time)
 	// OnCommit, if set, is called after each committed step.
 	OnCommit func(runID string, index int)

@@ -254,7 +254,8 @@ func (rn *runner) fits(ctx context.Context, elapsed time.Duration, steps ...int)
 type job struct {
 	step int
 	held runstate.Step
-	// after is when the parent that made an inline dependent ready ended.
+	// after is when the runner learnt that the parent which made an inline
+	// dependent ready had succeeded (full clock resolution, for OnStart).
 	after time.Time
 }
 
@@ -290,6 +291,7 @@ func (rn *runner) execute(ctx context.Context, leases []runstate.Lease) []runsta
 	launch()
 	for running > 0 {
 		o := <-results
+		learnt := e.cfg.Now()
 		running--
 		outcomes = append(outcomes, o)
 		if o.Err != nil {
@@ -302,7 +304,7 @@ func (rn *runner) execute(ctx context.Context, leases []runstate.Lease) []runsta
 				if rn.fence(ctx) {
 					for _, c := range next {
 						started[c] = true
-						waiting = append(waiting, job{step: c, held: rn.run.Steps[c], after: o.End})
+						waiting = append(waiting, job{step: c, held: rn.run.Steps[c], after: learnt})
 					}
 				} else {
 					stop = true
@@ -372,7 +374,7 @@ func (rn *runner) attempt(ctx context.Context, j job, order status.Order) runsta
 				m = d.Message
 			}
 		}
-		e.cfg.OnStart(m, start)
+		e.cfg.OnStart(m, e.cfg.Now())
 	}
 	o := runstate.Outcome{Step: j.step, Held: j.held, Start: start}
 	if a, ok := status.Actions[ps.Config.Action]; ok && rn.run.OrderID != "" {
