@@ -17,7 +17,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	diamonds := fs.Int("diamonds", 200, "diamond runs (4 steps each) per pass")
 	orders := fs.Int("orders", 200, "order-processing runs (4 steps each) per pass")
-	conc := fs.Int("concurrency", 4, "step batches in flight (trickle passes: ten times as many single messages)")
+	conc := fs.Int("concurrency", 4, "step batches in flight (trickle passes: twice as many pollers of one message each)")
 	latency := fs.Duration("latency", 5*time.Millisecond, "delay added to every AWS call of the latency-bound passes")
 	stepSeconds := fs.Float64("step-seconds", 0.5, "step duration of the pass that prices a second of step duration")
 	shapeSteps := fs.Int("shape-steps", 100, "steps of each scale shape (0: skip the scale section)")

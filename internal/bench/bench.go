@@ -38,7 +38,7 @@ type Config struct {
 	// Diamonds and Orders are the runs of each pass of the main workload.
 	Diamonds, Orders int
 	// Concurrency is the number of batches in flight in flooded passes;
-	// trickle passes run ten times as many pollers of one message each.
+	// trickle passes run twice as many pollers of one message each.
 	Concurrency int
 	// Latency is the delay added to every AWS call in the latency-bound
 	// passes (default 5 ms).
