@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"stepflow/internal/api"
+	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/meter"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
 	"stepflow/internal/redrive"
@@ -91,6 +93,8 @@ type options struct {
 	// sweepEvery runs a sweeper that often (none if 0) with sweepGrace.
 	sweepEvery, sweepGrace time.Duration
 	maxReceive             int // dead-letter after this many receives (none if 0)
+	// meter, if set, meters the engine's DynamoDB requests (not the API's).
+	meter **meter.Meter
 }
 
 type bundle struct {
@@ -140,7 +144,20 @@ func setup(t *testing.T, o options) *bundle {
 	if o.retry != nil {
 		policy = *o.retry
 	}
-	st := testenv.Store(t)
+	db := testenv.DynamoDB(t)
+	table := testenv.Table(t, db)
+	st := store.New(db, table)
+	engineStore := st
+	if o.meter != nil {
+		schema, err := meter.Describe(context.Background(), db, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*o.meter = meter.New(schema, db)
+		cfg := testenv.Config(t)
+		(*o.meter).Attach(&cfg)
+		engineStore = store.New(awsclient.DynamoDB(cfg, testenv.Endpoint(t)), table)
+	}
 	sq := testenv.SQS(t)
 	qs := testenv.Queue(t, sq, queue.Settings{VisibilityTimeout: o.visibility, MaxReceiveCount: o.maxReceive})
 	work := &queue.SQS{Client: sq, URL: qs.URL}
@@ -149,7 +166,7 @@ func setup(t *testing.T, o options) *bundle {
 		queue: &recordingQueue{inner: work, copies: o.copies},
 	}
 	eng, err := engine.New(engine.Config{
-		Store: st, Queue: b.queue, Task: b.task, Retry: policy, LeaseMargin: o.leaseMargin,
+		Store: engineStore, Queue: b.queue, Task: b.task, Retry: policy, LeaseMargin: o.leaseMargin,
 		Visibility: work, QueueVisibility: o.visibility, Crash: o.crash,
 		OnCommit: func(runID string, index int) {
 			b.mu.Lock()
