@@ -218,13 +218,13 @@ func TestRunProgressAndStalled(t *testing.T) {
 		must(st.ClaimSteps(ctx, c))
 		r = r.Apply(c.Swaps)
 		done := runstate.BuildCommit(r, plan, status.OrderPending, []runstate.Outcome{{Step: 0, Held: leases[0].Held, Start: at(1), End: at(3)}}, policy, at(3))
-		must(st.CommitGroup(ctx, done, "cmt_t1aaaaaaaa"))
+		must(st.CommitGroup(ctx, done, "cmt_1"+runID))
 		r = r.Apply(done.Swaps)
 		c, leases = runstate.NewClaim(r, plan, []int{1}, "t2", at(4), 30*time.Second)
 		must(st.ClaimSteps(ctx, c))
 		r = r.Apply(c.Swaps)
 		failed := runstate.BuildCommit(r, plan, status.OrderValidated, []runstate.Outcome{{Step: 1, Held: leases[0].Held, Start: at(4), End: at(5), Err: errors.New("boom")}}, policy, at(5))
-		must(st.CommitGroup(ctx, failed, "cmt_t2aaaaaaaa"))
+		must(st.CommitGroup(ctx, failed, "cmt_2"+runID))
 	}
 	fail(run.ID, time.Second)
 	// The same state in a run whose retry waits a minute.

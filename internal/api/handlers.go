@@ -157,20 +157,20 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 			}
 			limited = true
 		}
-		if err := s.Store.ResetRun(r.Context(), rs); err != nil {
-			return err
-		}
-		// Answer with the run as the reset left it; once its steps are
-		// enqueued, a fast runner may already have moved it on.
-		d, err := s.Store.GetRun(r.Context(), run.ID)
-		if err != nil {
-			return err
-		}
 		_, plan, err := s.Store.Plan(r.Context(), run.WorkflowID)
 		if err != nil {
 			return err
 		}
+		if err := s.Store.ResetRun(r.Context(), rs); err != nil {
+			return err
+		}
+		// Enqueue before anything else can fail: the reset has landed,
+		// and a client that retries this call would get 409.
 		s.start(r, rs.Applied(run), plan)
+		d, err := s.Store.GetRun(r.Context(), run.ID)
+		if err != nil {
+			return err
+		}
 		return answered{d}
 	})
 }

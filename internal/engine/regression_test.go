@@ -12,180 +12,15 @@ import (
 	"testing"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/smithy-go/middleware"
-
-	"stepflow/internal/api"
-	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
-	"stepflow/internal/queue"
-	"stepflow/internal/retry"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
-	"stepflow/internal/testenv"
 )
 
 // These tests replay, one by one, the failures the first design had when
 // a write was decided on a read taken before a cancel or retry. Each pauses
 // a runner between its read and its writes (a gate on its DynamoDB client)
 // while the test acts through the API.
-
-// gate, once armed, pauses its client after the next request that match
-// accepts (by operation name), until released.
-type gate struct {
-	mu      sync.Mutex
-	armed   bool
-	match   func(op string) bool
-	paused  chan struct{}
-	release chan struct{}
-}
-
-func newGate(match func(op string) bool) *gate {
-	return &gate{match: match, paused: make(chan struct{}), release: make(chan struct{})}
-}
-
-func anyRequest(string) bool { return true }
-
-func writeRequest(op string) bool {
-	return op == "UpdateItem" || op == "TransactWriteItems" || op == "PutItem"
-}
-
-func (g *gate) arm() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.armed = true
-}
-
-func (g *gate) middleware(st *middleware.Stack) error {
-	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("gate", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-		out, md, err := next.HandleInitialize(ctx, in)
-		g.mu.Lock()
-		fire := g.armed && g.match(awsmiddleware.GetOperationName(ctx))
-		if fire {
-			g.armed = false
-		}
-		g.mu.Unlock()
-		if fire {
-			close(g.paused)
-			<-g.release
-		}
-		return out, md, err
-	}), middleware.After)
-}
-
-// sentQueue records what is sent, for the test to deliver by hand.
-type sentQueue struct {
-	mu   sync.Mutex
-	msgs []queue.Message
-}
-
-func (q *sentQueue) Send(_ context.Context, msgs []queue.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msgs...)
-	return nil
-}
-
-// take removes and returns the messages sent so far.
-func (q *sentQueue) take() []queue.Message {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.msgs
-	q.msgs = nil
-	return out
-}
-
-// scripted is a store, an API and two runners driven by hand: the gated
-// runner pauses after its first request once its gate is armed, the API
-// after its first write once its gate is armed.
-type scripted struct {
-	t       *testing.T
-	store   *store.Store
-	api     http.Handler
-	q       *sentQueue
-	runner  *engine.Engine // plain
-	gated   *engine.Engine
-	gate    *gate
-	apiGate *gate
-	task    *countingTask
-}
-
-func newScripted(t *testing.T, fail func(engine.TaskInput) error) *scripted {
-	t.Helper()
-	db := testenv.DynamoDB(t)
-	table := testenv.Table(t, db)
-	s := &scripted{t: t, store: store.New(db, table), q: &sentQueue{}, gate: newGate(anyRequest), apiGate: newGate(writeRequest),
-		task: &countingTask{count: map[string]int{}, starts: map[string][]time.Time{}, scale: 0, fail: fail}}
-	gatedStore := func(g *gate) *store.Store {
-		cfg := testenv.Config(t)
-		cfg.APIOptions = append(cfg.APIOptions, g.middleware)
-		return store.New(awsclient.DynamoDB(cfg, testenv.Endpoint(t)), table)
-	}
-	policy := retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() float64 { return 0 }}
-	newEngine := func(st engine.Store) *engine.Engine {
-		e, err := engine.New(engine.Config{Store: st, Queue: s.q, Task: s.task, Retry: policy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	s.runner, s.gated = newEngine(s.store), newEngine(gatedStore(s.gate))
-	s.api = api.New(api.Config{Store: gatedStore(s.apiGate), Starter: engine.Starter{Queue: s.q}})
-	return s
-}
-
-func (s *scripted) call(method, path, body string) (int, store.RunDetail) {
-	s.t.Helper()
-	rec := httptest.NewRecorder()
-	s.api.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
-	var d store.RunDetail
-	_ = json.Unmarshal(rec.Body.Bytes(), &d)
-	if rec.Code/100 != 2 {
-		s.t.Logf("%s %s: %d %s", method, path, rec.Code, rec.Body)
-	}
-	return rec.Code, d
-}
-
-func (s *scripted) start(def string) string {
-	s.t.Helper()
-	rec := httptest.NewRecorder()
-	s.api.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/workflows", strings.NewReader(def)))
-	var wf struct{ ID string }
-	_ = json.Unmarshal(rec.Body.Bytes(), &wf)
-	code, d := s.call(http.MethodPost, "/workflows/"+wf.ID+"/runs", "")
-	if code != http.StatusAccepted {
-		s.t.Fatalf("start run: %d", code)
-	}
-	return d.ID
-}
-
-// deliver hands every message sent so far, at once or after its delay,
-// to the plain runner, until none is left.
-func (s *scripted) drain() {
-	s.t.Helper()
-	for range 50 {
-		msgs := s.q.take()
-		if len(msgs) == 0 {
-			return
-		}
-		for _, m := range msgs {
-			if err := s.runner.Handle(context.Background(), engine.Delivery{Message: m}); errors.Is(err, engine.ErrBusy) {
-				time.Sleep(m.Delay)
-				_ = s.q.Send(context.Background(), []queue.Message{m})
-			}
-		}
-	}
-	s.t.Fatal("messages kept coming")
-}
-
-func (s *scripted) get(runID string) store.RunDetail {
-	s.t.Helper()
-	d, err := s.store.GetRun(context.Background(), runID)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return d
-}
 
 // TestStaleRetryMessageAroundARunRetry (first design, failure 1, case A):
 // step x fails for good while its sibling y is running, so the run fails;
@@ -198,7 +33,7 @@ func TestStaleRetryMessageAroundARunRetry(t *testing.T) {
 	t.Parallel()
 	var retried sync.Map
 	yRuns, xFailed := make(chan struct{}), make(chan struct{})
-	s := newScripted(t, func(in engine.TaskInput) error {
+	s := newRig(t, anyRequest, writeRequest, 0, func(in engine.TaskInput) error {
 		_, again := retried.Load(in.RunID)
 		switch {
 		case again:
@@ -211,13 +46,13 @@ func TestStaleRetryMessageAroundARunRetry(t *testing.T) {
 			return errors.New("y's first attempt fails after x")
 		}
 		return nil
-	})
+	}, nil)
 	runID := s.start(`{"name":"a","steps":[{"id":"y","config":{"duration_seconds":0,"max_retries":2}},{"id":"x","config":{"duration_seconds":0,"max_retries":0}},{"id":"after","config":{"duration_seconds":0},"depends_on":["x","y"]}]}`)
 	roots := s.q.take()
 	yDone := make(chan error)
-	go func() { yDone <- s.runner.Handle(context.Background(), engine.Delivery{Message: roots[0]}) }()
+	go func() { yDone <- s.plain.Handle(context.Background(), engine.Delivery{Message: roots[0]}) }()
 	<-yRuns
-	if err := s.runner.Handle(context.Background(), engine.Delivery{Message: roots[1]}); err != nil {
+	if err := s.plain.Handle(context.Background(), engine.Delivery{Message: roots[1]}); err != nil {
 		t.Fatal(err)
 	}
 	close(xFailed)
@@ -236,7 +71,7 @@ func TestStaleRetryMessageAroundARunRetry(t *testing.T) {
 	go func() { done <- s.gated.Handle(context.Background(), engine.Delivery{Message: delayed[0]}) }()
 	<-s.gate.paused
 	retried.Store(runID, true)
-	if code, _ := s.call(http.MethodPost, "/runs/"+runID+"/retry", ""); code != http.StatusAccepted {
+	if code, _ := s.call(s.gatedAPI, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
 		t.Fatalf("retry: %d", code)
 	}
 	close(s.gate.release)
@@ -256,7 +91,7 @@ func TestStaleRetryMessageAroundARunRetry(t *testing.T) {
 // cancel's per-step loop came too late to stop it). Now the claim fails.
 func TestNoStartAfterCancel(t *testing.T) {
 	t.Parallel()
-	s := newScripted(t, nil)
+	s := newRig(t, anyRequest, writeRequest, 0, nil, nil)
 	runID := s.start(`{"name":"c","steps":[{"id":"a","config":{"duration_seconds":0}},{"id":"b","config":{"duration_seconds":0},"depends_on":["a"]}]}`)
 	roots := s.q.take()
 	s.gate.arm()
@@ -270,7 +105,7 @@ func TestNoStartAfterCancel(t *testing.T) {
 	}
 	cancelled := make(chan answer)
 	go func() {
-		code, d := s.call(http.MethodPost, "/runs/"+runID+"/cancel", "")
+		code, d := s.call(s.gatedAPI, http.MethodPost, "/runs/"+runID+"/cancel")
 		cancelled <- answer{code, d}
 	}()
 	<-s.apiGate.paused // the cancel's first write landed
@@ -298,12 +133,12 @@ func TestNoStartAfterCancel(t *testing.T) {
 func TestRetryOfAHundredStepRunFailedAtItsRoot(t *testing.T) {
 	t.Parallel()
 	var broken sync.Map
-	s := newScripted(t, func(in engine.TaskInput) error {
+	s := newRig(t, anyRequest, writeRequest, 0, func(in engine.TaskInput) error {
 		if _, ok := broken.Load(in.RunID); ok && in.StepID == "root" {
 			return errors.New("root fails")
 		}
 		return nil
-	})
+	}, nil)
 	steps := []string{`{"id":"root","config":{"duration_seconds":0,"max_retries":0}}`}
 	for i := range 99 {
 		steps = append(steps, fmt.Sprintf(`{"id":"s%d","config":{"duration_seconds":0},"depends_on":["root"]}`, i))
@@ -313,14 +148,14 @@ func TestRetryOfAHundredStepRunFailedAtItsRoot(t *testing.T) {
 	s.api.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/workflows", strings.NewReader(def)))
 	var wf struct{ ID string }
 	_ = json.Unmarshal(rec.Body.Bytes(), &wf)
-	_, d := s.call(http.MethodPost, "/workflows/"+wf.ID+"/runs", "")
+	_, d := s.call(s.gatedAPI, http.MethodPost, "/workflows/"+wf.ID+"/runs")
 	broken.Store(d.ID, true)
 	s.drain()
 	if d = s.get(d.ID); d.Status != status.RunFailed {
 		t.Fatalf("run %s", d.Status)
 	}
 	broken.Delete(d.ID)
-	code, after := s.call(http.MethodPost, "/runs/"+d.ID+"/retry", "")
+	code, after := s.call(s.gatedAPI, http.MethodPost, "/runs/"+d.ID+"/retry")
 	if code != http.StatusAccepted || after.Status != status.RunRunning {
 		t.Fatalf("retry of a 100-step run: %d %s", code, after.Status)
 	}

@@ -191,6 +191,22 @@ func (rn *runner) claim(ctx context.Context, steps []int) ([]runstate.Lease, err
 		if len(want) == 0 {
 			return nil, nil
 		}
+		// Claim no more than can run at once: every claimed step starts
+		// now, so its lease covers it. The rest go to the queue (a
+		// duplicate of a message already sent is harmless).
+		if len(want) > e.cfg.Parallelism {
+			var rest []queue.Message
+			for _, i := range want[e.cfg.Parallelism:] {
+				rest = append(rest, queue.For(rn.run, i, rn.run.Steps[i].Attempt, now))
+			}
+			if err := e.cfg.Queue.Send(ctx, rest); err != nil {
+				return nil, err
+			}
+			want = want[:e.cfg.Parallelism]
+		}
+		// The claimed steps commit together, after the longest of them
+		// and the dependents run inline within the budget, which is at
+		// most half the margin.
 		c, leases := runstate.NewClaim(rn.run, rn.plan, want, e.cfg.IDs.Token(8), now, e.cfg.LeaseMargin)
 		err := e.cfg.Store.ClaimSteps(ctx, c)
 		if err == nil {
@@ -260,7 +276,7 @@ type job struct {
 }
 
 // execute runs the claimed steps and, as they succeed, the dependents they
-// make ready, while those fit the inline budget. Before starting such
+// make ready, while those fit the inline budget. Right before starting such
 // dependents it reads the run's header (a fence): if the run is no longer
 // live in the generation read, nothing more starts. Attempts already
 // running always finish.
@@ -273,12 +289,25 @@ func (rn *runner) execute(ctx context.Context, leases []runstate.Lease) []runsta
 	var outcomes []runstate.Outcome
 	running, stop := 0, false
 	launch := func() {
+		fenced := false
 		for running < e.cfg.Parallelism && len(waiting) > 0 && !stop {
 			j := waiting[0]
-			waiting = waiting[1:]
-			if j.held.Status == status.StepPending && !rn.fits(ctx, e.now().Sub(rn.start), j.step) {
-				continue // left pending; enqueued after the commit
+			if j.held.Status == status.StepPending {
+				if !rn.fits(ctx, e.now().Sub(rn.start), j.step) {
+					waiting = waiting[1:]
+					continue // left pending; enqueued after the commit
+				}
+				// A fence per batch of starts, so that a cancel or retry
+				// acknowledged before it stops every start after it.
+				if !fenced {
+					if !rn.fence(ctx) {
+						stop = true
+						return
+					}
+					fenced = true
+				}
 			}
+			waiting = waiting[1:]
 			running++
 			order := rn.orderAfter(succeeded)
 			go func() { results <- rn.attempt(ctx, j, order) }()
@@ -300,14 +329,10 @@ func (rn *runner) execute(ctx context.Context, leases []runstate.Lease) []runsta
 			}
 		} else {
 			succeeded[o.Step] = true
-			if next := rn.inlineReady(ctx, o.Step, started, succeeded); len(next) > 0 && !stop && ctx.Err() == nil {
-				if rn.fence(ctx) {
-					for _, c := range next {
-						started[c] = true
-						waiting = append(waiting, job{step: c, held: rn.run.Steps[c], after: learnt})
-					}
-				} else {
-					stop = true
+			if !stop && ctx.Err() == nil {
+				for _, c := range rn.inlineReady(ctx, o.Step, started, succeeded) {
+					started[c] = true
+					waiting = append(waiting, job{step: c, held: rn.run.Steps[c], after: learnt})
 				}
 			}
 		}

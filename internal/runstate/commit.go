@@ -75,7 +75,12 @@ type Commit struct {
 	// End is the run's new status if this commit ends it (completed, or
 	// failed by a step with no retries left), else "".
 	End status.Run
-	At  time.Time
+	// SameGen: the run was read as ended, so the commit holds only while
+	// the run stays in generation Gen. A retry landing first makes it fail
+	// and be rebuilt on the live run, which ends the run if a step failed
+	// and goes on to the dependents if steps completed.
+	SameGen bool
+	At      time.Time
 	// Retries are the messages to send once the commit landed.
 	Retries []NextAttempt
 	// Dropped are outcomes that are not committed: the slot is no longer
@@ -165,6 +170,7 @@ func BuildCommit(r Run, p workflow.Plan, orderStatus status.Order, outcomes []Ou
 	}
 	switch {
 	case !r.Live():
+		c.SameGen = true
 	case failed:
 		c.End = status.RunFailed
 	case r.Apply(c.Swaps).AllCompleted():

@@ -33,7 +33,7 @@ type Delivery struct {
 // Deliver decides what to do with msgs, the messages of run r that arrived
 // together, at now. Anything it does not claim or wait for is dropped: a
 // message for an ended run, a step that is not ready (the last of its
-// parents to commit claims it), or an attempt that is stale.
+// parents to commit claims it), or a step that is failed.
 func Deliver(r Run, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 	d := Delivery{Wait: map[int]time.Time{}}
 	if !r.Live() {
@@ -51,8 +51,12 @@ func Deliver(r Run, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 				claim[c] = true
 			}
 		case status.StepPending:
+			// Any message of a ready step serves, whatever attempt it
+			// names: after a crash between a failed attempt's commit and
+			// the send of its retry, the redelivered message is the only
+			// one left. A duplicate claim fails its condition.
 			switch {
-			case m.Attempt != s.Attempt || !r.Ready(p, m.Step):
+			case !r.Ready(p, m.Step):
 			case s.Due.After(now):
 				d.Wait[mi] = s.Due
 			default:
@@ -130,17 +134,24 @@ type Lease struct {
 }
 
 // NewClaim builds the claim of steps (pending and ready, or running under an
-// expired lease) with token at now. Each lease lasts the step's duration plus
-// margin.
+// expired lease) with token at now. The steps of a claim are committed
+// together, after the longest of them ends, so every lease lasts the longest
+// claimed step's duration plus margin: a short step waiting for a long
+// sibling's commit keeps its lease. The caller starts every claimed step at
+// once (it claims no more than it can run at a time).
 func NewClaim(r Run, p workflow.Plan, steps []int, token string, now time.Time, margin time.Duration) (Claim, []Lease) {
 	now = Ms(now)
 	c := Claim{RunID: r.ID, Gen: r.Gen}
 	leases := make([]Lease, 0, len(steps))
+	longest := time.Duration(0)
+	for _, i := range steps {
+		longest = max(longest, StepDuration(p, i))
+	}
 	for _, i := range steps {
 		old := r.Steps[i]
 		held := old.to(Step{
 			Status: status.StepRunning, Attempt: old.Attempt, Token: token,
-			Start: now, End: Ms(now.Add(StepDuration(p, i) + margin)),
+			Start: now, End: Ms(now.Add(longest + margin)),
 		})
 		c.Swaps = append(c.Swaps, Swap{Step: i, Old: old, New: held})
 		leases = append(leases, Lease{Step: i, Held: held})

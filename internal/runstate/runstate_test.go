@@ -167,7 +167,8 @@ func TestDeliver(t *testing.T) {
 		{"expired lease is taken over", run(t, status.RunRunning, expired, "P0", "P0", "P0"), []Message{{0, 0}}, []int{0}, nil},
 		{"retry before its due time waits", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, nil, map[int]time.Duration{0: 5 * time.Second}},
 		{"retry at its due time", run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
-		{"a stale attempt's message is dropped", run(t, status.RunRunning, "P2:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, nil, nil},
+		{"an earlier attempt's message serves the due retry (its own send was lost)", run(t, status.RunRunning, "P2:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
+		{"an earlier attempt's message waits for the retry's due time", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: 5 * time.Second}},
 		{"ended run: nothing starts", run(t, status.RunCancelled, "P0", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
 		{"failed step: dropped", run(t, status.RunRunning, "F0:1:2", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
 		{"unknown step: dropped", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{7, 0}}, nil, nil},
@@ -201,6 +202,16 @@ func TestClaimLease(t *testing.T) {
 	want := Step{Status: status.StepRunning, Token: "tok12345", Start: t0.Add(123 * time.Millisecond), End: t0.Add(123*time.Millisecond + 32500*time.Millisecond)}
 	if held != want || c.Swaps[0].New != held {
 		t.Fatalf("lease %+v, want %+v", held, want)
+	}
+	// Steps claimed together are committed together: a short one's lease
+	// lasts as long as the longest sibling's.
+	p2 := plan(t, "short", "long")
+	p2[0].Config.DurationSeconds, p2[1].Config.DurationSeconds = 0.1, 60
+	_, leases = NewClaim(run(t, status.RunRunning, "P0", "P0"), p2, []int{0, 1}, "tok", t0, 30*time.Second)
+	for _, l := range leases {
+		if l.Held.End != t0.Add(90*time.Second) {
+			t.Errorf("step %d's lease ends at %v, want the long sibling's %v", l.Step, l.Held.End, t0.Add(90*time.Second))
+		}
 	}
 	// A completed step is never claimed: the transition table forbids it.
 	defer func() {

@@ -147,6 +147,11 @@ func decodeRun(runID string, header map[string]types.AttributeValue, chunks []ma
 			return bad(err)
 		}
 	}
+	for _, c := range chunks {
+		if g, err := nAttr(c, attrGen); err != nil || g != r.Gen {
+			return bad(fmt.Errorf("%w: chunk %s in generation %d, header in %d", errTorn, sAttr(c, attrSK), g, r.Gen))
+		}
+	}
 	r.Steps = make([]runstate.Step, n)
 	seen := make([]bool, n)
 	for _, it := range append([]map[string]types.AttributeValue{header}, chunks...) {
@@ -216,6 +221,15 @@ func (s *Store) CreateRun(ctx context.Context, r runstate.Run) error {
 // and its order's status (if orderID is set), with one consistent
 // BatchGetItem. It returns ErrNotFound if the run does not exist.
 func (s *Store) LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.Run, status.Order, error) {
+	for try := 1; ; try++ {
+		r, o, err := s.loadRun(ctx, runID, steps, orderID)
+		if !errors.Is(err, errTorn) || try == tornTries {
+			return r, o, err
+		}
+	}
+}
+
+func (s *Store) loadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.Run, status.Order, error) {
 	keys := make([]map[string]types.AttributeValue, 0, runstate.Items(steps)+1)
 	for k := range runstate.Items(steps) {
 		keys = append(keys, runItemKey(runID, k))
@@ -251,6 +265,24 @@ func (s *Store) LoadRun(ctx context.Context, runID string, steps int, orderID st
 // ReadRun reads a run's header, chunks and failed-attempt records with one
 // Query. It returns ErrNotFound if the run does not exist.
 func (s *Store) ReadRun(ctx context.Context, runID string, consistent bool) (runstate.Run, []runstate.Failure, error) {
+	for try := 1; ; try++ {
+		r, fs, err := s.readRun(ctx, runID, consistent)
+		if !errors.Is(err, errTorn) || try == tornTries {
+			return r, fs, err
+		}
+	}
+}
+
+// errTorn: a read saw a run's items in different generations. Reads of
+// several items are not isolated from a transaction writing them (DynamoDB
+// gives read-committed per item), so a read racing a retry can see the new
+// header beside an old chunk; it is read again.
+var errTorn = errors.New("run items read in different generations")
+
+// tornTries bounds the reads of a run that keep seeing mixed generations.
+const tornTries = 5
+
+func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (runstate.Run, []runstate.Failure, error) {
 	pk, sk := runKey(runID)
 	in := s.prefixQuery(pk, sk, consistent)
 	var header map[string]types.AttributeValue
@@ -482,8 +514,9 @@ func endRunUpdates(header *update, chunks map[int]*update, items int, to status.
 // attribute of the item holding its slot, which the commit writes anyway);
 // each failed attempt's record; each slot swapped on the condition that it
 // is still the one the runner held; the order's status on the condition that
-// it is c.Order.From; and, if c ends the run, the header's status on the
-// condition that the run is still running. token identifies the commit (in
+// it is c.Order.From; if c ends the run, the header's status on the
+// condition that the run is still running; and if c.SameGen, the condition
+// that the header is still in generation c.Gen. token identifies the commit (in
 // its records, and as the idempotency token of the transaction). A failed
 // condition is ErrConflict; a commit DynamoDB refuses as invalid is
 // ErrInvalid.
@@ -531,6 +564,18 @@ func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string
 		header.cond = append(header.cond, "#st = :running")
 		header.values[":running"] = str(string(status.RunRunning))
 		endRunUpdates(header, updates, c.Items, c.End, c.At)
+	}
+	if c.SameGen {
+		if u := updates[0]; u != nil {
+			u.cond = append(u.cond, "#gen = :g")
+			u.values[":g"] = num(c.Gen)
+		} else {
+			items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+				TableName: aws.String(s.table), Key: runItemKey(c.RunID, 0), ConditionExpression: aws.String("#gen = :g"),
+				ExpressionAttributeNames:  map[string]string{"#gen": attrGen},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":g": num(c.Gen)},
+			}})
+		}
 	}
 	for _, k := range sortedKeys(updates) {
 		items = append(items, types.TransactWriteItem{Update: updates[k].item(s.table, runItemKey(c.RunID, k))})
@@ -580,7 +625,8 @@ func (s *Store) EndRun(ctx context.Context, e runstate.End) error {
 
 // ResetRun writes retry rs: the run becomes running in the next generation
 // with the swapped slots pending, on the condition that it is still in
-// status rs.From in generation rs.Gen. It returns ErrConflict if it is not.
+// status rs.From in generation rs.Gen and each swapped slot is still as
+// read. It returns ErrConflict if not.
 // The write is one transaction of at most runstate.Items(100) = 7 items.
 func (s *Store) ResetRun(ctx context.Context, rs runstate.Reset) error {
 	header, chunks := newUpdate(), map[int]*update{}
@@ -593,9 +639,9 @@ func (s *Store) ResetRun(ctx context.Context, rs runstate.Reset) error {
 			u = chunks[k]
 		}
 		for _, sw := range swaps {
-			slot, n := runstate.SlotName(sw.Step), fmt.Sprintf(":n%03d", sw.Step)
-			u.set = append(u.set, slot+" = "+n)
-			u.values[n] = str(sw.New.Encode())
+			// Each slot only from what the retry read: a step whose
+			// late runner committed meanwhile is not reset.
+			u.swap(sw)
 		}
 	}
 	for _, u := range chunks {

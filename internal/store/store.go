@@ -549,23 +549,28 @@ func (s *Store) prefixQuery(pk, prefix string, consistent bool) *dynamodb.QueryI
 	}
 }
 
-// conditionErr maps a failed condition on a single-item write to ErrConflict.
+// conditionErr maps a failed condition on a single-item write to
+// ErrConflict, and so a write refused because a transaction on the item is
+// in flight (the SDK does not retry that one): either way the caller reads
+// again and decides again.
 func conditionErr(err error) error {
 	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	var tc *types.TransactionConflictException
+	if errors.As(err, &ccf) || errors.As(err, &tc) {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	return err
 }
 
-// txErr maps a transaction cancelled by a failed condition to ErrConflict,
-// and one refused as invalid to ErrInvalid.
+// txErr maps a transaction cancelled by a failed condition, or by a
+// conflict with another transaction in flight, to ErrConflict, and one
+// refused as invalid to ErrInvalid.
 func txErr(err error) error {
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) {
 		for _, r := range tce.CancellationReasons {
 			switch aws.ToString(r.Code) {
-			case "ConditionalCheckFailed":
+			case "ConditionalCheckFailed", "TransactionConflict":
 				return fmt.Errorf("%w: %w", ErrConflict, err)
 			case "ValidationError":
 				return fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -612,3 +612,117 @@ func TestOrderHistoryPages(t *testing.T) {
 		t.Fatalf("paged %d entries in pages %v", len(entries), sizes)
 	}
 }
+
+// A read that sees a run's items in different generations (a retry's
+// transaction half visible) is never decoded into a run: deciding on the
+// new header beside an old chunk's failed step would fail a retried run.
+func TestReadsRefuseMixedGenerations(t *testing.T) {
+	t.Parallel()
+	db := testenv.DynamoDB(t)
+	table := testenv.Table(t, db)
+	s, ctx := store.New(db, table), context.Background()
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("s%02d", i))
+	}
+	w := newWorkflow("mixed", names...)
+	r := createRun(t, s, w, "")
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: "RUN#" + r.ID}, "sk": &types.AttributeValueMemberS{Value: "RUN#C01"},
+		},
+		UpdateExpression:          aws.String("SET gen = :g"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":g": &types.AttributeValueMemberN{Value: "1"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ReadRun(ctx, r.ID, true); err == nil || !strings.Contains(err.Error(), "generation") {
+		t.Errorf("ReadRun of mixed generations: %v", err)
+	}
+	if _, _, err := s.LoadRun(ctx, r.ID, len(names), ""); err == nil || !strings.Contains(err.Error(), "generation") {
+		t.Errorf("LoadRun of mixed generations: %v", err)
+	}
+}
+
+// A retry resets a slot only from the state it read: a step that a late
+// runner committed between the retry's read and its write stays completed,
+// and the retry is refused (the API then reads again).
+func TestResetKeepsALateCommit(t *testing.T) {
+	t.Parallel()
+	s, ctx := testenv.Store(t), context.Background()
+	w := newWorkflow("late", "a", "b:a")
+	p := mustPlan(t, w)
+	r := createRun(t, s, w, "")
+	running, leases := claim(t, s, r, p, 0)
+	cancel, err := runstate.Cancel(running, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndRun(ctx, cancel); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, _, err := s.ReadRun(ctx, r.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The retry decides after a's lease (a minute) has expired...
+	rs, err := runstate.Retry(cancelled, now.Add(2*time.Minute))
+	if err != nil || len(rs.Swaps) != 1 {
+		t.Fatalf("retry = %+v, %v", rs, err)
+	}
+	// ...and a's runner commits first.
+	c := runstate.BuildCommit(cancelled, p, "", outcomes(leases, nil), policy, now)
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResetRun(ctx, rs); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("reset over a late commit: %v, want ErrConflict", err)
+	}
+	got, _, _ := s.ReadRun(ctx, r.ID, true)
+	if got.Steps[0].Status != status.StepCompleted || got.Gen != 0 {
+		t.Fatalf("after the refused reset: gen %d, a %s", got.Gen, got.Steps[0].Status)
+	}
+}
+
+// A commit built on a read of an ended run holds only in that generation:
+// if a retry lands first, the commit is refused and rebuilt on the live run.
+func TestCommitOnAnEndedRunIsFencedByGeneration(t *testing.T) {
+	t.Parallel()
+	s, ctx := testenv.Store(t), context.Background()
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("s%02d", i))
+	}
+	w := newWorkflow("fenced", names...)
+	w.Definition.Steps[11].Config.MaxRetries = 0
+	p := mustPlan(t, w)
+	r := createRun(t, s, w, "")
+	// Step 11 lives in a chunk, so the commit does not touch the header.
+	running, leases := claim(t, s, r, p, 11)
+	cancel, _ := runstate.Cancel(running, now)
+	if err := s.EndRun(ctx, cancel); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, _, _ := s.ReadRun(ctx, r.ID, true)
+	c := runstate.BuildCommit(cancelled, p, "", outcomes(leases, errors.New("boom")), policy, now)
+	if !c.SameGen || c.End != "" {
+		t.Fatalf("commit on an ended run = %+v", c)
+	}
+	rs, _ := runstate.Retry(cancelled, now) // the lease is live: step 11 is kept
+	if err := s.ResetRun(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("commit decided before the retry: %v, want ErrConflict", err)
+	}
+	live, _, _ := s.ReadRun(ctx, r.ID, true)
+	if live.Steps[11] != leases[0].Held {
+		t.Fatalf("step 11 = %+v, want still held", live.Steps[11])
+	}
+	// Rebuilt on the live run, the same failure fails the run with it.
+	c = runstate.BuildCommit(live, p, "", outcomes(leases, errors.New("boom")), policy, now)
+	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil || c.End != status.RunFailed {
+		t.Fatalf("rebuilt commit %+v: %v", c, err)
+	}
+}

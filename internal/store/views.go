@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -201,7 +202,12 @@ func (s *Store) withChunks(ctx context.Context, runID string, header map[string]
 			chunks = append(chunks, it)
 		}
 	}
-	return decodeRun(runID, header, chunks)
+	r, err := decodeRun(runID, header, chunks)
+	if errors.Is(err, errTorn) {
+		// The header came from an earlier read: read the run afresh.
+		r, _, err = s.ReadRun(ctx, runID, false)
+	}
+	return r, err
 }
 
 // addOrderStatus fills in the status of the listed runs' orders with one
