@@ -12,6 +12,7 @@ import (
 	"stepflow/internal/id"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
+	"stepflow/internal/workflow"
 )
 
 // This file holds the routes the dashboard needs beyond the original API:
@@ -83,24 +84,16 @@ func (s *server) createOrReuseWorkflow(w http.ResponseWriter, r *http.Request) {
 // for longer than recovery should take: its longest step plus the lease
 // margin and the sweeper's grace. Time a step spends waiting for a
 // scheduled retry does not count.
-func (s *server) stalled(r store.Run, longest time.Duration, now time.Time) bool {
+func (s *server) stalled(r store.Run, p workflow.Plan, now time.Time) bool {
 	if r.Status.Terminal() {
 		return false
 	}
+	longest := time.Duration(p.MaxDuration() * float64(time.Second))
 	since := r.ProgressAt
 	if r.RetryDueAt != nil && r.RetryDueAt.After(since) {
 		since = *r.RetryDueAt
 	}
 	return now.Sub(since) > longest+s.LeaseMargin+s.SweepGrace
-}
-
-// longestStep is the longest configured duration of the steps.
-func longestStep(steps []store.Step) time.Duration {
-	var d time.Duration
-	for _, st := range steps {
-		d = max(d, time.Duration(st.Config.DurationSeconds*float64(time.Second)))
-	}
-	return d
 }
 
 // listRuns lists runs newest first, each marked stalled or not (the
@@ -131,7 +124,7 @@ func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, s.Logger, err)
 			return
 		}
-		runs[i].Stalled = s.stalled(runs[i], time.Duration(plan.MaxDuration()*float64(time.Second)), now)
+		runs[i].Stalled = s.stalled(runs[i], plan, now)
 	}
 	writeList(w, r, s, runs, next, nil)
 }

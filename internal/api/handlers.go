@@ -222,7 +222,12 @@ func (s *server) writeRun(w http.ResponseWriter, r *http.Request, runID string, 
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	d.Stalled = s.stalled(d.Run, longestStep(d.Steps), s.Now())
+	_, plan, err := s.Store.Plan(r.Context(), d.WorkflowID) // cached by GetRun
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	d.Stalled = s.stalled(d.Run, plan, s.Now())
 	writeJSON(w, code, d)
 }
 
