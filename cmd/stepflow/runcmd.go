@@ -14,7 +14,7 @@ import (
 
 	"stepflow/internal/client"
 	"stepflow/internal/status"
-	"stepflow/internal/store"
+	"stepflow/internal/wire"
 )
 
 // Exit codes of "stepflow run --watch" and "stepflow run-status".
@@ -171,7 +171,7 @@ func watchRun(ctx context.Context, c *client.Client, id string, every time.Durat
 	}
 }
 
-func exitCode(s status.Run) int {
+func exitCode(s status.RunStatus) int {
 	switch s {
 	case status.RunCompleted:
 		return exitCompleted
@@ -183,13 +183,13 @@ func exitCode(s status.Run) int {
 	return exitRunning
 }
 
-var marks = map[status.Step]string{
+var marks = map[status.StepStatus]string{
 	status.StepPending: "·", status.StepRunning: "▶", status.StepCompleted: "✓",
 	status.StepFailed: "✗", status.StepSkipped: "-", status.StepCancelled: "⊘",
 }
 
 // renderProgress draws a progress bar and one line per step.
-func renderProgress(d store.RunDetail) string {
+func renderProgress(d wire.RunDetail) string {
 	var b strings.Builder
 	b.WriteString(progressBar(d) + "\n")
 	width := stepWidth(d)
@@ -199,7 +199,7 @@ func renderProgress(d store.RunDetail) string {
 	return b.String()
 }
 
-func progressBar(d store.RunDetail) string {
+func progressBar(d wire.RunDetail) string {
 	done := 0
 	for _, s := range d.Steps {
 		if s.Status == status.StepCompleted {
@@ -214,7 +214,7 @@ func progressBar(d store.RunDetail) string {
 	return fmt.Sprintf("[%s%s] %d/%d steps  %s", strings.Repeat("#", filled), strings.Repeat("-", barLen-filled), done, len(d.Steps), d.Status)
 }
 
-func stepWidth(d store.RunDetail) int {
+func stepWidth(d wire.RunDetail) int {
 	width := 0
 	for _, s := range d.Steps {
 		width = max(width, len(s.StepID))
@@ -222,7 +222,7 @@ func stepWidth(d store.RunDetail) int {
 	return width
 }
 
-func stepLine(s store.Step, width int) string {
+func stepLine(s wire.StepDetail, width int) string {
 	l := fmt.Sprintf("  %s %-*s  %-9s  retries %d/%d", marks[s.Status], width, s.StepID, s.Status, s.RetryCount, s.MaxRetries)
 	if s.ErrorMessage != nil {
 		l += "  error: " + *s.ErrorMessage
@@ -249,7 +249,7 @@ func runsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if *st != "" && !status.Run(*st).Valid() {
+	if *st != "" && !status.RunStatus(*st).Valid() {
 		fmt.Fprintf(stderr, "stepflow runs: --status %q is not a run status; use one of %s\n", *st, runStatuses())
 		return exitUsage
 	}
@@ -315,7 +315,7 @@ func runStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "stepflow run-status: %v\n", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "run %s of %s: %s (started %s, %s)\n", d.ID, d.WorkflowName, d.Status, when(d.StartedAt), duration(d.Run))
+	fmt.Fprintf(stdout, "run %s of %s: %s (started %s, %s)\n", d.ID, d.WorkflowName, d.Status, when(d.StartedAt), duration(d.RunSummary))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tSTEP\tSTATUS\tRETRIES\tDEPENDS ON\tSTARTED\tENDED\tERROR")
 	for _, s := range d.Steps {
@@ -339,7 +339,7 @@ func when(t *time.Time) string {
 	return t.Local().Format("15:04:05")
 }
 
-func duration(r store.Run) string {
+func duration(r wire.RunSummary) string {
 	if r.StartedAt == nil {
 		return "-"
 	}

@@ -12,6 +12,7 @@ import (
 	"stepflow/internal/id"
 	"stepflow/internal/runstate"
 	"stepflow/internal/store"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -28,26 +29,26 @@ const (
 // wrapping store.ErrNotFound, store.ErrConflict and store.ErrOrderNotFound
 // for the conditions they name, and are safe for concurrent use.
 type Store interface {
-	CreateWorkflow(ctx context.Context, w store.Workflow) error
-	GetWorkflow(ctx context.Context, id string) (store.Workflow, error)
-	ListWorkflows(ctx context.Context, p store.Page) ([]store.WorkflowSummary, string, error)
+	CreateWorkflow(ctx context.Context, w wire.Workflow) error
+	GetWorkflow(ctx context.Context, id string) (wire.Workflow, error)
+	ListWorkflows(ctx context.Context, p store.Page) ([]wire.WorkflowSummary, string, error)
 	// Plan returns a workflow and its plan (cached: workflows never change).
-	Plan(ctx context.Context, workflowID string) (store.Workflow, workflow.Plan, error)
-	CreateRun(ctx context.Context, r runstate.Run) error
-	GetRun(ctx context.Context, id string) (store.RunDetail, error)
-	ReadRun(ctx context.Context, id string, consistent bool) (runstate.Run, []runstate.Failure, error)
-	ListRuns(ctx context.Context, f store.RunFilter, p store.Page) ([]store.Run, string, error)
+	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
+	CreateRun(ctx context.Context, r runstate.State) error
+	GetRun(ctx context.Context, id string) (wire.RunDetail, error)
+	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
+	ListRuns(ctx context.Context, f store.RunFilter, p store.Page) ([]wire.RunSummary, string, error)
 	// EndRun and ResetRun return ErrConflict when the run changed since it
 	// was read.
 	EndRun(ctx context.Context, e runstate.End) error
 	ResetRun(ctx context.Context, rs runstate.Reset) error
-	CreateOrder(ctx context.Context, o store.Order) error
-	GetOrder(ctx context.Context, id string) (store.Order, error)
-	OrderHistory(ctx context.Context, orderID string, p store.Page) ([]store.HistoryEntry, string, error)
-	ListOrders(ctx context.Context, p store.Page) ([]store.OrderSummary, string, error)
+	CreateOrder(ctx context.Context, o wire.Order) error
+	GetOrder(ctx context.Context, id string) (wire.Order, error)
+	OrderHistory(ctx context.Context, orderID string, p store.Page) ([]wire.HistoryEntry, string, error)
+	ListOrders(ctx context.Context, p store.Page) ([]wire.OrderSummary, string, error)
 	// FindOrCreateWorkflow stores w, or returns the existing workflow
 	// with an identical definition and true.
-	FindOrCreateWorkflow(ctx context.Context, w store.Workflow) (store.Workflow, bool, error)
+	FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire.Workflow, bool, error)
 }
 
 // Authenticator authenticates a request's Authorization header; its errors
@@ -75,7 +76,7 @@ type Redriver interface {
 // is called after the run is stored; an error is logged and left to the
 // sweeper.
 type RunStarter interface {
-	Start(ctx context.Context, r runstate.Run, p workflow.Plan) error
+	Start(ctx context.Context, r runstate.State, p workflow.Plan) error
 }
 
 // Config configures the API.

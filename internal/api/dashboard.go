@@ -12,6 +12,7 @@ import (
 	"stepflow/internal/id"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -67,7 +68,7 @@ func (s *server) createOrReuseWorkflow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	wf := store.Workflow{ID: s.IDs.New("wf"), Name: def.Name, Definition: def, CreatedAt: s.Now().UTC()}
+	wf := wire.Workflow{ID: s.IDs.New("wf"), Name: def.Name, Definition: def, CreatedAt: s.Now().UTC()}
 	wf, existed, err := s.Store.FindOrCreateWorkflow(r.Context(), wf)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
@@ -84,7 +85,7 @@ func (s *server) createOrReuseWorkflow(w http.ResponseWriter, r *http.Request) {
 // for longer than recovery should take: its longest step plus the lease
 // margin and the sweeper's grace. Time a step spends waiting for a
 // scheduled retry does not count.
-func (s *server) stalled(r store.Run, p workflow.Plan, now time.Time) bool {
+func (s *server) stalled(r wire.RunSummary, p workflow.Plan, now time.Time) bool {
 	if r.Status.Terminal() {
 		return false
 	}
@@ -134,7 +135,7 @@ func runFilter(r *http.Request) (store.RunFilter, error) {
 	var f store.RunFilter
 	q := r.URL.Query()
 	if v := q.Get("status"); v != "" {
-		f.Status = status.Run(v)
+		f.Status = status.RunStatus(v)
 		if !f.Status.Valid() {
 			return f, badRequest("status", fmt.Sprintf("status must be one of %v", status.Runs))
 		}
@@ -149,11 +150,11 @@ func runFilter(r *http.Request) (store.RunFilter, error) {
 }
 
 type statsBody struct {
-	Window        int                `json:"window"`
-	Counts        map[status.Run]int `json:"counts"`
-	SuccessRate   *float64           `json:"success_rate"`
-	DurationP50MS *int64             `json:"duration_p50_ms"`
-	DurationP95MS *int64             `json:"duration_p95_ms"`
+	Window        int                      `json:"window"`
+	Counts        map[status.RunStatus]int `json:"counts"`
+	SuccessRate   *float64                 `json:"success_rate"`
+	DurationP50MS *int64                   `json:"duration_p50_ms"`
+	DurationP95MS *int64                   `json:"duration_p95_ms"`
 }
 
 // runStats summarizes the latest runs, of all workflows or of one.
@@ -172,7 +173,7 @@ func (s *server) runStats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, badRequest("status", "status is not a filter of run statistics"))
 		return
 	}
-	var runs []store.Run
+	var runs []wire.RunSummary
 	p := store.Page{}
 	for len(runs) < limit {
 		p.Limit = min(MaxLimit, limit-len(runs))
@@ -193,8 +194,8 @@ func (s *server) runStats(w http.ResponseWriter, r *http.Request) {
 // summarizeRuns counts runs by status; the success rate is over ended
 // runs, and the durations (start to end) over completed runs, as
 // nearest-rank percentiles.
-func summarizeRuns(runs []store.Run) statsBody {
-	b := statsBody{Window: len(runs), Counts: map[status.Run]int{}}
+func summarizeRuns(runs []wire.RunSummary) statsBody {
+	b := statsBody{Window: len(runs), Counts: map[status.RunStatus]int{}}
 	for _, st := range status.Runs {
 		b.Counts[st] = 0
 	}

@@ -318,7 +318,7 @@ func TestRunStats(t *testing.T) {
 	}
 	// end starts the run's step at t0 and, took later, completes it (the
 	// run completes) or fails the run.
-	end := func(id string, to status.Run, took time.Duration) {
+	end := func(id string, to status.RunStatus, took time.Duration) {
 		t.Helper()
 		r, _, err := st.ReadRun(ctx, id, true)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -81,7 +82,7 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 	if req.OrderID != nil {
 		orderID = *req.OrderID
 	}
-	run := runstate.NewRun(s.IDs.New("run"), wf.ID, wf.Name, orderID, plan, s.Now())
+	run := runstate.New(s.IDs.New("run"), wf.ID, wf.Name, orderID, plan, s.Now())
 	if err := s.Store.CreateRun(r.Context(), run); err != nil {
 		if errors.Is(err, store.ErrOrderNotFound) {
 			err = unprocessable("order_id", fmt.Sprintf("order_id %q names no order", orderID))
@@ -95,7 +96,7 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 
 // start enqueues the steps of a stored run that can start; if that fails,
 // the sweeper starts them after its grace period.
-func (s *server) start(r *http.Request, run runstate.Run, plan workflow.Plan) {
+func (s *server) start(r *http.Request, run runstate.State, plan workflow.Plan) {
 	if s.Starter == nil {
 		return
 	}
@@ -126,7 +127,7 @@ const maxAdminTries = 5
 // attempts already running finish and commit their own result (see
 // DECISIONS.md).
 func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
-	s.adminRun(w, r, http.StatusOK, func(run runstate.Run) error {
+	s.adminRun(w, r, http.StatusOK, func(run runstate.State) error {
 		end, err := runstate.Cancel(run, s.Now())
 		if errors.Is(err, runstate.ErrNotLive) {
 			return conflict(fmt.Sprintf("run is %s; only pending or running runs can be cancelled", run.Reported()))
@@ -143,7 +144,7 @@ func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
 // effects stay as they are.
 func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 	limited := false
-	s.adminRun(w, r, http.StatusAccepted, func(run runstate.Run) error {
+	s.adminRun(w, r, http.StatusAccepted, func(run runstate.State) error {
 		rs, err := runstate.Retry(run, s.Now())
 		if errors.Is(err, runstate.ErrNotRetryable) {
 			return conflict(fmt.Sprintf("run is %s; only failed or cancelled runs can be retried", run.Reported()))
@@ -176,7 +177,7 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 }
 
 // answered carries the response a write already prepared.
-type answered struct{ d store.RunDetail }
+type answered struct{ d wire.RunDetail }
 
 func (answered) Error() string { return "answered" }
 
@@ -185,7 +186,7 @@ var errLimited = errors.New("rate limited")
 
 // adminRun reads the run and applies write, reading again and retrying
 // when the run changed between the read and the write (ErrConflict).
-func (s *server) adminRun(w http.ResponseWriter, r *http.Request, code int, write func(runstate.Run) error) {
+func (s *server) adminRun(w http.ResponseWriter, r *http.Request, code int, write func(runstate.State) error) {
 	runID := r.PathValue("id")
 	if !id.Valid("run", runID) {
 		writeError(w, r, s.Logger, store.ErrNotFound)
@@ -227,7 +228,7 @@ func (s *server) writeRun(w http.ResponseWriter, r *http.Request, runID string, 
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	d.Stalled = s.stalled(d.Run, plan, s.Now())
+	d.Stalled = s.stalled(d.RunSummary, plan, s.Now())
 	writeJSON(w, code, d)
 }
 
@@ -289,9 +290,9 @@ func (s *server) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.Now().UTC()
-	o := store.Order{
+	o := wire.Order{
 		ID: s.IDs.New("ord"), Amount: amount, Status: status.OrderPending, CreatedAt: now, UpdatedAt: now,
-		History: []store.HistoryEntry{{At: now, Event: "created", To: status.OrderPending}},
+		History: []wire.HistoryEntry{{At: now, Event: "created", To: status.OrderPending}},
 	}
 	if err := s.Store.CreateOrder(r.Context(), o); err != nil {
 		writeError(w, r, s.Logger, err)
@@ -300,7 +301,7 @@ func (s *server) createOrder(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, o)
 }
 
-func checkAmount(n *jsonNumber) (store.Amount, error) {
+func checkAmount(n *jsonNumber) (wire.Amount, error) {
 	if n == nil {
 		return "", unprocessable("amount", "amount is required")
 	}
@@ -312,7 +313,7 @@ func checkAmount(n *jsonNumber) (store.Amount, error) {
 	if err != nil || f <= 0 || f > MaxAmount {
 		return "", unprocessable("amount", fmt.Sprintf("amount must be greater than 0 and at most %d; got %s", MaxAmount, v))
 	}
-	return store.Amount(v), nil
+	return wire.Amount(v), nil
 }
 
 // historyCursor is the form of an order history cursor: "0" (the creation

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"strings"
 
-	"stepflow/internal/store"
+	"stepflow/internal/wire"
 )
 
 // Client talks to one Stepflow API.
@@ -86,22 +86,22 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 }
 
 // CreateWorkflow posts a definition as given (raw JSON).
-func (c *Client) CreateWorkflow(ctx context.Context, def []byte) (store.Workflow, error) {
-	var w store.Workflow
+func (c *Client) CreateWorkflow(ctx context.Context, def []byte) (wire.Workflow, error) {
+	var w wire.Workflow
 	err := c.do(ctx, http.MethodPost, "/workflows", def, &w)
 	return w, err
 }
 
 // CreateOrder creates an order; amount is a JSON number such as "19.99".
-func (c *Client) CreateOrder(ctx context.Context, amount string) (store.Order, error) {
-	var o store.Order
+func (c *Client) CreateOrder(ctx context.Context, amount string) (wire.Order, error) {
+	var o wire.Order
 	err := c.do(ctx, http.MethodPost, "/orders", []byte(`{"amount":`+amount+`}`), &o)
 	return o, err
 }
 
 // StartRun starts a run of a workflow, tied to orderID unless it is "".
-func (c *Client) StartRun(ctx context.Context, workflowID, orderID string) (store.RunDetail, error) {
-	var d store.RunDetail
+func (c *Client) StartRun(ctx context.Context, workflowID, orderID string) (wire.RunDetail, error) {
+	var d wire.RunDetail
 	body := []byte(`{}`)
 	if orderID != "" {
 		body, _ = json.Marshal(map[string]string{"order_id": orderID})
@@ -111,15 +111,15 @@ func (c *Client) StartRun(ctx context.Context, workflowID, orderID string) (stor
 }
 
 // Run returns a run with its steps.
-func (c *Client) Run(ctx context.Context, id string) (store.RunDetail, error) {
-	var d store.RunDetail
+func (c *Client) Run(ctx context.Context, id string) (wire.RunDetail, error) {
+	var d wire.RunDetail
 	err := c.do(ctx, http.MethodGet, "/runs/"+id, nil, &d)
 	return d, err
 }
 
 // Runs returns the newest runs, at most limit, with their progress.
-func (c *Client) Runs(ctx context.Context, limit int, status string) ([]store.Run, error) {
-	var rs []store.Run
+func (c *Client) Runs(ctx context.Context, limit int, status string) ([]wire.RunSummary, error) {
+	var rs []wire.RunSummary
 	path := fmt.Sprintf("/runs?limit=%d", limit)
 	if status != "" {
 		path += "&status=" + status

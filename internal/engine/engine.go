@@ -12,7 +12,7 @@ import (
 	"stepflow/internal/retry"
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
-	"stepflow/internal/store"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -21,9 +21,9 @@ import (
 // wraps store.ErrInvalid. Implementations are safe for concurrent use.
 type Store interface {
 	// Plan returns a workflow's plan (workflows never change).
-	Plan(ctx context.Context, workflowID string) (store.Workflow, workflow.Plan, error)
+	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
 	// LoadRun reads a run and its order's status consistently.
-	LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.Run, status.Order, error)
+	LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.State, status.OrderStatus, error)
 	// Fence reads a run's generation and whether it is live, consistently.
 	Fence(ctx context.Context, runID string) (gen int, live bool, err error)
 	// ClaimSteps claims all of c or nothing (ErrConflict).
@@ -169,7 +169,7 @@ func (e *Engine) now() time.Time { return runstate.Ms(e.cfg.Now()) }
 
 // Start enqueues the steps of run r that can start, on the engine's queue
 // (it implements api.RunStarter).
-func (e *Engine) Start(ctx context.Context, r runstate.Run, p workflow.Plan) error {
+func (e *Engine) Start(ctx context.Context, r runstate.State, p workflow.Plan) error {
 	return Starter{Queue: e.cfg.Queue, Now: e.cfg.Now}.Start(ctx, r, p)
 }
 
@@ -182,7 +182,7 @@ type Starter struct {
 }
 
 // Start implements api.RunStarter.
-func (s Starter) Start(ctx context.Context, r runstate.Run, p workflow.Plan) error {
+func (s Starter) Start(ctx context.Context, r runstate.State, p workflow.Plan) error {
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now

@@ -24,6 +24,7 @@ import (
 	"stepflow/internal/store"
 	"stepflow/internal/sweeper"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 )
 
 // countingTask counts executions per run and step (and when each
@@ -247,7 +248,7 @@ func (b *bundle) startRun(def, amount string) (runID, orderID string) {
 }
 
 // wait polls until the run is terminal.
-func (b *bundle) wait(runID string, timeout time.Duration) store.RunDetail {
+func (b *bundle) wait(runID string, timeout time.Duration) wire.RunDetail {
 	b.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -274,7 +275,7 @@ func example(t *testing.T, name string) string {
 	return string(data)
 }
 
-func step(d store.RunDetail, id string) store.Step {
+func step(d wire.RunDetail, id string) wire.StepDetail {
 	for _, s := range d.Steps {
 		if s.StepID == id {
 			return s
@@ -285,7 +286,7 @@ func step(d store.RunDetail, id string) store.Step {
 
 // checkHistory asserts the order went pending -> shipped with exactly one
 // history entry per transition, each naming the run and step.
-func checkHistory(t *testing.T, o store.Order, runID string) {
+func checkHistory(t *testing.T, o wire.Order, runID string) {
 	t.Helper()
 	if o.Status != status.OrderShipped {
 		t.Fatalf("order %s is %s, want shipped", o.ID, o.Status)
@@ -312,7 +313,7 @@ func TestExamplesRunToCompletion(t *testing.T) {
 		runID, orderID := b.startRun(example(t, "order-processing.json"), "25.00")
 		d := b.wait(runID, 30*time.Second)
 		if d.Status != status.RunCompleted || d.StartedAt == nil || d.CompletedAt == nil {
-			t.Fatalf("run = %+v", d.Run)
+			t.Fatalf("run = %+v", d.RunSummary)
 		}
 		o, err := b.store.GetOrder(context.Background(), orderID)
 		if err != nil {
@@ -329,12 +330,12 @@ func TestExamplesRunToCompletion(t *testing.T) {
 			t.Fatalf("run %s", d.Status)
 		}
 		a, bb, c, dd := step(d, "A"), step(d, "B"), step(d, "C"), step(d, "D")
-		for _, s := range []store.Step{a, bb, c, dd} {
+		for _, s := range []wire.StepDetail{a, bb, c, dd} {
 			if s.Status != status.StepCompleted || len(s.Attempts) != 1 {
 				t.Fatalf("step %s: %s with %d attempts", s.StepID, s.Status, len(s.Attempts))
 			}
 		}
-		span := func(s store.Step) (time.Time, time.Time) { return s.Attempts[0].StartedAt, s.Attempts[0].EndedAt }
+		span := func(s wire.StepDetail) (time.Time, time.Time) { return s.Attempts[0].StartedAt, s.Attempts[0].EndedAt }
 		aS, aE := span(a)
 		bS, bE := span(bb)
 		cS, cE := span(c)
@@ -411,7 +412,7 @@ func TestPermanentFailureFailsTheRunAndSkipsDownstream(t *testing.T) {
 	d := b.wait(runID, 30*time.Second)
 	a := step(d, "a")
 	if d.Status != status.RunFailed || d.CompletedAt == nil {
-		t.Fatalf("run = %+v", d.Run)
+		t.Fatalf("run = %+v", d.RunSummary)
 	}
 	if a.Status != status.StepFailed || a.RetryCount != 1 || a.ErrorMessage == nil || *a.ErrorMessage != "disk on fire" || len(a.Attempts) != 2 {
 		t.Fatalf("step a = %+v", a)

@@ -14,8 +14,8 @@ import (
 	"stepflow/internal/retry"
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
-	"stepflow/internal/store"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -39,7 +39,7 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 	ctx := context.Background()
 	// The run the first recorded message names.
 	def := workflow.Definition{Name: "one", Steps: []workflow.Step{{ID: "only", Type: "task", DependsOn: []string{}, Config: workflow.Config{MaxRetries: 3}}}}
-	wf := store.Workflow{ID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", Name: "one", Definition: def, CreatedAt: time.Now().UTC()}
+	wf := wire.Workflow{ID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", Name: "one", Definition: def, CreatedAt: time.Now().UTC()}
 	if err := st.CreateWorkflow(ctx, wf); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := runstate.NewRun("run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", wf.ID, wf.Name, "", plan, time.Now())
+	run := runstate.New("run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", wf.ID, wf.Name, "", plan, time.Now())
 	if err := st.CreateRun(ctx, run); err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestOrderOutlivesTenThousandRuns(t *testing.T) {
 			defer wg.Done()
 			for range work {
 				now := time.Now()
-				r := runstate.NewRun(ids.New("run"), w.ID, w.Name, o.ID, plan, now)
+				r := runstate.New(ids.New("run"), w.ID, w.Name, o.ID, plan, now)
 				if err := b.store.CreateRun(ctx, r); err != nil {
 					errs <- err
 					return
@@ -96,9 +96,9 @@ func TestOrderOutlivesTenThousandRuns(t *testing.T) {
 		t.Fatalf("GET order: %d", code)
 	}
 	var first struct {
-		Status      status.Order      `json:"status"`
-		History     []json.RawMessage `json:"history"`
-		HistoryNext *string           `json:"history_next"`
+		Status      status.OrderStatus `json:"status"`
+		History     []json.RawMessage  `json:"history"`
+		HistoryNext *string            `json:"history_next"`
 	}
 	if err := json.Unmarshal(got, &first); err != nil {
 		t.Fatal(err)

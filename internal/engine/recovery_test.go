@@ -20,8 +20,8 @@ import (
 	"stepflow/internal/engine"
 	"stepflow/internal/queue"
 	"stepflow/internal/status"
-	"stepflow/internal/store"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 )
 
 // TestCrashPoints makes runners die at each named crash point, at most once
@@ -194,7 +194,7 @@ func (b *bundle) status(method, path string) int {
 	return res.StatusCode
 }
 
-func (b *bundle) waitStep(runID, stepID string, want status.Step) {
+func (b *bundle) waitStep(runID, stepID string, want status.StepStatus) {
 	b.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -224,7 +224,7 @@ func TestCancelThenRetry(t *testing.T) {
 		t.Fatalf("retry of an active run: %d, want 409", got)
 	}
 	b.waitStep(runID, "a", status.StepRunning)
-	var d store.RunDetail
+	var d wire.RunDetail
 	b.post("/runs/"+runID+"/cancel", "", &d)
 	if d.Status != status.RunCancelled || step(d, "b").Status != status.StepCancelled || step(d, "c").Status != status.StepCancelled {
 		t.Fatalf("after cancel: run %s, b %s, c %s", d.Status, step(d, "b").Status, step(d, "c").Status)
@@ -240,7 +240,7 @@ func TestCancelThenRetry(t *testing.T) {
 	}
 	b.post("/runs/"+runID+"/retry", "", &d)
 	if d.Status != status.RunRunning || d.Retries != 1 || d.RetriedAt == nil {
-		t.Fatalf("after retry: %+v", d.Run)
+		t.Fatalf("after retry: %+v", d.RunSummary)
 	}
 	if d = b.wait(runID, 30*time.Second); d.Status != status.RunCompleted {
 		t.Fatalf("retried run ended %s", d.Status)
@@ -282,7 +282,7 @@ func TestRetryFailedOrderRunKeepsEffectsOnce(t *testing.T) {
 	b.post("/runs/"+runID+"/retry", "", &d)
 	d = b.wait(runID, 30*time.Second)
 	if d.Status != status.RunCompleted || d.Retries != 1 {
-		t.Fatalf("retried run: %+v", d.Run)
+		t.Fatalf("retried run: %+v", d.RunSummary)
 	}
 	if c := step(d, "charge"); c.RetryCount != 0 || len(c.Attempts) != 2 || c.Attempts[0].Error == "" || c.Attempts[1].Error != "" {
 		t.Fatalf("charge after retry: %+v", c)

@@ -14,7 +14,7 @@ import (
 
 	"stepflow/internal/engine"
 	"stepflow/internal/status"
-	"stepflow/internal/store"
+	"stepflow/internal/wire"
 )
 
 // These tests replay, one by one, the failures the first design had when
@@ -101,7 +101,7 @@ func TestNoStartAfterCancel(t *testing.T) {
 	s.apiGate.arm()
 	type answer struct {
 		code int
-		d    store.RunDetail
+		d    wire.RunDetail
 	}
 	cancelled := make(chan answer)
 	go func() {

@@ -25,6 +25,7 @@ import (
 	"stepflow/internal/retry"
 	"stepflow/internal/store"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 )
 
 // gate, once armed, pauses its client after the next request that match
@@ -137,11 +138,11 @@ func newRig(t *testing.T, runnerGate, apiGate func(string) bool, scale float64, 
 	return r
 }
 
-func (r *rig) call(h http.Handler, method, path string) (int, store.RunDetail) {
+func (r *rig) call(h http.Handler, method, path string) (int, wire.RunDetail) {
 	r.t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader("")))
-	var d store.RunDetail
+	var d wire.RunDetail
 	_ = json.Unmarshal(rec.Body.Bytes(), &d)
 	if rec.Code/100 != 2 {
 		r.t.Logf("%s %s: %d %s", method, path, rec.Code, rec.Body)
@@ -184,7 +185,7 @@ func (r *rig) drain() {
 	r.t.Fatal("messages kept coming")
 }
 
-func (r *rig) get(runID string) store.RunDetail {
+func (r *rig) get(runID string) wire.RunDetail {
 	r.t.Helper()
 	d, err := r.store.GetRun(context.Background(), runID)
 	if err != nil {

@@ -106,8 +106,8 @@ type runner struct {
 	log   *slog.Logger
 	ds    []Delivery
 	plan  workflow.Plan
-	run   runstate.Run
-	order status.Order
+	run   runstate.State
+	order status.OrderStatus
 	start time.Time
 }
 
@@ -269,7 +269,7 @@ func (rn *runner) fits(ctx context.Context, elapsed time.Duration, steps ...int)
 // job is a step attempt to run: a claimed step, or a dependent run inline.
 type job struct {
 	step int
-	held runstate.Step
+	held runstate.Slot
 	// after is when the runner learnt that the parent which made an inline
 	// dependent ready had succeeded (full clock resolution, for OnStart).
 	after time.Time
@@ -376,7 +376,7 @@ func (rn *runner) fence(ctx context.Context) bool {
 // orderAfter is the order's status once the given steps' actions apply,
 // in plan order, to the status read: what an action's precondition is
 // checked against before it runs. The commit checks it again.
-func (rn *runner) orderAfter(succeeded map[int]bool) status.Order {
+func (rn *runner) orderAfter(succeeded map[int]bool) status.OrderStatus {
 	o := rn.order
 	for i := range rn.plan {
 		if a, ok := status.Actions[rn.plan[i].Config.Action]; succeeded[i] && ok && a.ChangesStatus() && a.Check(o) == nil {
@@ -388,7 +388,7 @@ func (rn *runner) orderAfter(succeeded map[int]bool) status.Order {
 
 // attempt runs one attempt of a step. An order action whose precondition
 // does not hold fails at once, without running.
-func (rn *runner) attempt(ctx context.Context, j job, order status.Order) runstate.Outcome {
+func (rn *runner) attempt(ctx context.Context, j job, order status.OrderStatus) runstate.Outcome {
 	e := rn.e
 	ps := rn.plan[j.step]
 	start := e.now()

@@ -916,7 +916,7 @@ func (h *harness) check() error {
 // checkOrder: each order action's history entry appears once, for a
 // completed step of the run; status changes chain from pending, each from the
 // status the previous one left; and the order's status is the last one's.
-func (h *harness) checkOrder(runID, orderID string, run runstate.Run, plan workflow.Plan) error {
+func (h *harness) checkOrder(runID, orderID string, run runstate.State, plan workflow.Plan) error {
 	ctx := context.Background()
 	o, err := h.plain.GetOrder(ctx, orderID)
 	if err != nil {

@@ -49,7 +49,7 @@ func Decode(body string) (Message, error) {
 }
 
 // For returns the message for an attempt of step of run r, sent at at.
-func For(r runstate.Run, step, attempt int, at time.Time) Message {
+func For(r runstate.State, step, attempt int, at time.Time) Message {
 	return Message{RunID: r.ID, WorkflowID: r.WorkflowID, OrderID: r.OrderID, StepIndex: step, Attempt: attempt, Gen: r.Gen, SentAt: at.UTC()}
 }
 

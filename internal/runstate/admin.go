@@ -22,18 +22,18 @@ type End struct {
 	RunID string
 	Gen   int
 	Items int
-	To    status.Run
+	To    status.RunStatus
 	At    time.Time
 }
 
 // Cancel decides the cancellation of run r at now.
-func Cancel(r Run, now time.Time) (End, error) { return endAs(r, status.RunCancelled, now) }
+func Cancel(r State, now time.Time) (End, error) { return endAs(r, status.RunCancelled, now) }
 
 // Fail decides the failure of run r at now, for a run whose steps cannot be
 // committed at all.
-func Fail(r Run, now time.Time) (End, error) { return endAs(r, status.RunFailed, now) }
+func Fail(r State, now time.Time) (End, error) { return endAs(r, status.RunFailed, now) }
 
-func endAs(r Run, to status.Run, now time.Time) (End, error) {
+func endAs(r State, to status.RunStatus, now time.Time) (End, error) {
 	if !r.Live() {
 		return End{}, fmt.Errorf("end run %s (%s) as %s: %w", r.ID, r.Status, to, ErrNotLive)
 	}
@@ -48,7 +48,7 @@ type Reset struct {
 	RunID string
 	Gen   int
 	Items int
-	From  status.Run
+	From  status.RunStatus
 	Swaps []Swap
 	At    time.Time
 }
@@ -58,7 +58,7 @@ type Reset struct {
 // from their first attempt; completed steps keep their results and effects;
 // a step still running under a live lease keeps running, and its result
 // counts in the new generation.
-func Retry(r Run, now time.Time) (Reset, error) {
+func Retry(r State, now time.Time) (Reset, error) {
 	if !r.Status.CanBecome(status.RunRunning) {
 		return Reset{}, fmt.Errorf("retry run %s (%s): %w", r.ID, r.Status, ErrNotRetryable)
 	}
@@ -73,15 +73,15 @@ func Retry(r Run, now time.Time) (Reset, error) {
 }
 
 // Applied returns r as it is after reset rs.
-func (rs Reset) Applied(r Run) Run {
+func (rs Reset) Applied(r State) State {
 	out := r.Apply(rs.Swaps)
 	out.Status, out.Gen, out.Retries, out.RetriedAt, out.EndedAt = moveRun(r.Status, status.RunRunning), r.Gen+1, r.Retries+1, rs.At, time.Time{}
 	return out
 }
 
 // moveRun returns to after checking that a stored run status may move from
-// from to it (status.Run.CanBecome).
-func moveRun(from, to status.Run) status.Run {
+// from to it (status.RunStatus.CanBecome).
+func moveRun(from, to status.RunStatus) status.RunStatus {
 	if !from.CanBecome(to) {
 		panic(fmt.Sprintf("runstate: run may not move from %s to %s", from, to))
 	}
@@ -91,7 +91,7 @@ func moveRun(from, to status.Run) status.Run {
 // Roots returns the steps of r that can start at now: pending, past their
 // due time, with every parent completed. A new run's roots, or where a
 // retried run resumes.
-func Roots(r Run, p workflow.Plan, now time.Time) []int {
+func Roots(r State, p workflow.Plan, now time.Time) []int {
 	var out []int
 	for i, s := range r.Steps {
 		if s.Status == status.StepPending && !s.Due.After(now) && r.Ready(p, i) {

@@ -16,7 +16,7 @@ type Outcome struct {
 	// Held is the slot the runner holds the step by: the running slot its
 	// claim wrote, or, for a step run in the same invocation as its parent,
 	// the pending slot it read.
-	Held       Step
+	Held       Slot
 	Start, End time.Time
 	// Err is nil for a successful attempt.
 	Err error
@@ -36,7 +36,7 @@ type Done struct {
 type HistoryEntry struct {
 	At       time.Time
 	Event    string
-	From, To status.Order
+	From, To status.OrderStatus
 	RunID    string
 	StepID   string
 }
@@ -51,7 +51,7 @@ type Failure struct {
 // OrderChange moves an order's status, on the condition that it is From.
 type OrderChange struct {
 	OrderID  string
-	From, To status.Order
+	From, To status.OrderStatus
 }
 
 // NextAttempt is a delayed message to send after a commit: the next attempt
@@ -74,7 +74,7 @@ type Commit struct {
 	Order    *OrderChange
 	// End is the run's new status if this commit ends it (completed, or
 	// failed by a step with no retries left), else "".
-	End status.Run
+	End status.RunStatus
 	// SameGen: the run was read as ended, so the commit holds only while
 	// the run stays in generation Gen. A retry landing first makes it fail
 	// and be rebuilt on the live run, which ends the run if a step failed
@@ -114,7 +114,7 @@ var ErrStorage = errors.New("storage refused the commit")
 // goes back to pending until a due time from policy, or, with no retries
 // left (or refused by storage), fails the step and the run. The commit also
 // ends the run as completed when every step will be completed.
-func BuildCommit(r Run, p workflow.Plan, orderStatus status.Order, outcomes []Outcome, policy retry.Policy, now time.Time) Commit {
+func BuildCommit(r State, p workflow.Plan, orderStatus status.OrderStatus, outcomes []Outcome, policy retry.Policy, now time.Time) Commit {
 	now = Ms(now)
 	c := Commit{RunID: r.ID, OrderID: r.OrderID, Gen: r.Gen, Items: Items(len(r.Steps)), At: now}
 	sorted := slices.Clone(outcomes)
@@ -144,7 +144,7 @@ func BuildCommit(r Run, p workflow.Plan, orderStatus status.Order, outcomes []Ou
 		}
 		start, end := Ms(o.Start), Ms(o.End)
 		if err == nil {
-			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Step{
+			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Slot{
 				Status: status.StepCompleted, Attempt: o.Held.Attempt, Start: start, End: end,
 			})})
 			c.Done = append(c.Done, Done{Step: o.Step, Attempt: o.Held.Attempt, History: entry})
@@ -154,13 +154,13 @@ func BuildCommit(r Run, p workflow.Plan, orderStatus status.Order, outcomes []Ou
 		c.Failures = append(c.Failures, Failure{Step: o.Step, Gen: r.Gen, Attempt: o.Held.Attempt, Start: start, End: end, Error: err.Error()})
 		if o.Held.Attempt < step.Config.MaxRetries && !errors.Is(err, ErrStorage) {
 			due := Ms(now.Add(policy.Delay(o.Held.Attempt + 1)))
-			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Step{
+			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Slot{
 				Status: status.StepPending, Attempt: o.Held.Attempt + 1, Due: due, End: end,
 			})})
 			c.Retries = append(c.Retries, NextAttempt{Step: o.Step, Attempt: o.Held.Attempt + 1, Due: due})
 			continue
 		}
-		c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Step{
+		c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Slot{
 			Status: status.StepFailed, Attempt: o.Held.Attempt, Start: start, End: end,
 		})})
 		failed = true
@@ -182,7 +182,7 @@ func BuildCommit(r Run, p workflow.Plan, orderStatus status.Order, outcomes []Ou
 	return c
 }
 
-func parentsDone(r Run, p workflow.Plan, i int, committed map[int]bool) bool {
+func parentsDone(r State, p workflow.Plan, i int, committed map[int]bool) bool {
 	for _, parent := range p[i].Parents {
 		if r.Steps[parent].Status != status.StepCompleted && !committed[parent] {
 			return false
@@ -198,7 +198,7 @@ func parentsDone(r Run, p workflow.Plan, i int, committed map[int]bool) bool {
 // stale when a dependent of a committed step waits for a parent that another
 // runner may have completed meanwhile, or when a committed step is a sink
 // and other steps may have completed meanwhile (the run may be complete).
-func FollowUp(r Run, p workflow.Plan, done []int, now time.Time) (ready []int, reread bool) {
+func FollowUp(r State, p workflow.Plan, done []int, now time.Time) (ready []int, reread bool) {
 	if !r.Live() {
 		return nil, false
 	}
@@ -218,7 +218,7 @@ func FollowUp(r Run, p workflow.Plan, done []int, now time.Time) (ready []int, r
 // Next decides, from a fresh read of run r after this runner committed the
 // steps done, which of their dependents to claim, and whether the run is
 // complete (every step completed while it is still live).
-func Next(r Run, p workflow.Plan, done []int, now time.Time) (ready []int, complete bool) {
+func Next(r State, p workflow.Plan, done []int, now time.Time) (ready []int, complete bool) {
 	if !r.Live() {
 		return nil, false
 	}

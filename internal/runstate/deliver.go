@@ -34,7 +34,7 @@ type Delivery struct {
 // together, at now. Anything it does not claim or wait for is dropped: a
 // message for an ended run, a step that is not ready (the last of its
 // parents to commit claims it), or a step that is failed.
-func Deliver(r Run, p workflow.Plan, msgs []Message, now time.Time) Delivery {
+func Deliver(r State, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 	d := Delivery{Wait: map[int]time.Time{}}
 	if !r.Live() {
 		return d
@@ -79,7 +79,7 @@ func Deliver(r Run, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 
 // Claimable reports whether step i of live run r can be claimed at now: it
 // is pending, due and ready, or running under a lease that has expired.
-func Claimable(r Run, p workflow.Plan, i int, now time.Time) bool {
+func Claimable(r State, p workflow.Plan, i int, now time.Time) bool {
 	s := r.Steps[i]
 	switch {
 	case !r.Live():
@@ -94,7 +94,7 @@ func Claimable(r Run, p workflow.Plan, i int, now time.Time) bool {
 
 // ReadyDependents returns the dependents of the given steps that can start
 // at now: pending, past their due time, with every parent completed.
-func ReadyDependents(r Run, p workflow.Plan, of []int, now time.Time) []int {
+func ReadyDependents(r State, p workflow.Plan, of []int, now time.Time) []int {
 	seen := map[int]bool{}
 	var out []int
 	for _, i := range of {
@@ -114,7 +114,7 @@ func ReadyDependents(r Run, p workflow.Plan, of []int, now time.Time) []int {
 // Swap is one slot write: from exactly Old to New.
 type Swap struct {
 	Step     int
-	Old, New Step
+	Old, New Slot
 }
 
 // Claim is the write that takes steps of a run: each slot goes from the
@@ -130,7 +130,7 @@ type Claim struct {
 // runner must hold to commit or fail the attempt.
 type Lease struct {
 	Step int
-	Held Step
+	Held Slot
 }
 
 // NewClaim builds the claim of steps (pending and ready, or running under an
@@ -139,7 +139,7 @@ type Lease struct {
 // claimed step's duration plus margin: a short step waiting for a long
 // sibling's commit keeps its lease. The caller starts every claimed step at
 // once (it claims no more than it can run at a time).
-func NewClaim(r Run, p workflow.Plan, steps []int, token string, now time.Time, margin time.Duration) (Claim, []Lease) {
+func NewClaim(r State, p workflow.Plan, steps []int, token string, now time.Time, margin time.Duration) (Claim, []Lease) {
 	now = Ms(now)
 	c := Claim{RunID: r.ID, Gen: r.Gen}
 	leases := make([]Lease, 0, len(steps))
@@ -149,7 +149,7 @@ func NewClaim(r Run, p workflow.Plan, steps []int, token string, now time.Time, 
 	}
 	for _, i := range steps {
 		old := r.Steps[i]
-		held := old.to(Step{
+		held := old.to(Slot{
 			Status: status.StepRunning, Attempt: old.Attempt, Token: token,
 			Start: now, End: Ms(now.Add(longest + margin)),
 		})
@@ -165,7 +165,7 @@ func StepDuration(p workflow.Plan, i int) time.Duration {
 }
 
 // Apply returns r with the swaps' new states.
-func (r Run) Apply(swaps []Swap) Run {
+func (r State) Apply(swaps []Swap) State {
 	out := r
 	out.Steps = slices.Clone(r.Steps)
 	for _, s := range swaps {

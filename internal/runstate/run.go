@@ -7,8 +7,8 @@ import (
 	"stepflow/internal/workflow"
 )
 
-// Run is a run's state as read: its header's metadata and every step's slot.
-type Run struct {
+// State is a run's state as read: its header's metadata and every step's slot.
+type State struct {
 	ID           string
 	WorkflowID   string
 	WorkflowName string
@@ -16,7 +16,7 @@ type Run struct {
 	OrderID string
 	// Status is the stored status: running, completed, failed or
 	// cancelled.
-	Status status.Run
+	Status status.RunStatus
 	// Gen is the generation, raised by each retry.
 	Gen       int
 	CreatedAt time.Time
@@ -25,15 +25,15 @@ type Run struct {
 	Retries   int
 	RetriedAt time.Time
 	// Steps holds every step's slot, by plan index.
-	Steps []Step
+	Steps []Slot
 }
 
-// NewRun returns a new run of plan: running, generation 0, every step
+// New returns a new run of plan: running, generation 0, every step
 // pending.
-func NewRun(id, workflowID, workflowName, orderID string, plan workflow.Plan, now time.Time) Run {
-	r := Run{
+func New(id, workflowID, workflowName, orderID string, plan workflow.Plan, now time.Time) State {
+	r := State{
 		ID: id, WorkflowID: workflowID, WorkflowName: workflowName, OrderID: orderID,
-		Status: status.RunRunning, CreatedAt: Ms(now), Steps: make([]Step, len(plan)),
+		Status: status.RunRunning, CreatedAt: Ms(now), Steps: make([]Slot, len(plan)),
 	}
 	for i := range r.Steps {
 		r.Steps[i] = Pending0
@@ -42,10 +42,10 @@ func NewRun(id, workflowID, workflowName, orderID string, plan workflow.Plan, no
 }
 
 // Live reports whether steps of the run may still start.
-func (r Run) Live() bool { return r.Status == status.RunRunning }
+func (r State) Live() bool { return r.Status == status.RunRunning }
 
 // Ready reports whether every parent of step i has completed.
-func (r Run) Ready(p workflow.Plan, i int) bool {
+func (r State) Ready(p workflow.Plan, i int) bool {
 	for _, parent := range p[i].Parents {
 		if r.Steps[parent].Status != status.StepCompleted {
 			return false
@@ -55,7 +55,7 @@ func (r Run) Ready(p workflow.Plan, i int) bool {
 }
 
 // AllCompleted reports whether every step has completed.
-func (r Run) AllCompleted() bool {
+func (r State) AllCompleted() bool {
 	for _, s := range r.Steps {
 		if s.Status != status.StepCompleted {
 			return false
@@ -67,7 +67,7 @@ func (r Run) AllCompleted() bool {
 // Reported is the run status the API shows: the stored status, except that
 // a running run that was never retried and none of whose steps has started
 // is pending.
-func (r Run) Reported() status.Run {
+func (r State) Reported() status.RunStatus {
 	if r.Status != status.RunRunning || r.Retries > 0 {
 		return r.Status
 	}
@@ -83,7 +83,7 @@ func (r Run) Reported() status.Run {
 // will not run because its run ended (pending, or running under a lease
 // that expired after the run ended) is skipped in a failed run and cancelled
 // in a cancelled one; nothing is stored for these.
-func (r Run) StepReported(i int, now time.Time) status.Step {
+func (r State) StepReported(i int, now time.Time) status.StepStatus {
 	s := r.Steps[i]
 	abandoned := s.Status == status.StepPending || (s.Status == status.StepRunning && !s.LeaseLive(now))
 	if r.Live() || !abandoned {
@@ -97,7 +97,7 @@ func (r Run) StepReported(i int, now time.Time) status.Step {
 
 // ProgressAt is the latest time the run was created, retried, or had an
 // attempt start or end.
-func (r Run) ProgressAt() time.Time {
+func (r State) ProgressAt() time.Time {
 	t := r.CreatedAt
 	later := func(u time.Time) {
 		if u.After(t) {
@@ -117,7 +117,7 @@ func (r Run) ProgressAt() time.Time {
 // readySince is when pending step i became able to start: the latest of the
 // run's creation or retry, its parents' completions and its retry's due
 // time. It is false if a parent has not completed.
-func (r Run) readySince(p workflow.Plan, i int) (time.Time, bool) {
+func (r State) readySince(p workflow.Plan, i int) (time.Time, bool) {
 	since := r.CreatedAt
 	if r.RetriedAt.After(since) {
 		since = r.RetriedAt

@@ -43,11 +43,11 @@ func plan(t *testing.T, specs ...string) workflow.Plan {
 }
 
 // slots builds steps from slot strings.
-func slots(t *testing.T, vs ...string) []Step {
+func slots(t *testing.T, vs ...string) []Slot {
 	t.Helper()
-	out := make([]Step, len(vs))
+	out := make([]Slot, len(vs))
 	for i, v := range vs {
-		s, err := ParseStep(v)
+		s, err := ParseSlot(v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,16 +56,16 @@ func slots(t *testing.T, vs ...string) []Step {
 	return out
 }
 
-func run(t *testing.T, st status.Run, vs ...string) Run {
+func run(t *testing.T, st status.RunStatus, vs ...string) State {
 	t.Helper()
-	return Run{ID: "run_1", Status: st, Gen: 3, CreatedAt: t0.Add(-time.Hour), Steps: slots(t, vs...)}
+	return State{ID: "run_1", Status: st, Gen: 3, CreatedAt: t0.Add(-time.Hour), Steps: slots(t, vs...)}
 }
 
 func ms(d time.Duration) string { return t36(t0.Add(d)) }
 
 func TestSlotRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, s := range []Step{
+	for _, s := range []Slot{
 		Pending0,
 		{Status: status.StepPending, Attempt: 3, Due: t0.Add(time.Second), End: t0},
 		{Status: status.StepRunning, Attempt: 10, Token: "abcd2345", Start: t0, End: t0.Add(time.Minute)},
@@ -73,7 +73,7 @@ func TestSlotRoundTrip(t *testing.T) {
 		{Status: status.StepFailed, Start: t0, End: t0},
 	} {
 		enc := s.Encode()
-		got, err := ParseStep(enc)
+		got, err := ParseSlot(enc)
 		if err != nil || got != s {
 			t.Errorf("%+v -> %q -> %+v, %v", s, enc, got, err)
 		}
@@ -82,8 +82,8 @@ func TestSlotRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz", "P1:1:2:3", "R0:tok:1", "R0::1:2", "C0:1", "F0:1:2:3", "C-1:1:2"} {
-		if _, err := ParseStep(bad); err == nil {
-			t.Errorf("ParseStep(%q) accepted", bad)
+		if _, err := ParseSlot(bad); err == nil {
+			t.Errorf("ParseSlot(%q) accepted", bad)
 		}
 	}
 }
@@ -118,16 +118,16 @@ func TestReported(t *testing.T) {
 	done := "C0:" + ms(-time.Minute) + ":" + ms(-time.Second)
 	tests := []struct {
 		name string
-		r    Run
-		want status.Run
-		each []status.Step
+		r    State
+		want status.RunStatus
+		each []status.StepStatus
 	}{
-		{"new run is pending", run(t, status.RunRunning, "P0", "P0"), status.RunPending, []status.Step{"pending", "pending"}},
-		{"started run is running", run(t, status.RunRunning, live, "P0"), status.RunRunning, []status.Step{"running", "pending"}},
-		{"a failed attempt is progress", run(t, status.RunRunning, "P1:"+ms(time.Second)+":"+ms(-time.Hour), "P0"), status.RunRunning, []status.Step{"pending", "pending"}},
+		{"new run is pending", run(t, status.RunRunning, "P0", "P0"), status.RunPending, []status.StepStatus{"pending", "pending"}},
+		{"started run is running", run(t, status.RunRunning, live, "P0"), status.RunRunning, []status.StepStatus{"running", "pending"}},
+		{"a failed attempt is progress", run(t, status.RunRunning, "P1:"+ms(time.Second)+":"+ms(-time.Hour), "P0"), status.RunRunning, []status.StepStatus{"pending", "pending"}},
 		{"failed run skips what never ran", run(t, status.RunFailed, done, "F0:1:2", "P0", live, expired), status.RunFailed,
-			[]status.Step{"completed", "failed", "skipped", "running", "skipped"}},
-		{"cancelled run", run(t, status.RunCancelled, done, "P0", expired), status.RunCancelled, []status.Step{"completed", "cancelled", "cancelled"}},
+			[]status.StepStatus{"completed", "failed", "skipped", "running", "skipped"}},
+		{"cancelled run", run(t, status.RunCancelled, done, "P0", expired), status.RunCancelled, []status.StepStatus{"completed", "cancelled", "cancelled"}},
 	}
 	for _, tt := range tests {
 		if got := tt.r.Reported(); got != tt.want {
@@ -153,7 +153,7 @@ func TestDeliver(t *testing.T) {
 	live, expired := "R0:tok:"+ms(-time.Minute)+":"+ms(time.Minute), "R0:tok:"+ms(-time.Minute)+":"+ms(-time.Second)
 	tests := []struct {
 		name  string
-		r     Run
+		r     State
 		msgs  []Message
 		claim []int
 		wait  map[int]time.Duration
@@ -199,7 +199,7 @@ func TestClaimLease(t *testing.T) {
 		t.Fatalf("claim = %+v", c)
 	}
 	held := leases[0].Held
-	want := Step{Status: status.StepRunning, Token: "tok12345", Start: t0.Add(123 * time.Millisecond), End: t0.Add(123*time.Millisecond + 32500*time.Millisecond)}
+	want := Slot{Status: status.StepRunning, Token: "tok12345", Start: t0.Add(123 * time.Millisecond), End: t0.Add(123*time.Millisecond + 32500*time.Millisecond)}
 	if held != want || c.Swaps[0].New != held {
 		t.Fatalf("lease %+v, want %+v", held, want)
 	}
@@ -227,11 +227,11 @@ var policy = retry.Policy{Base: time.Second, Cap: time.Minute, Rand: func() floa
 func TestBuildCommit(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
-	held := func(i int) Step {
-		return Step{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
+	held := func(i int) Slot {
+		return Slot{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
 	}
-	ok := func(i int, h Step) Outcome { return Outcome{Step: i, Held: h, Start: t0, End: t0.Add(time.Second)} }
-	bad := func(i int, h Step) Outcome { o := ok(i, h); o.Err = boom; return o }
+	ok := func(i int, h Slot) Outcome { return Outcome{Step: i, Held: h, Start: t0, End: t0.Add(time.Second)} }
+	bad := func(i int, h Slot) Outcome { o := ok(i, h); o.Err = boom; return o }
 	order := plan(t, "v@validate_order", "c:v@charge_payment/2", "s:c@ship_order", "n:s@send_notification")
 	heldSlot := held(0).Encode()
 
@@ -287,7 +287,7 @@ func TestBuildCommit(t *testing.T) {
 	})
 	t.Run("a lost lease is dropped with everything after it", func(t *testing.T) {
 		p := plan(t, "a", "b:a")
-		other := Step{Status: status.StepRunning, Token: "other", Start: t0, End: t0.Add(time.Minute)}
+		other := Slot{Status: status.StepRunning, Token: "other", Start: t0, End: t0.Add(time.Minute)}
 		r := run(t, status.RunRunning, other.Encode(), "P0")
 		c := BuildCommit(r, p, "", []Outcome{ok(0, held(0)), ok(1, Pending0)}, policy, t0)
 		if len(c.Swaps) != 0 || !slices.Equal(c.Dropped, []int{0, 1}) || c.End != "" {
@@ -304,7 +304,7 @@ func TestBuildCommit(t *testing.T) {
 }
 
 // committed applies a commit to r, as a runner does once it landed.
-func committed(r Run, c Commit) Run {
+func committed(r State, c Commit) State {
 	out := r.Apply(c.Swaps)
 	if c.End != "" {
 		out.Status = c.End
@@ -315,7 +315,7 @@ func committed(r Run, c Commit) Run {
 func TestFollowUp(t *testing.T) {
 	t.Parallel()
 	diamond := plan(t, "a", "b:a", "c:a", "d:b,c")
-	h := Step{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
+	h := Slot{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
 	hs := h.Encode()
 	ok := func(i int) Outcome { return Outcome{Step: i, Held: h, Start: t0, End: t0} }
 	// b commits while c still runs elsewhere: d waits for c, which may have
@@ -362,8 +362,8 @@ func TestSweep(t *testing.T) {
 	recent := "C0:" + ms(-time.Hour) + ":" + ms(-30*time.Second)
 	tests := []struct {
 		name    string
-		r       Run
-		end     status.Run
+		r       State
+		end     status.RunStatus
 		enqueue []Message
 	}{
 		{"all completed: ended", run(t, status.RunRunning, done, done), status.RunCompleted, nil},
@@ -379,7 +379,7 @@ func TestSweep(t *testing.T) {
 	}
 	for _, tt := range tests {
 		d := Sweep(tt.r, chain, t0, grace)
-		var end status.Run
+		var end status.RunStatus
 		if d.End != nil {
 			end = d.End.To
 			if d.End.Gen != tt.r.Gen {

@@ -10,10 +10,10 @@ import (
 	"stepflow/internal/status"
 )
 
-// Step is the stored state of one step in the run's current generation.
+// Slot is the stored state of one step in the run's current generation.
 // Only four statuses are stored: pending, running, completed and failed.
-type Step struct {
-	Status status.Step
+type Slot struct {
+	Status status.StepStatus
 	// Attempt is the number of attempts of this step that failed in this
 	// generation (the API's retry_count); a running, completed or failed
 	// step's current attempt has this number.
@@ -32,9 +32,9 @@ type Step struct {
 }
 
 // Pending0 is every step's state when its run is created or retried.
-var Pending0 = Step{Status: status.StepPending}
+var Pending0 = Slot{Status: status.StepPending}
 
-var stepCodes = map[status.Step]byte{
+var stepCodes = map[status.StepStatus]byte{
 	status.StepPending: 'P', status.StepRunning: 'R', status.StepCompleted: 'C', status.StepFailed: 'F',
 }
 
@@ -48,7 +48,7 @@ var stepCodes = map[status.Step]byte{
 // Times are Unix milliseconds in base 36. Writes compare a slot's whole
 // string, so Encode must be deterministic: times are truncated to
 // milliseconds by Ms before they are stored.
-func (s Step) Encode() string {
+func (s Slot) Encode() string {
 	code, ok := stepCodes[s.Status]
 	if !ok {
 		panic(fmt.Sprintf("runstate: status %q is not stored", s.Status))
@@ -69,13 +69,13 @@ func (s Step) Encode() string {
 	return b.String()
 }
 
-// ParseStep decodes a slot string written by Encode.
-func ParseStep(v string) (Step, error) {
-	bad := func(why string) (Step, error) { return Step{}, fmt.Errorf("step slot %q: %s", v, why) }
+// ParseSlot decodes a slot string written by Encode.
+func ParseSlot(v string) (Slot, error) {
+	bad := func(why string) (Slot, error) { return Slot{}, fmt.Errorf("step slot %q: %s", v, why) }
 	if v == "" {
 		return bad("empty")
 	}
-	var s Step
+	var s Slot
 	switch v[0] {
 	case 'P':
 		s.Status = status.StepPending
@@ -137,10 +137,10 @@ func t36(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 36) }
 func Ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 // to returns next after checking that a stored step may move from s to it
-// (status.Step.CanBecome). Every new state this package computes goes
+// (status.StepStatus.CanBecome). Every new state this package computes goes
 // through it, so the transition table in package status is the one source of
 // truth for which writes exist.
-func (s Step) to(next Step) Step {
+func (s Slot) to(next Slot) Slot {
 	if !s.Status.CanBecome(next.Status) {
 		panic(fmt.Sprintf("runstate: step may not move from %s to %s", s.Status, next.Status))
 	}
@@ -148,6 +148,6 @@ func (s Step) to(next Step) Step {
 }
 
 // LeaseLive reports whether a running step's lease has not ended at now.
-func (s Step) LeaseLive(now time.Time) bool {
+func (s Slot) LeaseLive(now time.Time) bool {
 	return s.Status == status.StepRunning && s.End.After(now)
 }

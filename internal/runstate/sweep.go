@@ -22,12 +22,12 @@ type SweepDecision struct {
 // Sweep decides what the sweeper does with run r at now. It never changes a
 // step's state; its only writes end the run, conditioned on the generation
 // it read.
-func Sweep(r Run, p workflow.Plan, now time.Time, grace time.Duration) SweepDecision {
+func Sweep(r State, p workflow.Plan, now time.Time, grace time.Duration) SweepDecision {
 	var d SweepDecision
 	if !r.Live() {
 		return d
 	}
-	end := func(to status.Run) *End {
+	end := func(to status.RunStatus) *End {
 		e, _ := endAs(r, to, now) // r is live
 		return &e
 	}

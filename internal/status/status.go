@@ -7,29 +7,29 @@ package status
 
 import "fmt"
 
-// Run is the status of a workflow run. Four are stored; pending is only
+// RunStatus is the status of a workflow run. Four are stored; pending is only
 // reported (see RunPending).
-type Run string
+type RunStatus string
 
 const (
 	// RunPending is reported, never stored: a running run no step of which
 	// has started yet (POST /workflows/{id}/runs stores it as running).
-	RunPending Run = "pending"
+	RunPending RunStatus = "pending"
 	// RunRunning: created or retried, and not ended. Leaves when its last
 	// step completes (completed), a step fails with no retries left
 	// (failed), or it is cancelled.
-	RunRunning Run = "running"
+	RunRunning RunStatus = "running"
 	// RunCompleted: every step completed. Terminal.
-	RunCompleted Run = "completed"
+	RunCompleted RunStatus = "completed"
 	// RunFailed: a step exhausted its retries. Left only by a retry of the
 	// run (running, next generation).
-	RunFailed Run = "failed"
+	RunFailed RunStatus = "failed"
 	// RunCancelled: cancelled by a user. Left only by a retry (running).
-	RunCancelled Run = "cancelled"
+	RunCancelled RunStatus = "cancelled"
 )
 
 // runEdges are the transitions of stored run statuses.
-var runEdges = map[Run][]Run{
+var runEdges = map[RunStatus][]RunStatus{
 	RunRunning:   {RunCompleted, RunFailed, RunCancelled},
 	RunFailed:    {RunRunning},
 	RunCancelled: {RunRunning},
@@ -37,51 +37,51 @@ var runEdges = map[Run][]Run{
 }
 
 // Runs lists every run status the API reports.
-var Runs = []Run{RunPending, RunRunning, RunCompleted, RunFailed, RunCancelled}
+var Runs = []RunStatus{RunPending, RunRunning, RunCompleted, RunFailed, RunCancelled}
 
 // Terminal reports whether no step of a run in status r will start.
-func (r Run) Terminal() bool { return r == RunCompleted || r == RunFailed || r == RunCancelled }
+func (r RunStatus) Terminal() bool { return r == RunCompleted || r == RunFailed || r == RunCancelled }
 
 // Valid reports whether r is a run status the API reports.
-func (r Run) Valid() bool { return contains(Runs, r) }
+func (r RunStatus) Valid() bool { return contains(Runs, r) }
 
 // CanBecome reports whether a stored run status may move from r to next.
-func (r Run) CanBecome(next Run) bool { return contains(runEdges[r], next) }
+func (r RunStatus) CanBecome(next RunStatus) bool { return contains(runEdges[r], next) }
 
-// Step is the status of one step of a run. Four are stored per generation
+// StepStatus is the status of one step of a run. Four are stored per generation
 // (pending, running, completed, failed); skipped and cancelled are only
 // reported, for steps that will not run because their run ended.
-type Step string
+type StepStatus string
 
 const (
 	// StepPending: waiting for its dependencies, for its message, or for a
 	// retry's backoff. Leaves when claimed (running), or when run in the
 	// same invocation as its parent and committed with it (completed,
 	// pending again after a failed attempt, or failed).
-	StepPending Step = "pending"
+	StepPending StepStatus = "pending"
 	// StepRunning: an attempt holds the step's lease. Leaves on commit
 	// (completed), on a failed attempt with retries left (pending), on the
 	// last failed attempt (failed), or when its expired lease is taken over
 	// (running again). A running attempt is never cut short: cancelling or
 	// failing its run lets it finish.
-	StepRunning Step = "running"
+	StepRunning StepStatus = "running"
 	// StepCompleted: its result and effect were committed. Terminal, and
 	// kept across run retries.
-	StepCompleted Step = "completed"
+	StepCompleted StepStatus = "completed"
 	// StepFailed: exhausted its retries. A run retry resets it (pending).
-	StepFailed Step = "failed"
+	StepFailed StepStatus = "failed"
 	// StepSkipped is reported, never stored: a step that had not started
 	// (or whose attempt's runner died) when its run failed.
-	StepSkipped Step = "skipped"
+	StepSkipped StepStatus = "skipped"
 	// StepCancelled is reported, never stored: the same for a cancelled
 	// run.
-	StepCancelled Step = "cancelled"
+	StepCancelled StepStatus = "cancelled"
 )
 
 // stepEdges are the transitions of stored step statuses, within a
 // generation and by a run retry (which resets failed, pending and
 // abandoned running steps to pending).
-var stepEdges = map[Step][]Step{
+var stepEdges = map[StepStatus][]StepStatus{
 	StepPending:   {StepRunning, StepCompleted, StepFailed, StepPending},
 	StepRunning:   {StepCompleted, StepPending, StepFailed, StepRunning},
 	StepCompleted: nil,
@@ -89,43 +89,43 @@ var stepEdges = map[Step][]Step{
 }
 
 // Steps lists every step status the API reports.
-var Steps = []Step{StepPending, StepRunning, StepCompleted, StepFailed, StepSkipped, StepCancelled}
+var Steps = []StepStatus{StepPending, StepRunning, StepCompleted, StepFailed, StepSkipped, StepCancelled}
 
 // Terminal reports whether s will not change unless the run is retried.
-func (s Step) Terminal() bool { return s != StepPending && s != StepRunning }
+func (s StepStatus) Terminal() bool { return s != StepPending && s != StepRunning }
 
 // Valid reports whether s is a step status the API reports.
-func (s Step) Valid() bool { return contains(Steps, s) }
+func (s StepStatus) Valid() bool { return contains(Steps, s) }
 
 // CanBecome reports whether a stored step status may move from s to next.
-func (s Step) CanBecome(next Step) bool { return contains(stepEdges[s], next) }
+func (s StepStatus) CanBecome(next StepStatus) bool { return contains(stepEdges[s], next) }
 
-// Order is the status of an order.
-type Order string
+// OrderStatus is the status of an order.
+type OrderStatus string
 
 const (
 	// OrderPending: created by POST /orders. Left by validate_order.
-	OrderPending Order = "pending"
+	OrderPending OrderStatus = "pending"
 	// OrderValidated: left by charge_payment.
-	OrderValidated Order = "validated"
+	OrderValidated OrderStatus = "validated"
 	// OrderCharged: left by ship_order.
-	OrderCharged Order = "charged"
+	OrderCharged OrderStatus = "charged"
 	// OrderShipped: terminal.
-	OrderShipped Order = "shipped"
+	OrderShipped OrderStatus = "shipped"
 )
 
 // Orders lists every order status in lifecycle order.
-var Orders = []Order{OrderPending, OrderValidated, OrderCharged, OrderShipped}
+var Orders = []OrderStatus{OrderPending, OrderValidated, OrderCharged, OrderShipped}
 
 // Valid reports whether o is a known order status.
-func (o Order) Valid() bool { return contains(Orders, o) }
+func (o OrderStatus) Valid() bool { return contains(Orders, o) }
 
 // Action is an order action named by a step's config.action.
 type Action struct {
 	Name string
 	// From and To are the order transition the action makes; both are
 	// empty for an action that only records a history entry.
-	From, To Order
+	From, To OrderStatus
 }
 
 // ChangesStatus reports whether the action moves the order to a new status.
@@ -144,8 +144,8 @@ var Actions = map[string]Action{
 // an action requires.
 type ErrPrecondition struct {
 	Action string
-	Want   Order
-	Got    Order
+	Want   OrderStatus
+	Got    OrderStatus
 }
 
 func (e *ErrPrecondition) Error() string {
@@ -154,7 +154,7 @@ func (e *ErrPrecondition) Error() string {
 
 // Check returns an *ErrPrecondition if an order in status current cannot
 // take action a.
-func (a Action) Check(current Order) error {
+func (a Action) Check(current OrderStatus) error {
 	if a.ChangesStatus() && current != a.From {
 		return &ErrPrecondition{Action: a.Name, Want: a.From, Got: current}
 	}

@@ -8,7 +8,7 @@ import (
 func TestRunTransitions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		from, to Run
+		from, to RunStatus
 		want     bool
 	}{
 		{RunPending, RunRunning, false}, // pending is reported, never stored
@@ -33,7 +33,7 @@ func TestRunTransitions(t *testing.T) {
 			t.Errorf("%s not valid", r)
 		}
 	}
-	if Run("paused").Valid() {
+	if RunStatus("paused").Valid() {
 		t.Error("unknown run status reported valid")
 	}
 }
@@ -41,7 +41,7 @@ func TestRunTransitions(t *testing.T) {
 func TestStepTransitions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		from, to Step
+		from, to StepStatus
 		want     bool
 	}{
 		{StepPending, StepRunning, true},
@@ -90,7 +90,7 @@ func TestOrderActions(t *testing.T) {
 	}
 	tests := []struct {
 		action string
-		from   Order
+		from   OrderStatus
 	}{
 		{"ship_order", OrderPending},
 		{"charge_payment", OrderPending},

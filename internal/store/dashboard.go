@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"stepflow/internal/wire"
 )
 
 // Workflows shared by identical definitions, for the dashboard's new-run
@@ -29,7 +31,7 @@ const defWorkflow = "wf"
 // workflow. A hash item whose workflow is missing (its writer crashed
 // between the two puts, or is between them now) is completed with this
 // definition under the hash item's workflow ID.
-func (s *Store) FindOrCreateWorkflow(ctx context.Context, w Workflow) (Workflow, bool, error) {
+func (s *Store) FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire.Workflow, bool, error) {
 	def, err := json.Marshal(w.Definition)
 	if err != nil {
 		return w, false, fmt.Errorf("encode definition: %w", err)

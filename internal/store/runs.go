@@ -15,6 +15,7 @@ import (
 
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
+	"stepflow/internal/wire"
 )
 
 // A run is stored as its header (sk "RUN": metadata and the first step
@@ -58,7 +59,7 @@ func attemptSK(step, gen, attempt int) string {
 }
 
 // runItems returns the items that hold r: its header and chunks.
-func runItems(r runstate.Run) []map[string]types.AttributeValue {
+func runItems(r runstate.State) []map[string]types.AttributeValue {
 	n := len(r.Steps)
 	items := make([]map[string]types.AttributeValue, runstate.Items(n))
 	for k := range items {
@@ -123,13 +124,13 @@ func tAttr(item map[string]types.AttributeValue, name string) (time.Time, error)
 }
 
 // decodeRun rebuilds a run from its header and chunk items (any order).
-func decodeRun(runID string, header map[string]types.AttributeValue, chunks []map[string]types.AttributeValue) (runstate.Run, error) {
-	r := runstate.Run{
+func decodeRun(runID string, header map[string]types.AttributeValue, chunks []map[string]types.AttributeValue) (runstate.State, error) {
+	r := runstate.State{
 		ID: runID, WorkflowID: sAttr(header, attrWorkflowID), WorkflowName: sAttr(header, "workflow_name"),
-		OrderID: sAttr(header, "order_id"), Status: status.Run(sAttr(header, attrStatus)),
+		OrderID: sAttr(header, "order_id"), Status: status.RunStatus(sAttr(header, attrStatus)),
 	}
-	bad := func(err error) (runstate.Run, error) {
-		return runstate.Run{}, fmt.Errorf("decode run %s: %w", runID, err)
+	bad := func(err error) (runstate.State, error) {
+		return runstate.State{}, fmt.Errorf("decode run %s: %w", runID, err)
 	}
 	var err error
 	if r.Gen, err = nAttr(header, attrGen); err != nil {
@@ -152,7 +153,7 @@ func decodeRun(runID string, header map[string]types.AttributeValue, chunks []ma
 			return bad(fmt.Errorf("%w: chunk %s in generation %d, header in %d", errTorn, sAttr(c, attrSK), g, r.Gen))
 		}
 	}
-	r.Steps = make([]runstate.Step, n)
+	r.Steps = make([]runstate.Slot, n)
 	seen := make([]bool, n)
 	for _, it := range append([]map[string]types.AttributeValue{header}, chunks...) {
 		for name, av := range it {
@@ -168,7 +169,7 @@ func decodeRun(runID string, header map[string]types.AttributeValue, chunks []ma
 			if v == nil {
 				return bad(fmt.Errorf("slot %s is not a string", name))
 			}
-			if r.Steps[i], err = runstate.ParseStep(v.Value); err != nil {
+			if r.Steps[i], err = runstate.ParseSlot(v.Value); err != nil {
 				return bad(err)
 			}
 			seen[i] = true
@@ -185,7 +186,7 @@ func decodeRun(runID string, header map[string]types.AttributeValue, chunks []ma
 // runstate.HeaderSlots steps writes its chunks first; the header, written
 // last with attribute_not_exists, is the commit point (readers ignore
 // chunks without a header), and chunks of a failed creation are deleted.
-func (s *Store) CreateRun(ctx context.Context, r runstate.Run) error {
+func (s *Store) CreateRun(ctx context.Context, r runstate.State) error {
 	if r.OrderID != "" {
 		if _, err := s.get(ctx, orderKey, r.OrderID, true); errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("create run %s: %w", r.ID, ErrOrderNotFound)
@@ -220,7 +221,7 @@ func (s *Store) CreateRun(ctx context.Context, r runstate.Run) error {
 // LoadRun is the runner's read: a run of steps steps (its header and chunks)
 // and its order's status (if orderID is set), with one consistent
 // BatchGetItem. It returns ErrNotFound if the run does not exist.
-func (s *Store) LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.Run, status.Order, error) {
+func (s *Store) LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.State, status.OrderStatus, error) {
 	for try := 1; ; try++ {
 		r, o, err := s.loadRun(ctx, runID, steps, orderID)
 		if !errors.Is(err, errTorn) || try == tornTries {
@@ -229,7 +230,7 @@ func (s *Store) LoadRun(ctx context.Context, runID string, steps int, orderID st
 	}
 }
 
-func (s *Store) loadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.Run, status.Order, error) {
+func (s *Store) loadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.State, status.OrderStatus, error) {
 	keys := make([]map[string]types.AttributeValue, 0, runstate.Items(steps)+1)
 	for k := range runstate.Items(steps) {
 		keys = append(keys, runItemKey(runID, k))
@@ -239,11 +240,11 @@ func (s *Store) loadRun(ctx context.Context, runID string, steps int, orderID st
 	}
 	items, err := s.batchGet(ctx, keys, true)
 	if err != nil {
-		return runstate.Run{}, "", fmt.Errorf("load run %s: %w", runID, err)
+		return runstate.State{}, "", fmt.Errorf("load run %s: %w", runID, err)
 	}
 	header, ok := items[itemKey(keys[0])]
 	if !ok {
-		return runstate.Run{}, "", fmt.Errorf("load run %s: %w", runID, ErrNotFound)
+		return runstate.State{}, "", fmt.Errorf("load run %s: %w", runID, ErrNotFound)
 	}
 	var chunks []map[string]types.AttributeValue
 	for _, k := range keys[1:runstate.Items(steps)] {
@@ -255,16 +256,16 @@ func (s *Store) loadRun(ctx context.Context, runID string, steps int, orderID st
 	if err != nil {
 		return r, "", err
 	}
-	var order status.Order
+	var order status.OrderStatus
 	if orderID != "" {
-		order = status.Order(sAttr(items[itemKey(keys[len(keys)-1])], attrStatus))
+		order = status.OrderStatus(sAttr(items[itemKey(keys[len(keys)-1])], attrStatus))
 	}
 	return r, order, nil
 }
 
 // ReadRun reads a run's header, chunks and failed-attempt records with one
 // Query. It returns ErrNotFound if the run does not exist.
-func (s *Store) ReadRun(ctx context.Context, runID string, consistent bool) (runstate.Run, []runstate.Failure, error) {
+func (s *Store) ReadRun(ctx context.Context, runID string, consistent bool) (runstate.State, []runstate.Failure, error) {
 	for try := 1; ; try++ {
 		r, fs, err := s.readRun(ctx, runID, consistent)
 		if !errors.Is(err, errTorn) || try == tornTries {
@@ -282,7 +283,7 @@ var errTorn = errors.New("run items read in different generations")
 // tornTries bounds the reads of a run that keep seeing mixed generations.
 const tornTries = 5
 
-func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (runstate.Run, []runstate.Failure, error) {
+func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (runstate.State, []runstate.Failure, error) {
 	pk, sk := runKey(runID)
 	in := s.prefixQuery(pk, sk, consistent)
 	var header map[string]types.AttributeValue
@@ -291,7 +292,7 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 	for {
 		res, err := s.db.Query(ctx, in)
 		if err != nil {
-			return runstate.Run{}, nil, fmt.Errorf("read run %s: %w", runID, err)
+			return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, err)
 		}
 		for _, it := range res.Items {
 			switch k := sAttr(it, attrSK); {
@@ -302,7 +303,7 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 			case strings.HasPrefix(k, "RUN#A"):
 				f, err := decodeFailure(it)
 				if err != nil {
-					return runstate.Run{}, nil, fmt.Errorf("read run %s: %w", runID, err)
+					return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, err)
 				}
 				failures = append(failures, f)
 			}
@@ -313,7 +314,7 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
 	if header == nil {
-		return runstate.Run{}, nil, fmt.Errorf("read run %s: %w", runID, ErrNotFound)
+		return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, ErrNotFound)
 	}
 	r, err := decodeRun(runID, header, chunks)
 	return r, failures, err
@@ -496,7 +497,7 @@ func (s *Store) ClaimSteps(ctx context.Context, c runstate.Claim) error {
 
 // endRun adds to u (the header's update) and to the chunks' updates what
 // ending the run as to at writes.
-func endRunUpdates(header *update, chunks map[int]*update, items int, to status.Run, at time.Time) {
+func endRunUpdates(header *update, chunks map[int]*update, items int, to status.RunStatus, at time.Time) {
 	header.set = append(header.set, "#st = :end", "#ended = :at")
 	header.remove = append(header.remove, "#live", "#act")
 	header.values[":end"], header.values[":at"] = str(string(to)), ts(at)
@@ -550,7 +551,7 @@ func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string
 			continue
 		}
 		h := d.History
-		it := historyItem(c.OrderID, historySK(c.RunID, d.Step), HistoryEntry{
+		it := historyItem(c.OrderID, historySK(c.RunID, d.Step), wire.HistoryEntry{
 			At: h.At, Event: h.Event, From: h.From, To: h.To, RunID: h.RunID, StepID: h.StepID,
 		})
 		it["attempt"], it["token"] = num(d.Attempt), str(token)

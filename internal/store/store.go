@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"stepflow/internal/status"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -93,10 +94,10 @@ func marshal(v any, pk, sk string) (map[string]types.AttributeValue, error) {
 }
 
 // CreateWorkflow stores w. Its ID must be new.
-func (s *Store) CreateWorkflow(ctx context.Context, w Workflow) error {
+func (s *Store) CreateWorkflow(ctx context.Context, w wire.Workflow) error {
 	pk, sk := wfKey(w.ID)
 	w.StepCount = len(w.Definition.Steps)
-	item, err := marshal(w, pk, sk)
+	item, err := marshal(workflowRecord{ID: w.ID, Name: w.Name, CreatedAt: w.CreatedAt, StepCount: w.StepCount}, pk, sk)
 	if err != nil {
 		return err
 	}
@@ -122,19 +123,20 @@ func (s *Store) putNew(ctx context.Context, item map[string]types.AttributeValue
 }
 
 // GetWorkflow returns the workflow with the given ID or ErrNotFound.
-func (s *Store) GetWorkflow(ctx context.Context, id string) (Workflow, error) {
+func (s *Store) GetWorkflow(ctx context.Context, id string) (wire.Workflow, error) {
 	item, err := s.get(ctx, wfKey, id, true)
 	if err != nil {
-		return Workflow{}, fmt.Errorf("get workflow %s: %w", id, err)
+		return wire.Workflow{}, fmt.Errorf("get workflow %s: %w", id, err)
 	}
 	return decodeWorkflow(item)
 }
 
-func decodeWorkflow(item map[string]types.AttributeValue) (Workflow, error) {
-	var w Workflow
-	if err := attributevalue.UnmarshalMap(item, &w); err != nil {
-		return w, fmt.Errorf("decode workflow: %w", err)
+func decodeWorkflow(item map[string]types.AttributeValue) (wire.Workflow, error) {
+	var rec workflowRecord
+	if err := attributevalue.UnmarshalMap(item, &rec); err != nil {
+		return wire.Workflow{}, fmt.Errorf("decode workflow: %w", err)
 	}
+	w := wire.Workflow{ID: rec.ID, Name: rec.Name, CreatedAt: rec.CreatedAt}
 	def, _ := item["definition"].(*types.AttributeValueMemberS)
 	if def == nil {
 		return w, fmt.Errorf("decode workflow %s: no definition", w.ID)
@@ -148,24 +150,24 @@ func decodeWorkflow(item map[string]types.AttributeValue) (Workflow, error) {
 
 // Plan returns the workflow's plan. Workflows never change, so plans are
 // cached in memory; a miss reads the workflow.
-func (s *Store) Plan(ctx context.Context, workflowID string) (Workflow, workflow.Plan, error) {
+func (s *Store) Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error) {
 	if c, ok := s.plans.get(workflowID); ok {
 		return c.wf, c.plan, nil
 	}
 	w, err := s.GetWorkflow(ctx, workflowID)
 	if err != nil {
-		return Workflow{}, nil, err
+		return wire.Workflow{}, nil, err
 	}
 	p, err := workflow.NewPlan(w.Definition)
 	if err != nil {
-		return Workflow{}, nil, fmt.Errorf("plan workflow %s: %w", workflowID, err)
+		return wire.Workflow{}, nil, fmt.Errorf("plan workflow %s: %w", workflowID, err)
 	}
 	s.plans.put(workflowID, cachedPlan{wf: w, plan: p})
 	return w, p, nil
 }
 
 type cachedPlan struct {
-	wf   Workflow
+	wf   wire.Workflow
 	plan workflow.Plan
 }
 
@@ -221,15 +223,15 @@ type Page struct {
 
 // ListWorkflows returns workflows newest first and the cursor of the next
 // page ("" on the last page).
-func (s *Store) ListWorkflows(ctx context.Context, p Page) ([]WorkflowSummary, string, error) {
-	var out []WorkflowSummary
+func (s *Store) ListWorkflows(ctx context.Context, p Page) ([]wire.WorkflowSummary, string, error) {
+	var out []wire.WorkflowSummary
 	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindWorkflow, keyOf: wfKey}, p,
 		func(item map[string]types.AttributeValue) (bool, error) {
-			var w WorkflowSummary
+			var w workflowRecord
 			if err := attributevalue.UnmarshalMap(item, &w); err != nil {
 				return false, fmt.Errorf("decode workflow: %w", err)
 			}
-			out = append(out, w)
+			out = append(out, wire.WorkflowSummary(w))
 			return true, nil
 		})
 	if err != nil {
@@ -239,15 +241,15 @@ func (s *Store) ListWorkflows(ctx context.Context, p Page) ([]WorkflowSummary, s
 }
 
 // ListOrders returns orders newest first and the cursor of the next page.
-func (s *Store) ListOrders(ctx context.Context, p Page) ([]OrderSummary, string, error) {
-	var out []OrderSummary
+func (s *Store) ListOrders(ctx context.Context, p Page) ([]wire.OrderSummary, string, error) {
+	var out []wire.OrderSummary
 	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindOrder, keyOf: orderKey}, p,
 		func(item map[string]types.AttributeValue) (bool, error) {
-			var o OrderSummary
-			if err := attributevalue.UnmarshalMap(item, &o); err != nil {
-				return false, fmt.Errorf("decode order: %w", err)
+			o, err := decodeOrder(item)
+			if err != nil {
+				return false, err
 			}
-			out = append(out, o)
+			out = append(out, o.summary())
 			return true, nil
 		})
 	if err != nil {
@@ -428,14 +430,14 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 
 // CreateOrder stores o, which must be new, with its creation as the first
 // history entry, in one transaction.
-func (s *Store) CreateOrder(ctx context.Context, o Order) error {
+func (s *Store) CreateOrder(ctx context.Context, o wire.Order) error {
 	pk, sk := orderKey(o.ID)
-	item, err := marshal(o, pk, sk)
+	item, err := marshal(orderRecord{ID: o.ID, Amount: amount(o.Amount), Status: o.Status, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}, pk, sk)
 	if err != nil {
 		return err
 	}
 	item[attrKind] = str(kindOrder)
-	created := historyItem(o.ID, "0", HistoryEntry{At: o.CreatedAt, Event: "created", To: status.OrderPending})
+	created := historyItem(o.ID, "0", wire.HistoryEntry{At: o.CreatedAt, Event: "created", To: status.OrderPending})
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		{Put: &types.Put{TableName: aws.String(s.table), Item: created}},
@@ -451,15 +453,17 @@ const historyPageSize = 100
 
 // GetOrder returns the order with the first page of its history, or
 // ErrNotFound.
-func (s *Store) GetOrder(ctx context.Context, id string) (Order, error) {
-	var o Order
+func (s *Store) GetOrder(ctx context.Context, id string) (wire.Order, error) {
 	item, err := s.get(ctx, orderKey, id, true)
 	if err != nil {
-		return o, fmt.Errorf("get order %s: %w", id, err)
+		return wire.Order{}, fmt.Errorf("get order %s: %w", id, err)
 	}
-	if err := attributevalue.UnmarshalMap(item, &o); err != nil {
-		return o, fmt.Errorf("decode order %s: %w", id, err)
+	rec, err := decodeOrder(item)
+	if err != nil {
+		return wire.Order{}, fmt.Errorf("order %s: %w", id, err)
 	}
+	sum := rec.summary()
+	o := wire.Order{ID: sum.ID, Amount: sum.Amount, Status: sum.Status, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt}
 	hist, next, err := s.OrderHistory(ctx, id, Page{Limit: historyPageSize})
 	if err != nil {
 		return o, err
@@ -477,7 +481,7 @@ const historyPrefix = "H#"
 
 func historySK(runID string, step int) string { return fmt.Sprintf("%s#%03d", runID, step) }
 
-func historyItem(orderID, suffix string, h HistoryEntry) map[string]types.AttributeValue {
+func historyItem(orderID, suffix string, h wire.HistoryEntry) map[string]types.AttributeValue {
 	pk, _ := orderKey(orderID)
 	item := key(pk, historyPrefix+suffix)
 	item["at"] = ts(h.At)
@@ -499,13 +503,13 @@ func historyItem(orderID, suffix string, h HistoryEntry) map[string]types.Attrib
 // creation, then the entries of each run (runs in creation order, steps in
 // dependency order). The cursor names the last entry returned: "0" (the
 // creation) or "<run id>.<step index>", safe in a URL as it is.
-func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]HistoryEntry, string, error) {
+func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]wire.HistoryEntry, string, error) {
 	pk, _ := orderKey(orderID)
 	in := s.prefixQuery(pk, historyPrefix, true)
 	if p.Cursor != "" {
 		in.ExclusiveStartKey = key(pk, historyPrefix+strings.Replace(p.Cursor, ".", "#", 1))
 	}
-	out := []HistoryEntry{}
+	out := []wire.HistoryEntry{}
 	var keys []string
 	for len(out) <= p.Limit {
 		in.Limit = aws.Int32(int32(p.Limit + 1 - len(out)))
@@ -514,9 +518,9 @@ func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]His
 			return nil, "", fmt.Errorf("order %s history: %w", orderID, err)
 		}
 		for _, it := range res.Items {
-			var h HistoryEntry
-			if err := attributevalue.UnmarshalMap(it, &h); err != nil {
-				return nil, "", fmt.Errorf("decode order %s history: %w", orderID, err)
+			h, err := decodeHistory(it)
+			if err != nil {
+				return nil, "", fmt.Errorf("order %s: %w", orderID, err)
 			}
 			sk, _ := it[attrSK].(*types.AttributeValueMemberS)
 			if sk == nil {

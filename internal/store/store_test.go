@@ -18,6 +18,7 @@ import (
 	"stepflow/internal/status"
 	"stepflow/internal/store"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -33,7 +34,7 @@ var policy = retry.Policy{Base: time.Second, Cap: time.Second, Rand: func() floa
 
 // newWorkflow returns a workflow whose steps are given as "id" or
 // "id:parent,parent" or "id@action", in dependency order.
-func newWorkflow(name string, steps ...string) store.Workflow {
+func newWorkflow(name string, steps ...string) wire.Workflow {
 	def := workflow.Definition{Name: name}
 	for _, s := range steps {
 		st := workflow.Step{ID: s, Type: "task", DependsOn: []string{}, Config: workflow.Config{DurationSeconds: 1, MaxRetries: 3}}
@@ -45,10 +46,10 @@ func newWorkflow(name string, steps ...string) store.Workflow {
 		}
 		def.Steps = append(def.Steps, st)
 	}
-	return store.Workflow{ID: ids.New("wf"), Name: name, Definition: def, CreatedAt: now}
+	return wire.Workflow{ID: ids.New("wf"), Name: name, Definition: def, CreatedAt: now}
 }
 
-func mustPlan(t *testing.T, w store.Workflow) workflow.Plan {
+func mustPlan(t *testing.T, w wire.Workflow) workflow.Plan {
 	t.Helper()
 	p, err := workflow.NewPlan(w.Definition)
 	if err != nil {
@@ -58,7 +59,7 @@ func mustPlan(t *testing.T, w store.Workflow) workflow.Plan {
 }
 
 // createRun stores a workflow (if new) and a run of it.
-func createRun(t *testing.T, s *store.Store, w store.Workflow, orderID string) runstate.Run {
+func createRun(t *testing.T, s *store.Store, w wire.Workflow, orderID string) runstate.State {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := s.GetWorkflow(ctx, w.ID); errors.Is(err, store.ErrNotFound) {
@@ -66,16 +67,16 @@ func createRun(t *testing.T, s *store.Store, w store.Workflow, orderID string) r
 			t.Fatal(err)
 		}
 	}
-	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, orderID, mustPlan(t, w), now)
+	r := runstate.New(ids.New("run"), w.ID, w.Name, orderID, mustPlan(t, w), now)
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-func newOrder(t *testing.T, s *store.Store) store.Order {
+func newOrder(t *testing.T, s *store.Store) wire.Order {
 	t.Helper()
-	o := store.Order{ID: ids.New("ord"), Amount: "10.50", Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
+	o := wire.Order{ID: ids.New("ord"), Amount: "10.50", Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
 	if err := s.CreateOrder(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func newOrder(t *testing.T, s *store.Store) store.Order {
 }
 
 // claim claims steps of r as read and returns the run as it then is.
-func claim(t *testing.T, s *store.Store, r runstate.Run, p workflow.Plan, steps ...int) (runstate.Run, []runstate.Lease) {
+func claim(t *testing.T, s *store.Store, r runstate.State, p workflow.Plan, steps ...int) (runstate.State, []runstate.Lease) {
 	t.Helper()
 	c, leases := runstate.NewClaim(r, p, steps, "tok"+fmt.Sprint(len(steps)), now, time.Minute)
 	if err := s.ClaimSteps(context.Background(), c); err != nil {
@@ -178,8 +179,8 @@ func TestListWorkflowsPagesNewestFirst(t *testing.T) {
 		{50, "[7]"},
 	}
 	for _, tt := range tests {
-		got, sizes := collect(t, tt.limit, func(p store.Page) ([]store.WorkflowSummary, string, error) { return s.ListWorkflows(ctx, p) },
-			func(w store.WorkflowSummary) string { return w.ID })
+		got, sizes := collect(t, tt.limit, func(p store.Page) ([]wire.WorkflowSummary, string, error) { return s.ListWorkflows(ctx, p) },
+			func(w wire.WorkflowSummary) string { return w.ID })
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("limit %d: got %v, want %v", tt.limit, got, want)
 		}
@@ -194,7 +195,7 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 	s, ctx := testenv.Store(t), context.Background()
 	w1, w2 := newWorkflow("one", "a", "b:a", "c:a"), newWorkflow("two", "x")
 	order := newOrder(t, s)
-	var runs []runstate.Run
+	var runs []runstate.State
 	for i := range 5 {
 		w, oid := w1, ""
 		if i%2 == 1 {
@@ -227,21 +228,21 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	idsOf := func(f store.RunFilter) string {
-		got, _ := collect(t, 2, func(p store.Page) ([]store.Run, string, error) { return s.ListRuns(ctx, f, p) },
-			func(r store.Run) string { return r.ID })
+		got, _ := collect(t, 2, func(p store.Page) ([]wire.RunSummary, string, error) { return s.ListRuns(ctx, f, p) },
+			func(r wire.RunSummary) string { return r.ID })
 		return fmt.Sprint(got)
 	}
 	r := runs
 	tests := []struct {
 		filter store.RunFilter
-		want   []runstate.Run
+		want   []runstate.State
 	}{
-		{store.RunFilter{}, []runstate.Run{r[4], r[3], r[2], r[1], r[0]}},
-		{store.RunFilter{WorkflowID: w2.ID}, []runstate.Run{r[3], r[1]}},
-		{store.RunFilter{Status: status.RunPending}, []runstate.Run{r[4], r[1], r[0]}},
-		{store.RunFilter{Status: status.RunRunning}, []runstate.Run{r[2]}},
-		{store.RunFilter{Status: status.RunCancelled}, []runstate.Run{r[3]}},
-		{store.RunFilter{Status: status.RunPending, WorkflowID: w1.ID}, []runstate.Run{r[4], r[0]}},
+		{store.RunFilter{}, []runstate.State{r[4], r[3], r[2], r[1], r[0]}},
+		{store.RunFilter{WorkflowID: w2.ID}, []runstate.State{r[3], r[1]}},
+		{store.RunFilter{Status: status.RunPending}, []runstate.State{r[4], r[1], r[0]}},
+		{store.RunFilter{Status: status.RunRunning}, []runstate.State{r[2]}},
+		{store.RunFilter{Status: status.RunCancelled}, []runstate.State{r[3]}},
+		{store.RunFilter{Status: status.RunPending, WorkflowID: w1.ID}, []runstate.State{r[4], r[0]}},
 		{store.RunFilter{Status: status.RunFailed, WorkflowID: w1.ID}, nil},
 	}
 	for _, tt := range tests {
@@ -276,7 +277,7 @@ func TestCreateRunWithUnknownOrderWritesNothing(t *testing.T) {
 	if err := s.CreateWorkflow(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, ids.New("ord"), mustPlan(t, w), now)
+	r := runstate.New(ids.New("run"), w.ID, w.Name, ids.New("ord"), mustPlan(t, w), now)
 	if err := s.CreateRun(ctx, r); !errors.Is(err, store.ErrOrderNotFound) {
 		t.Fatalf("err = %v, want ErrOrderNotFound", err)
 	}
@@ -560,7 +561,7 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 	s, ctx := testenv.Store(t), context.Background()
 	var want []string
 	for _, amount := range []string{"19.99", "0.01", "1000000", "0.1"} {
-		o := store.Order{ID: ids.New("ord"), Amount: store.Amount(amount), Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
+		o := wire.Order{ID: ids.New("ord"), Amount: wire.Amount(amount), Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
 		if err := s.CreateOrder(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -573,8 +574,8 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 		}
 		want = append([]string{o.ID}, want...)
 	}
-	got, _ := collect(t, 3, func(p store.Page) ([]store.OrderSummary, string, error) { return s.ListOrders(ctx, p) },
-		func(o store.OrderSummary) string { return o.ID })
+	got, _ := collect(t, 3, func(p store.Page) ([]wire.OrderSummary, string, error) { return s.ListOrders(ctx, p) },
+		func(o wire.OrderSummary) string { return o.ID })
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("orders listed %v, want %v", got, want)
 	}
@@ -606,8 +607,8 @@ func TestOrderHistoryPages(t *testing.T) {
 	if len(got.History) != 100 || got.HistoryNext == nil || got.History[0].Event != "created" {
 		t.Fatalf("first page: %d entries, next %v", len(got.History), got.HistoryNext)
 	}
-	entries, sizes := collect(t, 50, func(pg store.Page) ([]store.HistoryEntry, string, error) { return s.OrderHistory(ctx, o.ID, pg) },
-		func(h store.HistoryEntry) string { return h.RunID + "/" + h.Event })
+	entries, sizes := collect(t, 50, func(pg store.Page) ([]wire.HistoryEntry, string, error) { return s.OrderHistory(ctx, o.ID, pg) },
+		func(h wire.HistoryEntry) string { return h.RunID + "/" + h.Event })
 	if len(entries) != 121 || fmt.Sprint(sizes) != "[50 50 21]" {
 		t.Fatalf("paged %d entries in pages %v", len(entries), sizes)
 	}

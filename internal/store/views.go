@@ -11,19 +11,20 @@ import (
 
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
 // GetRun returns the run as the API shows it, with its steps, or
 // ErrNotFound.
-func (s *Store) GetRun(ctx context.Context, id string) (RunDetail, error) {
+func (s *Store) GetRun(ctx context.Context, id string) (wire.RunDetail, error) {
 	r, failures, err := s.ReadRun(ctx, id, true)
 	if err != nil {
-		return RunDetail{}, err
+		return wire.RunDetail{}, err
 	}
 	_, p, err := s.Plan(ctx, r.WorkflowID)
 	if err != nil {
-		return RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
+		return wire.RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
 	}
 	return RunView(r, p, failures, time.Now()), nil
 }
@@ -38,11 +39,11 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // runSummary is the API's view of r without its steps.
-func runSummary(r runstate.Run, failures []runstate.Failure, now time.Time) Run {
-	v := Run{
+func runSummary(r runstate.State, failures []runstate.Failure, now time.Time) wire.RunSummary {
+	v := wire.RunSummary{
 		ID: r.ID, WorkflowID: r.WorkflowID, WorkflowName: r.WorkflowName, Status: r.Reported(),
 		StepCount: len(r.Steps), CreatedAt: r.CreatedAt, Retries: r.Retries, RetriedAt: timePtr(r.RetriedAt),
-		Generation: r.Gen, ProgressAt: r.ProgressAt(), StepStatuses: make([]status.Step, len(r.Steps)),
+		Generation: r.Gen, ProgressAt: r.ProgressAt(), StepStatuses: make([]status.StepStatus, len(r.Steps)),
 	}
 	if r.OrderID != "" {
 		v.OrderID = ptr(r.OrderID)
@@ -79,8 +80,8 @@ func runSummary(r runstate.Run, failures []runstate.Failure, now time.Time) Run 
 // RunView is the API's view of run r of plan p, with the records of its
 // failed attempts, at now. A step's attempts are those of the current and
 // the previous generation, oldest first.
-func RunView(r runstate.Run, p workflow.Plan, failures []runstate.Failure, now time.Time) RunDetail {
-	d := RunDetail{Run: runSummary(r, failures, now), Steps: make([]Step, len(r.Steps))}
+func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, now time.Time) wire.RunDetail {
+	d := wire.RunDetail{RunSummary: runSummary(r, failures, now), Steps: make([]wire.StepDetail, len(r.Steps))}
 	byStep := map[int][]runstate.Failure{}
 	for _, f := range failures {
 		if f.Gen >= r.Gen-1 {
@@ -89,10 +90,10 @@ func RunView(r runstate.Run, p workflow.Plan, failures []runstate.Failure, now t
 	}
 	for i, s := range r.Steps {
 		ps := p[i]
-		v := Step{
+		v := wire.StepDetail{
 			ID: r.ID + ":" + ps.ID, StepID: ps.ID, StepIndex: i, Type: ps.Type, Status: d.StepStatuses[i],
 			RetryCount: s.Attempt, MaxRetries: ps.Config.MaxRetries, DependsOn: ps.DependsOn, Config: ps.Config,
-			Attempts: []Attempt{},
+			Attempts: []wire.Attempt{},
 		}
 		fs := byStep[i]
 		slices.SortFunc(fs, func(a, b runstate.Failure) int {
@@ -102,12 +103,12 @@ func RunView(r runstate.Run, p workflow.Plan, failures []runstate.Failure, now t
 			return a.Attempt - b.Attempt
 		})
 		for _, f := range fs {
-			v.Attempts = append(v.Attempts, Attempt{StartedAt: f.Start, EndedAt: f.End, Error: f.Error})
+			v.Attempts = append(v.Attempts, wire.Attempt{StartedAt: f.Start, EndedAt: f.End, Error: f.Error})
 		}
 		switch s.Status {
 		case status.StepCompleted, status.StepFailed:
 			if s.Status == status.StepCompleted {
-				v.Attempts = append(v.Attempts, Attempt{StartedAt: s.Start, EndedAt: s.End})
+				v.Attempts = append(v.Attempts, wire.Attempt{StartedAt: s.Start, EndedAt: s.End})
 			}
 			v.CompletedAt = timePtr(s.End)
 		case status.StepRunning:
@@ -135,7 +136,7 @@ func RunView(r runstate.Run, p workflow.Plan, failures []runstate.Failure, now t
 
 // RunFilter narrows ListRuns. Empty fields do not filter.
 type RunFilter struct {
-	Status     status.Run
+	Status     status.RunStatus
 	WorkflowID string
 }
 
@@ -143,7 +144,7 @@ type RunFilter struct {
 // status, and the cursor of the next page. Pending and running runs come
 // from the by_active index; other statuses are filtered from all runs (or
 // the workflow's), reading at most maxExamined index entries per page.
-func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]Run, string, error) {
+func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]wire.RunSummary, string, error) {
 	q := listQuery{index: indexByKind, partition: kindRun, keyOf: runKey}
 	switch {
 	case f.Status == status.RunPending || f.Status == status.RunRunning:
@@ -152,7 +153,7 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]Run, strin
 		q.index, q.partition = indexByWorkflow, f.WorkflowID
 	}
 	now := time.Now()
-	var out []Run
+	var out []wire.RunSummary
 	next, err := s.list(ctx, q, p, func(header map[string]types.AttributeValue) (bool, error) {
 		runID := sAttr(header, attrID)
 		if f.WorkflowID != "" && sAttr(header, attrWorkflowID) != f.WorkflowID {
@@ -183,10 +184,10 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]Run, strin
 
 // withChunks decodes a run from its header, reading its chunks if it has
 // any.
-func (s *Store) withChunks(ctx context.Context, runID string, header map[string]types.AttributeValue) (runstate.Run, error) {
+func (s *Store) withChunks(ctx context.Context, runID string, header map[string]types.AttributeValue) (runstate.State, error) {
 	n, err := nAttr(header, "step_count")
 	if err != nil {
-		return runstate.Run{}, fmt.Errorf("run %s: %w", runID, err)
+		return runstate.State{}, fmt.Errorf("run %s: %w", runID, err)
 	}
 	var keys []map[string]types.AttributeValue
 	for k := 1; k < runstate.Items(n); k++ {
@@ -196,7 +197,7 @@ func (s *Store) withChunks(ctx context.Context, runID string, header map[string]
 	if len(keys) > 0 {
 		items, err := s.batchGet(ctx, keys, false)
 		if err != nil {
-			return runstate.Run{}, err
+			return runstate.State{}, err
 		}
 		for _, it := range items {
 			chunks = append(chunks, it)
@@ -212,7 +213,7 @@ func (s *Store) withChunks(ctx context.Context, runID string, header map[string]
 
 // addOrderStatus fills in the status of the listed runs' orders with one
 // BatchGetItem.
-func (s *Store) addOrderStatus(ctx context.Context, runs []Run) error {
+func (s *Store) addOrderStatus(ctx context.Context, runs []wire.RunSummary) error {
 	seen := map[string]bool{}
 	var keys []map[string]types.AttributeValue
 	for _, r := range runs {
@@ -233,7 +234,7 @@ func (s *Store) addOrderStatus(ctx context.Context, runs []Run) error {
 			continue
 		}
 		if it, ok := items[itemKey(key(orderKey(*r.OrderID)))]; ok {
-			runs[i].OrderStatus = ptr(status.Order(sAttr(it, attrStatus)))
+			runs[i].OrderStatus = ptr(status.OrderStatus(sAttr(it, attrStatus)))
 		}
 	}
 	return nil

@@ -27,6 +27,7 @@ import (
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -35,8 +36,8 @@ type Store interface {
 	ListActiveRuns(ctx context.Context, p store.Page) ([]string, string, error)
 	// ReadRun reads a run; the sweeper reads eventually consistently,
 	// since everything it does is conditional or idempotent.
-	ReadRun(ctx context.Context, id string, consistent bool) (runstate.Run, []runstate.Failure, error)
-	Plan(ctx context.Context, workflowID string) (store.Workflow, workflow.Plan, error)
+	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
+	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
 	EndRun(ctx context.Context, e runstate.End) error
 }
 

@@ -19,6 +19,7 @@ import (
 	"stepflow/internal/store"
 	"stepflow/internal/sweeper"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
@@ -47,7 +48,7 @@ func setup(t *testing.T) *bundle {
 
 // run stores a workflow of the given steps ("id" or "id:parent,...") and
 // a run of it created now (the bundle's clock).
-func (b *bundle) run(steps ...string) (runstate.Run, workflow.Plan) {
+func (b *bundle) run(steps ...string) (runstate.State, workflow.Plan) {
 	b.t.Helper()
 	def := workflow.Definition{Name: "w"}
 	for _, s := range steps {
@@ -57,7 +58,7 @@ func (b *bundle) run(steps ...string) (runstate.Run, workflow.Plan) {
 		}
 		def.Steps = append(def.Steps, st)
 	}
-	w := store.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
+	w := wire.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
 	ctx := context.Background()
 	if err := b.store.CreateWorkflow(ctx, w); err != nil {
 		b.t.Fatal(err)
@@ -66,7 +67,7 @@ func (b *bundle) run(steps ...string) (runstate.Run, workflow.Plan) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, "", p, b.now)
+	r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, b.now)
 	if err := b.store.CreateRun(ctx, r); err != nil {
 		b.t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func cut(s string) (string, []string, bool) {
 
 // commit claims and completes steps of r at at, as a runner would, and
 // returns the run as it then is.
-func (b *bundle) commit(r runstate.Run, p workflow.Plan, at time.Time, steps ...int) runstate.Run {
+func (b *bundle) commit(r runstate.State, p workflow.Plan, at time.Time, steps ...int) runstate.State {
 	b.t.Helper()
 	ctx := context.Background()
 	c, leases := runstate.NewClaim(r, p, steps, "tok", at, time.Minute)
@@ -189,7 +190,7 @@ func TestSweepResendsWhatIsStalled(t *testing.T) {
 	r, p := b.run("a", "b:a", "c:b", "d", "e")
 	r = b.commit(r, p, t0, 0)
 	ctx := context.Background()
-	claim := func(r runstate.Run, at time.Time, step int) runstate.Run {
+	claim := func(r runstate.State, at time.Time, step int) runstate.State {
 		c, _ := runstate.NewClaim(r, p, []int{step}, "tok", at, time.Minute)
 		if err := b.store.ClaimSteps(ctx, c); err != nil {
 			t.Fatal(err)
@@ -240,14 +241,14 @@ func TestSweepFailsARunThatCannotProgress(t *testing.T) {
 	b := setup(t)
 	def := workflow.Definition{Name: "w", Steps: []workflow.Step{
 		{ID: "a", Type: "task", DependsOn: []string{}}, {ID: "b", Type: "task", DependsOn: []string{"a"}}}}
-	w := store.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
+	w := wire.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
 	ctx := context.Background()
 	if err := b.store.CreateWorkflow(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	p, _ := workflow.NewPlan(def)
-	r := runstate.NewRun(ids.New("run"), w.ID, w.Name, "", p, t0)
-	r.Steps[0] = runstate.Step{Status: status.StepFailed, Start: t0, End: t0}
+	r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, t0)
+	r.Steps[0] = runstate.Slot{Status: status.StepFailed, Start: t0, End: t0}
 	if err := b.store.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestSweepKeepsGoingPastABadRun(t *testing.T) {
 	b := setup(t)
 	good, _ := b.run("a")
 	broken := &failingReads{Store: b.store, bad: ids.New("run")}
-	bad := runstate.NewRun(broken.bad, good.WorkflowID, "w", "", workflow.Plan{{}}, t0)
+	bad := runstate.New(broken.bad, good.WorkflowID, "w", "", workflow.Plan{{}}, t0)
 	if err := b.store.CreateRun(context.Background(), bad); err != nil {
 		t.Fatal(err)
 	}
@@ -288,9 +289,9 @@ type failingReads struct {
 	bad string
 }
 
-func (f *failingReads) ReadRun(ctx context.Context, id string, consistent bool) (runstate.Run, []runstate.Failure, error) {
+func (f *failingReads) ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error) {
 	if id == f.bad {
-		return runstate.Run{}, nil, errUnreadable
+		return runstate.State{}, nil, errUnreadable
 	}
 	return f.Store.ReadRun(ctx, id, consistent)
 }
