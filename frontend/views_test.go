@@ -362,7 +362,7 @@ func TestReaderSeesNoWriteControls(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokens := store.NewTokens(awsclient.DynamoDB(testenv.Config(t), st.DynamoDB), st.TokenTable)
-	if err := tokens.PutToken(context.Background(), tok); err != nil {
+	if err := tokens.PutTokenIfAbsent(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
 	run(t, ctx, chromedp.Navigate(st.URL+"/#/signin"), wait(`#token`),

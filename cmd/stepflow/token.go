@@ -66,7 +66,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "stepflow token: --role: %v\n", err)
 			return exitUsage
 		}
-		if err := tokens.PutToken(ctx, tok); err != nil {
+		if err := tokens.PutTokenIfAbsent(ctx, tok); err != nil {
 			fmt.Fprintf(stderr, "stepflow token: %v\n", err)
 			return exitError
 		}

@@ -29,20 +29,22 @@ const (
 // wrapping store.ErrNotFound, store.ErrConflict and store.ErrOrderNotFound
 // for the conditions they name, and are safe for concurrent use.
 type Store interface {
-	CreateWorkflow(ctx context.Context, w wire.Workflow) error
+	CreateWorkflowIfAbsent(ctx context.Context, w wire.Workflow) error
 	GetWorkflow(ctx context.Context, id string) (wire.Workflow, error)
 	ListWorkflows(ctx context.Context, p store.Page) ([]wire.WorkflowSummary, string, error)
 	// Plan returns a workflow and its plan (cached: workflows never change).
 	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
-	CreateRun(ctx context.Context, r runstate.State) error
+	CreateRunIfAbsent(ctx context.Context, r runstate.State) error
 	GetRun(ctx context.Context, id string) (wire.RunDetail, error)
 	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
-	ListRuns(ctx context.Context, f store.RunFilter, p store.Page) ([]wire.RunSummary, string, error)
-	// EndRun and ResetRun return ErrConflict when the run changed since it
-	// was read.
-	EndRun(ctx context.Context, e runstate.End) error
-	ResetRun(ctx context.Context, rs runstate.Reset) error
-	CreateOrder(ctx context.Context, o wire.Order) error
+	// ListRuns leaves out runs it cannot read, and names them.
+	ListRuns(ctx context.Context, f store.RunFilter, p store.Page) (store.RunPage, error)
+	// EndRunIfRunning and RetryRunIfEnded return ErrConflict when the run
+	// changed since it was read (a write whose answer was lost but that
+	// landed succeeds).
+	EndRunIfRunning(ctx context.Context, e runstate.End) error
+	RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error
+	CreateOrderIfAbsent(ctx context.Context, o wire.Order) error
 	GetOrder(ctx context.Context, id string) (wire.Order, error)
 	OrderHistory(ctx context.Context, orderID string, p store.Page) ([]wire.HistoryEntry, string, error)
 	ListOrders(ctx context.Context, p store.Page) ([]wire.OrderSummary, string, error)
@@ -61,7 +63,7 @@ type Authenticator interface {
 // RunLimiter counts run starts per caller; ErrRateLimited means the caller
 // reached limit starts this minute.
 type RunLimiter interface {
-	CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error
+	CountRunStartIfUnderLimit(ctx context.Context, caller string, limit int, now time.Time) error
 }
 
 // Redriver moves dead-lettered step messages back to the work queue, and
@@ -235,7 +237,7 @@ func (s *server) limitRunStart(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	now := s.Now()
-	err := s.Limiter.CountRunStart(r.Context(), caller, s.RunsPerMinute, now)
+	err := s.Limiter.CountRunStartIfUnderLimit(r.Context(), caller, s.RunsPerMinute, now)
 	if errors.Is(err, store.ErrRateLimited) {
 		wait := now.Truncate(time.Minute).Add(time.Minute).Sub(now)
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))

@@ -29,7 +29,7 @@ func authSetup(t *testing.T) (*bundle, creds, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tokens.PutToken(ctx, tok); err != nil {
+		if err := tokens.PutTokenIfAbsent(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
 		if revoke {

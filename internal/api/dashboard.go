@@ -110,11 +110,12 @@ func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	runs, next, err := s.Store.ListRuns(r.Context(), f, p)
+	pg, err := s.Store.ListRuns(r.Context(), f, p)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
 	}
+	runs := pg.Runs
 	now := s.Now()
 	for i := range runs {
 		if runs[i].Status.Terminal() {
@@ -122,12 +123,28 @@ func (s *server) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 		_, plan, err := s.Store.Plan(r.Context(), runs[i].WorkflowID)
 		if err != nil {
-			writeError(w, r, s.Logger, err)
-			return
+			s.Logger.ErrorContext(r.Context(), "workflow of a listed run cannot be read; not marked stalled", "run_id", runs[i].ID, "error", err)
+			continue
 		}
 		runs[i].Stalled = s.stalled(runs[i], plan, now)
 	}
-	writeList(w, r, s, runs, next, nil)
+	s.noteUnreadable(w, r, pg.Unreadable)
+	writeList(w, r, s, runs, pg.Next, nil)
+}
+
+// UnreadableHeader counts the runs a list or statistics left out because
+// their items cannot be read (each is also logged with its run_id).
+const UnreadableHeader = "Stepflow-Unreadable-Runs"
+
+// noteUnreadable logs runs a list left out, and counts them in a header.
+func (s *server) noteUnreadable(w http.ResponseWriter, r *http.Request, runs []store.Unreadable) {
+	if len(runs) == 0 {
+		return
+	}
+	for _, u := range runs {
+		s.Logger.ErrorContext(r.Context(), "run cannot be read; left out of the list", "run_id", u.RunID, "error", u.Err)
+	}
+	w.Header().Set(UnreadableHeader, strconv.Itoa(len(runs)))
 }
 
 // runFilter reads ?status= and ?workflow_id=.
@@ -155,6 +172,8 @@ type statsBody struct {
 	SuccessRate   *float64                 `json:"success_rate"`
 	DurationP50MS *int64                   `json:"duration_p50_ms"`
 	DurationP95MS *int64                   `json:"duration_p95_ms"`
+	// Unreadable counts runs left out because their items cannot be read.
+	Unreadable int `json:"unreadable"`
 }
 
 // runStats summarizes the latest runs, of all workflows or of one.
@@ -174,21 +193,26 @@ func (s *server) runStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var runs []wire.RunSummary
+	var unreadable []store.Unreadable
 	p := store.Page{}
 	for len(runs) < limit {
 		p.Limit = min(MaxLimit, limit-len(runs))
-		page, next, err := s.Store.ListRuns(r.Context(), f, p)
+		pg, err := s.Store.ListRuns(r.Context(), f, p)
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}
-		runs = append(runs, page...)
-		if next == "" {
+		runs = append(runs, pg.Runs...)
+		unreadable = append(unreadable, pg.Unreadable...)
+		if pg.Next == "" {
 			break
 		}
-		p.Cursor = next
+		p.Cursor = pg.Next
 	}
-	writeJSON(w, http.StatusOK, summarizeRuns(runs))
+	s.noteUnreadable(w, r, unreadable)
+	b := summarizeRuns(runs)
+	b.Unreadable = len(unreadable)
+	writeJSON(w, http.StatusOK, b)
 }
 
 // summarizeRuns counts runs by status; the success rate is over ended

@@ -214,17 +214,17 @@ func TestRunProgressAndStalled(t *testing.T) {
 		_, plan, err := st.Plan(ctx, r.WorkflowID)
 		must(err)
 		policy := retry.Policy{Base: 2 * delay, Cap: 2 * delay, Rand: func() float64 { return 0.5 }}
-		c, leases := runstate.NewClaim(r, plan, []int{0}, "t1", at(1), 30*time.Second)
-		must(st.ClaimSteps(ctx, c))
+		c, leases := runstate.NewClaim(r, plan, []int{0}, runstate.LeaseTerms{Token: "t1", Margin: 30 * time.Second}, at(1))
+		must(st.ClaimIfLive(ctx, c))
 		r = r.Apply(c.Swaps)
 		done := runstate.BuildCommit(r, plan, status.OrderPending, []runstate.Outcome{{Step: 0, Held: leases[0].Held, Start: at(1), End: at(3)}}, policy, at(3))
-		must(st.CommitGroup(ctx, done, "cmt_1"+runID))
+		must(st.CommitIfHeld(ctx, done, "cmt_1"+runID))
 		r = r.Apply(done.Swaps)
-		c, leases = runstate.NewClaim(r, plan, []int{1}, "t2", at(4), 30*time.Second)
-		must(st.ClaimSteps(ctx, c))
+		c, leases = runstate.NewClaim(r, plan, []int{1}, runstate.LeaseTerms{Token: "t2", Margin: 30 * time.Second}, at(4))
+		must(st.ClaimIfLive(ctx, c))
 		r = r.Apply(c.Swaps)
 		failed := runstate.BuildCommit(r, plan, status.OrderValidated, []runstate.Outcome{{Step: 1, Held: leases[0].Held, Start: at(4), End: at(5), Err: errors.New("boom")}}, policy, at(5))
-		must(st.CommitGroup(ctx, failed, "cmt_2"+runID))
+		must(st.CommitIfHeld(ctx, failed, "cmt_2"+runID))
 	}
 	fail(run.ID, time.Second)
 	// The same state in a run whose retry waits a minute.
@@ -328,18 +328,18 @@ func TestRunStats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, leases := runstate.NewClaim(r, plan, []int{0}, "tok", t0, time.Minute)
-		if err := st.ClaimSteps(ctx, c); err != nil {
+		c, leases := runstate.NewClaim(r, plan, []int{0}, runstate.LeaseTerms{Token: "tok", Margin: time.Minute}, t0)
+		if err := st.ClaimIfLive(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		r = r.Apply(c.Swaps)
 		if to == status.RunFailed {
 			e, _ := runstate.Fail(r, t0.Add(took))
-			err = st.EndRun(ctx, e)
+			err = st.EndRunIfRunning(ctx, e)
 		} else {
 			done := runstate.BuildCommit(r, plan, "", []runstate.Outcome{{Step: 0, Held: leases[0].Held, Start: t0, End: t0.Add(took)}},
 				retry.Default(func() float64 { return 0 }), t0.Add(took))
-			err = st.CommitGroup(ctx, done, "cmt_"+id[4:])
+			err = st.CommitIfHeld(ctx, done, "cmt_"+id[4:])
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -419,7 +419,7 @@ func TestOrderHistoryPages(t *testing.T) {
 		now := time.Now()
 		c := runstate.BuildCommit(r, plan, status.OrderPending, []runstate.Outcome{{Step: 0, Held: runstate.Pending0, Start: now, End: now}},
 			retry.Default(func() float64 { return 0 }), now)
-		if err := st.CommitGroup(ctx, c, "cmt_"+run.ID[4:]); err != nil {
+		if err := st.CommitIfHeld(ctx, c, "cmt_"+run.ID[4:]); err != nil {
 			t.Fatal(err)
 		}
 		runs = append(runs, run.ID)

@@ -83,7 +83,7 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		orderID = *req.OrderID
 	}
 	run := runstate.New(s.IDs.New("run"), wf.ID, wf.Name, orderID, plan, s.Now())
-	if err := s.Store.CreateRun(r.Context(), run); err != nil {
+	if err := s.Store.CreateRunIfAbsent(r.Context(), run); err != nil {
 		if errors.Is(err, store.ErrOrderNotFound) {
 			err = unprocessable("order_id", fmt.Sprintf("order_id %q names no order", orderID))
 		}
@@ -135,7 +135,7 @@ func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		return s.Store.EndRun(r.Context(), end)
+		return s.Store.EndRunIfRunning(r.Context(), end)
 	})
 }
 
@@ -162,7 +162,7 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if err := s.Store.ResetRun(r.Context(), rs); err != nil {
+		if err := s.Store.RetryRunIfEnded(r.Context(), rs); err != nil {
 			return err
 		}
 		// Enqueue before anything else can fail: the reset has landed,
@@ -294,7 +294,7 @@ func (s *server) createOrder(w http.ResponseWriter, r *http.Request) {
 		ID: s.IDs.New("ord"), Amount: amount, Status: status.OrderPending, CreatedAt: now, UpdatedAt: now,
 		History: []wire.HistoryEntry{{At: now, Event: "created", To: status.OrderPending}},
 	}
-	if err := s.Store.CreateOrder(r.Context(), o); err != nil {
+	if err := s.Store.CreateOrderIfAbsent(r.Context(), o); err != nil {
 		writeError(w, r, s.Logger, err)
 		return
 	}

@@ -62,7 +62,7 @@ func cors(origins []string, next http.Handler) http.Handler {
 		if allowed {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "Link")
+			h.Set("Access-Control-Expose-Headers", "Link, "+UnreadableHeader)
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if !allowed {

@@ -50,7 +50,7 @@ func TestLambdaAuthorizer(t *testing.T) {
 	ids := id.NewGenerator(nil, nil)
 	put := func(role auth.Role, revoke bool) (auth.Token, string) {
 		tok, cred, _ := auth.New(ids, "t", role, now, 0)
-		if err := st.PutToken(ctx, tok); err != nil {
+		if err := st.PutTokenIfAbsent(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
 		if revoke {
@@ -117,7 +117,7 @@ func TestEdgeDecisionIgnoresTheMethod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tokens.PutToken(ctx, tok); err != nil {
+	if err := tokens.PutTokenIfAbsent(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
 	authn := auth.Authenticator{Tokens: tokens}

@@ -64,6 +64,8 @@ type pass struct {
 	// long the runner takes to drain them.
 	oneAtATime bool
 	timeout    time.Duration
+	// inlineBudget is the engine's (0: its default).
+	inlineBudget time.Duration
 }
 
 // result is what a pass measured. Costs are counted for every component a
@@ -91,6 +93,9 @@ type result struct {
 	// level, as their Lambdas do.
 	LogBytes int64
 	Handoffs []time.Duration // sorted
+	// Lags are the commit lags, sorted: from each committed attempt's end
+	// to its commit landing.
+	Lags []time.Duration
 	// Err says why the pass did not finish (time-out, a run that did not
 	// complete, an order effect not applied exactly once); the other
 	// fields hold what was measured until then.
@@ -234,6 +239,7 @@ type rig struct {
 
 	mu       sync.Mutex
 	handoffs []time.Duration
+	lags     []time.Duration // see result.Lags
 	runIDs   []string
 }
 
@@ -273,7 +279,7 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := store.NewTokens(db, name+"-tokens").PutToken(ctx, tok); err != nil {
+	if err := store.NewTokens(db, name+"-tokens").PutTokenIfAbsent(ctx, tok); err != nil {
 		return nil, err
 	}
 	r.cred = cred
@@ -285,7 +291,7 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 	})
 	r.engine, err = engine.New(engine.Config{
 		Store: r.eng.store, Queue: r.eng.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &r.tasks},
-		Retry: r.policy, Logger: r.logger,
+		Retry: r.policy, Logger: r.logger, InlineBudget: p.inlineBudget,
 		OnStart: func(m queue.Message, at time.Time) {
 			if m.StepIndex > 0 && m.Attempt == 0 {
 				r.mu.Lock()
@@ -293,7 +299,12 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 				r.mu.Unlock()
 			}
 		},
-		OnCommit: func(string, int) { r.prog.add() },
+		OnCommit: func(_ string, _ int, ended, landed time.Time) {
+			r.mu.Lock()
+			r.lags = append(r.lags, landed.Sub(ended))
+			r.mu.Unlock()
+			r.prog.add()
+		},
 	})
 	return r, err
 }
@@ -427,6 +438,8 @@ func (e env) run(ctx context.Context, p pass) (result, error) {
 	res.LogBytes = r.logs.n.Load()
 	slices.Sort(r.handoffs)
 	res.Handoffs = r.handoffs
+	slices.Sort(r.lags)
+	res.Lags = r.lags
 	if n := res.API.Errors + res.Engine.Errors + res.Sweep.Errors; n > 0 && res.Err == nil {
 		res.Err = fmt.Errorf("the meter could not read %d item images: capacity incomplete", n)
 	}

@@ -221,7 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tokens.PutToken(ctx, tok); err != nil {
+	if err := tokens.PutTokenIfAbsent(ctx, tok); err != nil {
 		return nil, fmt.Errorf("store the local token: %w", err)
 	}
 	st.Token = cred

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -60,5 +61,41 @@ func TestCapacityBudget(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLongChainReadsWhatItNeeds (issue 16, section 6): steps longer than
+// the inline budget each run from their own message. Each used to read
+// every item of the run, twice: a 100-step chain read about 14 read units
+// per step. A runner reads only the items its decision needs (the step's,
+// its parents' and its dependents'), so a 100-step chain reads per step at
+// most 1.5 times what a 4-step chain of the same steps reads.
+func TestLongChainReadsWhatItNeeds(t *testing.T) {
+	var m *meter.Meter
+	b := setup(t, options{meter: &m, scale: 1, inlineBudget: 10 * time.Millisecond})
+	chain := func(n int) string {
+		steps := make([]shapeStep, n)
+		for i := range steps {
+			steps[i] = shapeStep{ID: fmt.Sprintf("s%03d", i), Config: map[string]any{"duration_seconds": 0.02}}
+			if i > 0 {
+				steps[i].DependsOn = []string{steps[i-1].ID}
+			}
+		}
+		return shapeJSON(t, fmt.Sprintf("chain-%d", n), steps)
+	}
+	perStep := map[int]float64{}
+	for _, n := range []int{4, 4, 100} { // the first run fills the workflow cache
+		before := m.Snapshot()
+		runID, _ := b.startRun(chain(n), "")
+		if d := b.wait(runID, 2*time.Minute); d.Status != status.RunCompleted {
+			t.Fatalf("chain-%d: run %s", n, d.Status)
+		}
+		time.Sleep(200 * time.Millisecond) // let the last handler return
+		perStep[n] = (m.Snapshot().RU - before.RU) / float64(n)
+	}
+	ratio := perStep[100] / perStep[4]
+	t.Logf("read units per step: chain-100 %.2f, chain-4 %.2f, ratio %.2f", perStep[100], perStep[4], ratio)
+	if ratio > 1.5 {
+		t.Errorf("a 100-step chain reads %.2f units per step, %.2f times a 4-step chain's %.2f; the target is 1.5", perStep[100], ratio, perStep[4])
 	}
 }

@@ -12,24 +12,34 @@ import (
 	"stepflow/internal/retry"
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
+	"stepflow/internal/store"
 	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
 )
 
-// Store is what the engine needs from storage. Conditional writes fail with
-// errors wrapping store.ErrConflict; a write DynamoDB refuses as invalid
-// wraps store.ErrInvalid. Implementations are safe for concurrent use.
+// Store is what the engine needs from storage. Each write is named for
+// its precondition, which storage enforces: a refused write returns an
+// error wrapping store.ErrConflict (naming the item that failed and why), a
+// write DynamoDB refuses as invalid wraps store.ErrInvalid, and a write
+// whose answer was lost but that landed succeeds (storage tells its own
+// landed write from someone else's). Implementations are safe for
+// concurrent use.
 type Store interface {
 	// Plan returns a workflow's plan (workflows never change).
 	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
-	// LoadRun reads a run and its order's status consistently.
-	LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.State, status.OrderStatus, error)
+	// LoadItems reads some of a run's items (by number, 0 for the header)
+	// and its order's status, consistently.
+	LoadItems(ctx context.Context, ref store.RunRef, items []int) (runstate.State, status.OrderStatus, error)
 	// Fence reads a run's generation and whether it is live, consistently.
 	Fence(ctx context.Context, runID string) (gen int, live bool, err error)
-	// ClaimSteps claims all of c or nothing (ErrConflict).
-	ClaimSteps(ctx context.Context, c runstate.Claim) error
-	CommitGroup(ctx context.Context, c runstate.Commit, token string) error
-	EndRun(ctx context.Context, e runstate.End) error
+	// ClaimIfLive claims all of c or nothing. After a lost answer it
+	// returns store.ErrRunMoved if the claim landed but the run is no
+	// longer live in c.Gen.
+	ClaimIfLive(ctx context.Context, c runstate.Claim) error
+	// ReleaseIfHeld gives back claims (see runstate.Release).
+	ReleaseIfHeld(ctx context.Context, runID string, swaps []runstate.Swap) error
+	CommitIfHeld(ctx context.Context, c runstate.Commit, token string) error
+	EndRunIfRunning(ctx context.Context, e runstate.End) error
 }
 
 // Queue sends step messages. A failed Send may have sent some messages.
@@ -77,6 +87,12 @@ const (
 	DefaultLeaseMargin  = 30 * time.Second
 	DefaultInlineBudget = 2 * time.Second
 	DefaultParallelism  = 16
+	// DefaultCommitWindow is how long an ended attempt may wait for
+	// others ending soon after it, to share its commit.
+	DefaultCommitWindow = 100 * time.Millisecond
+	// MaxCommitWindow bounds CommitWindow: an outcome is committed within
+	// one storage round trip of this.
+	MaxCommitWindow = 100 * time.Millisecond
 	// maxStepsPerCommit keeps a commit within DynamoDB's 100 items per
 	// transaction: per step at most a history entry and a failure's record,
 	// plus at most 7 run items and the order.
@@ -104,7 +120,14 @@ type Config struct {
 	// Parallelism is how many steps of one invocation run at once
 	// (default 16).
 	Parallelism int
-	Now         func() time.Time
+	// CommitWindow is how long an attempt that ended waits for others
+	// ending soon after it to share its commit (default and at most
+	// MaxCommitWindow; negative: none).
+	CommitWindow time.Duration
+	Now          func() time.Time
+	// After, if set, returns a channel that receives once the Now clock
+	// reaches t (default: a real timer). Tests on a fake clock advance it.
+	After func(t time.Time) <-chan time.Time
 	// IDs makes lease and commit tokens (default: crypto-random).
 	IDs *id.Generator
 	// OnStart, if set, is called as each attempt starts, with the message
@@ -112,8 +135,9 @@ type Config struct {
 	// run after its parent in the same invocation the message's SentAt is
 	// when the runner learnt that the parent succeeded.
 	OnStart func(m queue.Message, at time.Time)
-	// OnCommit, if set, is called after each committed step.
-	OnCommit func(runID string, index int)
+	// OnCommit, if set, is called after each committed step, with the
+	// attempt's end and the time the commit landed (Now clock).
+	OnCommit func(runID string, index int, ended, landed time.Time)
 	// Visibility, if set, keeps a message hidden while its step's lease
 	// lasts (when the lease is longer than QueueVisibility, the queue's
 	// visibility timeout), and hides a busy message until its step's
@@ -156,8 +180,20 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = DefaultParallelism
 	}
+	switch {
+	case cfg.CommitWindow == 0:
+		cfg.CommitWindow = DefaultCommitWindow
+	case cfg.CommitWindow < 0:
+		cfg.CommitWindow = 0
+	case cfg.CommitWindow > MaxCommitWindow:
+		return nil, fmt.Errorf("engine: commit window %v exceeds %v", cfg.CommitWindow, MaxCommitWindow)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		now := cfg.Now
+		cfg.After = func(t time.Time) <-chan time.Time { return time.After(t.Sub(now())) }
 	}
 	if cfg.IDs == nil {
 		cfg.IDs = id.NewGenerator(cfg.Now, nil)

@@ -34,6 +34,7 @@ type countingTask struct {
 	mu     sync.Mutex
 	count  map[string]int
 	starts map[string][]time.Time
+	gens   map[string][]int // the generation of each execution
 	scale  float64
 	fail   func(in engine.TaskInput) error
 }
@@ -42,6 +43,10 @@ func (c *countingTask) Run(ctx context.Context, in engine.TaskInput) error {
 	c.mu.Lock()
 	c.count[in.RunID+"/"+in.StepID]++
 	c.starts[in.RunID+"/"+in.StepID] = append(c.starts[in.RunID+"/"+in.StepID], time.Now())
+	if c.gens == nil {
+		c.gens = map[string][]int{}
+	}
+	c.gens[in.RunID+"/"+in.StepID] = append(c.gens[in.RunID+"/"+in.StepID], in.Generation)
 	c.mu.Unlock()
 	sim := engine.Simulated{Rand: func() float64 { return 0.999 }}
 	in.Config.DurationSeconds *= c.scale
@@ -52,6 +57,13 @@ func (c *countingTask) Run(ctx context.Context, in engine.TaskInput) error {
 		return c.fail(in)
 	}
 	return nil
+}
+
+// generations returns the generation of each execution of a step.
+func (c *countingTask) generations(runID, stepID string) []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.gens[runID+"/"+stepID]...)
 }
 
 func (c *countingTask) executions(runID, stepID string) int {
@@ -96,6 +108,8 @@ type options struct {
 	maxReceive             int // dead-letter after this many receives (none if 0)
 	// meter, if set, meters the engine's DynamoDB requests (not the API's).
 	meter **meter.Meter
+	// inlineBudget is the engine's (default: its own default).
+	inlineBudget time.Duration
 }
 
 type bundle struct {
@@ -168,8 +182,8 @@ func setup(t *testing.T, o options) *bundle {
 	}
 	eng, err := engine.New(engine.Config{
 		Store: engineStore, Queue: b.queue, Task: b.task, Retry: policy, LeaseMargin: o.leaseMargin,
-		Visibility: work, QueueVisibility: o.visibility, Crash: o.crash,
-		OnCommit: func(runID string, index int) {
+		InlineBudget: o.inlineBudget, Visibility: work, QueueVisibility: o.visibility, Crash: o.crash,
+		OnCommit: func(runID string, index int, _, _ time.Time) {
 			b.mu.Lock()
 			b.commits[fmt.Sprintf("%s/%d", runID, index)] = time.Now()
 			b.mu.Unlock()

@@ -40,7 +40,7 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 	// The run the first recorded message names.
 	def := workflow.Definition{Name: "one", Steps: []workflow.Step{{ID: "only", Type: "task", DependsOn: []string{}, Config: workflow.Config{MaxRetries: 3}}}}
 	wf := wire.Workflow{ID: "wf_01KMZQ4Y8V5W3X2Y1Z0A9B8C70", Name: "one", Definition: def, CreatedAt: time.Now().UTC()}
-	if err := st.CreateWorkflow(ctx, wf); err != nil {
+	if err := st.CreateWorkflowIfAbsent(ctx, wf); err != nil {
 		t.Fatal(err)
 	}
 	plan, err := workflow.NewPlan(def)
@@ -48,7 +48,7 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := runstate.New("run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", wf.ID, wf.Name, "", plan, time.Now())
-	if err := st.CreateRun(ctx, run); err != nil {
+	if err := st.CreateRunIfAbsent(ctx, run); err != nil {
 		t.Fatal(err)
 	}
 	eng, err := engine.New(engine.Config{Store: st, Queue: &queue.SQS{Client: sq, URL: url}, Task: engine.Simulated{Rand: func() float64 { return 0.5 }},

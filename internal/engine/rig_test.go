@@ -107,6 +107,9 @@ type rig struct {
 	api      http.Handler
 	gatedAPI http.Handler
 	apiGate  *gate
+	// lose and apiLose lose answers of the gated runner's and the gated
+	// API's DynamoDB requests after they landed.
+	lose, apiLose *testenv.LostAnswers
 }
 
 func newRig(t *testing.T, runnerGate, apiGate func(string) bool, scale float64, fail func(engine.TaskInput) error, tweak func(*engine.Config)) *rig {
@@ -115,8 +118,9 @@ func newRig(t *testing.T, runnerGate, apiGate func(string) bool, scale float64, 
 	table := testenv.Table(t, db)
 	r := &rig{t: t, store: store.New(db, table), q: &sentQueue{}, gate: newGate(runnerGate), apiGate: newGate(apiGate),
 		task: &countingTask{count: map[string]int{}, starts: map[string][]time.Time{}, scale: scale, fail: fail}}
-	gatedStore := func(g *gate) *store.Store {
-		cfg := testenv.Config(t)
+	gatedStore := func(g *gate, lose **testenv.LostAnswers) *store.Store {
+		cfg, l := testenv.LosingConfig(t)
+		*lose = l
 		cfg.APIOptions = append(cfg.APIOptions, g.middleware)
 		return store.New(awsclient.DynamoDB(cfg, testenv.Endpoint(t)), table)
 	}
@@ -132,9 +136,9 @@ func newRig(t *testing.T, runnerGate, apiGate func(string) bool, scale float64, 
 		}
 		return e
 	}
-	r.plain, r.gated = newEngine(r.store), newEngine(gatedStore(r.gate))
+	r.plain, r.gated = newEngine(r.store), newEngine(gatedStore(r.gate, &r.lose))
 	r.api = api.New(api.Config{Store: r.store, Starter: engine.Starter{Queue: r.q}})
-	r.gatedAPI = api.New(api.Config{Store: gatedStore(r.apiGate), Starter: engine.Starter{Queue: r.q}})
+	r.gatedAPI = api.New(api.Config{Store: gatedStore(r.apiGate, &r.apiLose), Starter: engine.Starter{Queue: r.q}})
 	return r
 }
 

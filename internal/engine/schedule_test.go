@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -41,6 +42,7 @@ import (
 var (
 	schedules = flag.Int("schedules", 500, "random schedules TestRandomSchedules drives (or STEPFLOW_SCHEDULES)")
 	seedFlag  = flag.Uint64("seed", 0, "replay only this schedule seed (0: all)")
+	fromFlag  = flag.Uint64("from", 1, "the first seed of the schedules run")
 	traceFlag = flag.Bool("trace", false, "log every DynamoDB request of a failing schedule")
 )
 
@@ -65,7 +67,7 @@ func TestRandomSchedules(t *testing.T) {
 	if testing.Short() {
 		n = min(n, 50)
 	}
-	first := uint64(1)
+	first := *fromFlag
 	if *seedFlag != 0 {
 		first, n = *seedFlag, 1
 	}
@@ -78,7 +80,18 @@ func TestRandomSchedules(t *testing.T) {
 	for seed := first; seed < first+uint64(n); seed++ {
 		h := newHarness(t, cfg, db, seed)
 		began := time.Now()
-		err := h.run()
+		done := make(chan error, 1)
+		go func() { done <- h.run() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(scheduleDeadline):
+			// A harness or engine hang fails the test instead of
+			// silently stopping every later seed; the schedule's
+			// goroutines are abandoned.
+			h.s.abort()
+			err = fmt.Errorf("schedule did not finish within %v (%d decisions)", scheduleDeadline, h.s.now())
+		}
 		if el := time.Since(began); el > 500*time.Millisecond && testing.Verbose() {
 			t.Logf("schedule %d took %v (%d decisions, %d runs)", seed, el.Round(time.Millisecond), h.s.decisions, len(h.runs))
 		}
@@ -91,7 +104,42 @@ func TestRandomSchedules(t *testing.T) {
 			clean++
 		}
 	}
-	t.Logf("%d schedules passed (%d with crashes or lost responses, %d without)", n, crashy, clean)
+	t.Logf("%d schedules passed, seeds %d to %d (%d with crashes or lost responses, %d without)", n, first, first+uint64(n)-1, crashy, clean)
+}
+
+// scheduleDeadline bounds one schedule's wall time: most take well under
+// a second; a hang fails the test.
+const scheduleDeadline = 2 * time.Minute
+
+// TestScheduleHarnessOwnFailuresFail: two runs of a schedule with
+// identical definitions (the API reuses the workflow and answers 200) used
+// to make the harness call t.Fatalf off the test's goroutine: the schedule
+// hung and every later seed silently stopped running. Now the reused
+// workflow is accepted, and a harness failure or a hang fails the test.
+func TestScheduleHarnessOwnFailuresFail(t *testing.T) {
+	t.Parallel()
+	cfg := testenv.Config(t)
+	db := awsclient.DynamoDB(cfg, testenv.Endpoint(t))
+	for _, seed := range []uint64{3, 4, 5} {
+		h := newHarness(t, cfg, db, seed)
+		h.shapeOf = func(bool) string {
+			return `{"name":"same","steps":[{"id":"a","config":{"duration_seconds":0}}]}`
+		}
+		done := make(chan error, 1)
+		go func() { done <- h.run() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+		case <-time.After(scheduleDeadline):
+			h.s.abort()
+			t.Fatalf("seed %d: a schedule with identical definitions hung", seed)
+		}
+		if len(h.runs) < 1 {
+			t.Fatalf("seed %d started no run", seed)
+		}
+	}
 }
 
 // sched lets exactly one actor run at a time. Actors park at yield points
@@ -105,10 +153,19 @@ type sched struct {
 	actors    map[string]*actor
 	turn      string
 	decisions int
+	aborted   bool
 }
 
 type actor struct {
 	waiting, done bool
+}
+
+// abort makes every actor that yields from now on exit.
+func (s *sched) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aborted = true
+	s.cond.Broadcast()
 }
 
 func newSched(seed uint64) *sched {
@@ -134,6 +191,10 @@ func (s *sched) yield(name string) {
 	}
 	s.cond.Broadcast()
 	for s.turn != name {
+		if s.aborted {
+			s.mu.Unlock()
+			runtime.Goexit()
+		}
 		s.cond.Wait()
 	}
 	a.waiting = false
@@ -397,6 +458,9 @@ type harness struct {
 	sweeps     int
 	adminCalls map[string]int
 	log        []string
+	failure    error // the harness's own, see fail
+	// shapeOf, if set, replaces the random workflow definitions.
+	shapeOf func(withOrder bool) string
 }
 
 func newHarness(t *testing.T, cfg aws.Config, db *dynamodb.Client, seed uint64) *harness {
@@ -451,6 +515,23 @@ func isWrite(p any) bool {
 		return true
 	}
 	return false
+}
+
+// fail records a failure of the harness itself (an API call that should
+// not fail); the schedule stops at the next decision and reports it. Actors
+// never call t.Fatal, which must run on the test's goroutine.
+func (h *harness) fail(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failure == nil {
+		h.failure = fmt.Errorf(format, args...)
+	}
+}
+
+func (h *harness) failed() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failure
 }
 
 func (h *harness) note(format string, args ...any) {
@@ -540,6 +621,14 @@ func (h *harness) run() error {
 		eng, err := engine.New(engine.Config{
 			Store: h.st, Queue: h.q, Task: task{h}, Retry: policy, LeaseMargin: hLeaseMargin, Parallelism: 1,
 			Now: h.clock.Now, IDs: ids(uint64(10 + i)), Visibility: h.q, QueueVisibility: hVisibility,
+			// A runner waiting for its commit window lets the fake
+			// clock run to the window's end.
+			After: func(t time.Time) <-chan time.Time {
+				h.clock.to(t)
+				ch := make(chan time.Time, 1)
+				ch <- t
+				return ch
+			},
 			Crash: func(p engine.CrashPoint, m queue.Message) bool {
 				if !h.chaos || crashP == 0 || !h.s.chance(crashP) {
 					return false
@@ -548,7 +637,7 @@ func (h *harness) run() error {
 				h.note("%s crashed at %s handling %s/%d", name, p, m.RunID, m.StepIndex)
 				return true
 			},
-			OnCommit: func(runID string, index int) {
+			OnCommit: func(runID string, index int, _, _ time.Time) {
 				at := h.s.now()
 				h.mu.Lock()
 				h.commits[fmt.Sprintf("%s/%d", runID, index)]++
@@ -605,6 +694,11 @@ func (h *harness) run() error {
 			sweepsAtDrain = h.sweeps
 		}
 		h.advanceClock()
+		if err := h.failed(); err != nil {
+			failure, finished = err, true
+			close(stop)
+			return
+		}
 		switch {
 		case sweepsAtDrain < 0 || created < nRuns:
 		case h.sweeps-sweepsAtDrain > hMaxSweeps:
@@ -778,22 +872,28 @@ func (h *harness) call(ctx context.Context, method, path, body string) (int, map
 func (h *harness) createRun(ctx context.Context) {
 	withOrder := h.s.chance(0.5)
 	def := h.shape(withOrder)
+	if h.shapeOf != nil {
+		def = h.shapeOf(withOrder)
+	}
 	code, wf := h.call(ctx, http.MethodPost, "/workflows", def)
-	if code != http.StatusCreated {
-		h.t.Fatalf("create workflow: %d %v", code, wf)
+	if code != http.StatusCreated && code != http.StatusOK { // 200: an identical workflow, reused
+		h.fail("create workflow: %d %v", code, wf)
+		return
 	}
 	body, orderID := "", ""
 	if withOrder {
 		code, o := h.call(ctx, http.MethodPost, "/orders", `{"amount": 10}`)
 		if code != http.StatusCreated {
-			h.t.Fatalf("create order: %d %v", code, o)
+			h.fail("create order: %d %v", code, o)
+			return
 		}
 		orderID = o["id"].(string)
 		body = `{"order_id":"` + orderID + `"}`
 	}
 	code, r := h.call(ctx, http.MethodPost, "/workflows/"+wf["id"].(string)+"/runs", body)
 	if code != http.StatusAccepted {
-		h.t.Fatalf("start run: %d %v", code, r)
+		h.fail("start run: %d %v", code, r)
+		return
 	}
 	runID := r["id"].(string)
 	h.mu.Lock()
@@ -826,7 +926,7 @@ func (h *harness) adminCall(ctx context.Context) {
 	code, d := h.call(ctx, http.MethodPost, path, "")
 	if code/100 != 2 {
 		if code != http.StatusConflict {
-			h.t.Fatalf("POST %s: %d %v", path, code, d)
+			h.fail("POST %s: %d %v", path, code, d)
 		}
 		return
 	}

@@ -2,6 +2,7 @@ package runstate
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -13,9 +14,7 @@ import (
 // Outcome is a finished attempt of a step, to be committed.
 type Outcome struct {
 	Step int
-	// Held is the slot the runner holds the step by: the running slot its
-	// claim wrote, or, for a step run in the same invocation as its parent,
-	// the pending slot it read.
+	// Held is the slot the runner holds the step by (see Lease).
 	Held       Slot
 	Start, End time.Time
 	// Err is nil for a successful attempt.
@@ -61,13 +60,16 @@ type NextAttempt struct {
 	Due           time.Time
 }
 
-// Commit is everything one group commit writes, atomically.
+// Commit is everything one transaction writes, atomically.
 type Commit struct {
 	RunID   string
 	OrderID string
 	Gen     int
 	// Items is how many items hold the run's slots (for a run-level end).
-	Items    int
+	Items int
+	// Swaps are the slot writes: each committed outcome, and each claim of
+	// a step running in the same invocation whose last parent this commit
+	// completes (Slot.Inline).
 	Swaps    []Swap
 	Done     []Done
 	Failures []Failure
@@ -101,129 +103,197 @@ func (c Commit) Committed() []int {
 	return out
 }
 
-// ErrStorage marks an attempt that failed because storage refused its
-// commit for good (a ValidationException): the attempt fails with no
-// retries left.
-var ErrStorage = errors.New("storage refused the commit")
+// Claimed returns the claims this commit writes for steps running in the
+// same invocation as their parents.
+func (c Commit) Claimed() []Lease {
+	var out []Lease
+	for _, s := range c.Swaps {
+		if s.New.Status == status.StepRunning {
+			out = append(out, Lease{Step: s.Step, Held: s.New})
+		}
+	}
+	return out
+}
 
-// BuildCommit decides the commit of the outcomes of steps of run r (as last
-// read), with the run's order in orderStatus (ignored if the run has none).
+// ErrPermanent marks an attempt's error that no retry can cure: the step
+// fails at once, whatever retries it has left.
+var ErrPermanent = errors.New("permanent failure")
+
+// ErrStorage marks an attempt that failed because storage refused its
+// commit for good (a ValidationException).
+var ErrStorage = fmt.Errorf("storage refused the commit: %w", ErrPermanent)
+
+// CommitInput is what BuildCommits decides from.
+type CommitInput struct {
+	// Run is the run as the runner knows it; Order is its order's status
+	// (ignored when the run has none).
+	Run   State
+	Plan  workflow.Plan
+	Order status.OrderStatus
+	// Outcomes are the ended attempts to commit.
+	Outcomes []Outcome
+	// Running are attempts still running that the runner started in the
+	// same invocation as a parent, before that parent's commit (held by
+	// their pending slot). A commit that completes the last such parent
+	// claims the step in the same transaction, so that it is never
+	// claimable by anyone else.
+	Running []Lease
+	Policy  retry.Policy
+	Terms   LeaseTerms
+	Now     time.Time
+	// MaxSteps bounds the outcomes of one transaction (DynamoDB's 100
+	// items: per step at most a history entry and a failure record).
+	MaxSteps int
+}
+
+// BuildCommits decides the commits of in.Outcomes: one transaction, or
+// several of at most in.MaxSteps outcomes each, to be written in order.
 // Outcomes are taken in plan order, which is a dependency order: a
 // successful order action whose precondition does not hold on the order as
-// its predecessors in this commit leave it fails instead; a failed attempt
-// goes back to pending until a due time from policy, or, with no retries
-// left (or refused by storage), fails the step and the run. The commit also
-// ends the run as completed when every step will be completed.
-func BuildCommit(r State, p workflow.Plan, orderStatus status.OrderStatus, outcomes []Outcome, policy retry.Policy, now time.Time) Commit {
-	now = Ms(now)
-	c := Commit{RunID: r.ID, OrderID: r.OrderID, Gen: r.Gen, Items: Items(len(r.Steps)), At: now}
-	sorted := slices.Clone(outcomes)
+// its predecessors leave it fails instead; a failed attempt goes back to
+// pending until a due time from the policy, or, with no retries left or a
+// permanent error, fails the step and the run in the same transaction. Each
+// transaction also claims the steps the runner runs, or has run, in the
+// same invocation whose parents are all completed once it lands and whose
+// outcome comes in a later transaction or not yet: between two
+// transactions, or after this commit, such a step is running in storage,
+// never ready for another runner. The last transaction ends the run as
+// completed when every step will be completed (which needs every slot
+// known).
+func BuildCommits(in CommitInput) []Commit {
+	now := Ms(in.Now)
+	r, p := in.Run, in.Plan
+	sorted := slices.Clone(in.Outcomes)
 	slices.SortFunc(sorted, func(a, b Outcome) int { return a.Step - b.Step })
-	committed := map[int]bool{}
-	order := orderStatus
-	failed := false
+	held := map[int]Slot{}
+	for _, l := range in.Running {
+		held[l.Step] = l.Held
+	}
 	for _, o := range sorted {
-		if r.Steps[o.Step] != o.Held || !parentsDone(r, p, o.Step, committed) {
-			c.Dropped = append(c.Dropped, o.Step)
-			continue
-		}
-		step := p[o.Step]
-		err := o.Err
-		var entry *HistoryEntry
-		if err == nil && r.OrderID != "" {
-			if a, ok := status.Actions[step.Config.Action]; ok {
-				if perr := a.Check(order); perr != nil {
-					err = perr
-				} else {
-					entry = &HistoryEntry{At: Ms(o.End), Event: a.Name, From: a.From, To: a.To, RunID: r.ID, StepID: step.ID}
-					if a.ChangesStatus() {
-						order = a.To
+		held[o.Step] = o.Held
+	}
+	maxSteps := max(1, in.MaxSteps)
+	order := in.Order
+	ended := !r.Live()
+	decided := map[int]bool{} // outcomes committed or dropped so far
+	var commits []Commit
+	for start := 0; start < len(sorted); start += maxSteps {
+		group := sorted[start:min(len(sorted), start+maxSteps)]
+		c := Commit{RunID: r.ID, OrderID: r.OrderID, Gen: r.Gen, Items: Items(len(r.Steps)), At: now, SameGen: ended}
+		orderBefore := order
+		committed := map[int]bool{}
+		failed := false
+		for _, o := range group {
+			decided[o.Step] = true
+			h := held[o.Step]
+			if !r.Knows(o.Step) || r.Steps[o.Step] != h || !parentsDone(r, p, o.Step, committed) {
+				c.Dropped = append(c.Dropped, o.Step)
+				continue
+			}
+			step := p[o.Step]
+			err := o.Err
+			var entry *HistoryEntry
+			if err == nil && r.OrderID != "" {
+				if a, ok := status.Actions[step.Config.Action]; ok {
+					if perr := a.Check(order); perr != nil {
+						err = perr
+					} else {
+						entry = &HistoryEntry{At: Ms(o.End), Event: a.Name, From: a.From, To: a.To, RunID: r.ID, StepID: step.ID}
+						if a.ChangesStatus() {
+							order = a.To
+						}
 					}
 				}
 			}
-		}
-		start, end := Ms(o.Start), Ms(o.End)
-		if err == nil {
-			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Slot{
-				Status: status.StepCompleted, Attempt: o.Held.Attempt, Start: start, End: end,
+			begin, end := Ms(o.Start), Ms(o.End)
+			if err == nil {
+				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
+					Status: status.StepCompleted, Attempt: h.Attempt, Start: begin, End: end,
+				})})
+				c.Done = append(c.Done, Done{Step: o.Step, Attempt: h.Attempt, History: entry})
+				committed[o.Step] = true
+				continue
+			}
+			c.Failures = append(c.Failures, Failure{Step: o.Step, Gen: r.Gen, Attempt: h.Attempt, Start: begin, End: end, Error: err.Error()})
+			if RetriesLeft(p, o.Step, h.Attempt) && !errors.Is(err, ErrPermanent) {
+				due := Ms(now.Add(in.Policy.Delay(h.Attempt + 1)))
+				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
+					Status: status.StepPending, Attempt: h.Attempt + 1, Due: due, End: end,
+				})})
+				c.Retries = append(c.Retries, NextAttempt{Step: o.Step, Attempt: h.Attempt + 1, Due: due})
+				continue
+			}
+			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
+				Status: status.StepFailed, Attempt: h.Attempt, Start: begin, End: end,
 			})})
-			c.Done = append(c.Done, Done{Step: o.Step, Attempt: o.Held.Attempt, History: entry})
-			committed[o.Step] = true
-			continue
+			failed = true
 		}
-		c.Failures = append(c.Failures, Failure{Step: o.Step, Gen: r.Gen, Attempt: o.Held.Attempt, Start: start, End: end, Error: err.Error()})
-		if o.Held.Attempt < step.Config.MaxRetries && !errors.Is(err, ErrStorage) {
-			due := Ms(now.Add(policy.Delay(o.Held.Attempt + 1)))
-			c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Slot{
-				Status: status.StepPending, Attempt: o.Held.Attempt + 1, Due: due, End: end,
-			})})
-			c.Retries = append(c.Retries, NextAttempt{Step: o.Step, Attempt: o.Held.Attempt + 1, Due: due})
-			continue
+		after := r.Apply(c.Swaps)
+		if !ended && !failed {
+			for _, s := range sortedKeys(held) {
+				h := held[s]
+				if decided[s] || h.Status != status.StepPending || !after.Knows(s) || after.Steps[s] != h || !parentsDone(after, p, s, nil) {
+					continue
+				}
+				sw := Swap{Step: s, Old: h, New: in.Terms.lease(p, s, h, now, true)}
+				c.Swaps = append(c.Swaps, sw)
+				held[s] = sw.New
+			}
+			after = r.Apply(c.Swaps)
 		}
-		c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: o.Held, New: o.Held.to(Slot{
-			Status: status.StepFailed, Attempt: o.Held.Attempt, Start: start, End: end,
-		})})
-		failed = true
+		if r.OrderID != "" && order != orderBefore {
+			c.Order = &OrderChange{OrderID: r.OrderID, From: orderBefore, To: order}
+		}
+		switch {
+		case ended:
+		case failed:
+			c.End = moveRun(r.Status, status.RunFailed)
+			ended = true
+		case start+maxSteps >= len(sorted) && after.AllCompleted():
+			c.End = moveRun(r.Status, status.RunCompleted)
+			ended = true
+		}
+		if len(c.Swaps) > 0 || len(c.Dropped) > 0 {
+			commits = append(commits, c)
+		}
+		r = after
+		if c.End != "" {
+			r.Status = c.End
+		}
 	}
-	if r.OrderID != "" && order != orderStatus {
-		c.Order = &OrderChange{OrderID: r.OrderID, From: orderStatus, To: order}
-	}
-	switch {
-	case !r.Live():
-		c.SameGen = true
-	case failed:
-		c.End = status.RunFailed
-	case r.Apply(c.Swaps).AllCompleted():
-		c.End = status.RunCompleted
-	}
-	if c.End != "" {
-		moveRun(r.Status, c.End)
-	}
-	return c
+	return commits
 }
 
+// parentsDone reports whether every parent of step i is completed in r or
+// in committed.
 func parentsDone(r State, p workflow.Plan, i int, committed map[int]bool) bool {
 	for _, parent := range p[i].Parents {
-		if r.Steps[parent].Status != status.StepCompleted && !committed[parent] {
+		if committed[parent] {
+			continue
+		}
+		if !r.Knows(parent) || r.Steps[parent].Status != status.StepCompleted {
 			return false
 		}
 	}
 	return true
 }
 
-// FollowUp decides what follows the commit of the steps done, from run r as
-// it is after that commit: the dependents of those steps that can start now
-// as far as r shows, and whether r may be stale in a way that matters, so
-// that the runner must read the run again and decide with Next. It may be
-// stale when a dependent of a committed step waits for a parent that another
-// runner may have completed meanwhile, or when a committed step is a sink
-// and other steps may have completed meanwhile (the run may be complete).
-func FollowUp(r State, p workflow.Plan, done []int, now time.Time) (ready []int, reread bool) {
-	if !r.Live() {
-		return nil, false
+func sortedKeys[V any](m map[int]V) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	for _, i := range done {
-		if len(p[i].Dependents) == 0 && !r.AllCompleted() {
-			reread = true
-		}
-		for _, d := range p[i].Dependents {
-			if r.Steps[d].Status == status.StepPending && !r.Ready(p, d) {
-				reread = true
-			}
-		}
-	}
-	return ReadyDependents(r, p, done, now), reread
+	slices.Sort(out)
+	return out
 }
 
-// Next decides, from a fresh read of run r after this runner committed the
-// steps done, which of their dependents to claim, and whether the run is
-// complete (every step completed while it is still live).
-func Next(r State, p workflow.Plan, done []int, now time.Time) (ready []int, complete bool) {
-	if !r.Live() {
-		return nil, false
+// BuildCommit is BuildCommits for outcomes that fit one transaction with
+// no attempt of the runner still running: the commit of everything an
+// invocation ran, once all of it ended.
+func BuildCommit(r State, p workflow.Plan, order status.OrderStatus, outcomes []Outcome, policy retry.Policy, now time.Time) Commit {
+	cs := BuildCommits(CommitInput{Run: r, Plan: p, Order: order, Outcomes: outcomes, Policy: policy, Now: now, MaxSteps: len(outcomes)})
+	if len(cs) == 0 {
+		return Commit{RunID: r.ID, OrderID: r.OrderID, Gen: r.Gen, Items: Items(len(r.Steps)), At: Ms(now)}
 	}
-	if r.AllCompleted() {
-		return nil, true
-	}
-	return ReadyDependents(r, p, done, now), false
+	return cs[0]
 }

@@ -17,58 +17,82 @@ type Message struct {
 // Delivery is what a runner does with the messages of one run that arrived
 // together.
 type Delivery struct {
-	// Claim lists the steps to claim, ascending: a ready pending step a
-	// message asks for, a running step whose lease expired (taken over), and
-	// the ready dependents of a completed step a message names again (a
-	// duplicate, or a redelivery after a crash between commit and the
-	// claims that follow it).
+	// Claim lists the steps to claim, ascending: ready pending steps, and
+	// running steps whose lease expired (taken over).
 	Claim []int
 	// Wait maps the index of a message (in the input) to when it should be
-	// delivered again: its step runs under a live lease, or waits for its
-	// retry's due time. Every other message is done once the claims and
-	// what follows them are.
+	// delivered again: a step it answers for runs under a live lease, or
+	// waits for its retry's due time. Every other message is done once the
+	// claims and what follows them are.
 	Wait map[int]time.Time
+	// Need lists items (see ItemOf) that were not read and that the
+	// decision needs: read them and decide again.
+	Need []int
 }
 
 // Deliver decides what to do with msgs, the messages of run r that arrived
-// together, at now. Anything it does not claim or wait for is dropped: a
+// together, at now. A message answers for its step and, once that step has
+// completed, for the steps its completion led to that have no message of
+// their own: walking down from it through completed steps, it claims every
+// ready step it reaches (a dependent whose claim or message a crash may
+// have lost), waits for a retry that is not due yet (a failed attempt of a
+// step run in the same invocation, whose retry message a crash may have
+// lost), and waits for the lease of a step claimed in its parent's commit
+// (Slot.Inline), taking it over once expired. Anything else is dropped: a
 // message for an ended run, a step that is not ready (the last of its
-// parents to commit claims it), or a step that is failed.
+// parents to commit claims it), or a failed step.
 func Deliver(r State, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 	d := Delivery{Wait: map[int]time.Time{}}
 	if !r.Live() {
 		return d
 	}
 	claim := map[int]bool{}
+	wait := func(mi int, until time.Time) {
+		if w, ok := d.Wait[mi]; !ok || until.Before(w) {
+			d.Wait[mi] = until
+		}
+	}
+	need := func(i int) { d.Need = appendItem(d.Need, ItemOf(i)) }
 	for mi, m := range msgs {
 		if m.Step < 0 || m.Step >= len(r.Steps) {
 			continue
 		}
+		if !r.Knows(m.Step) {
+			need(m.Step)
+			continue
+		}
 		s := r.Steps[m.Step]
 		switch s.Status {
-		case status.StepCompleted:
-			for _, c := range ReadyDependents(r, p, []int{m.Step}, now) {
-				claim[c] = true
-			}
 		case status.StepPending:
 			// Any message of a ready step serves, whatever attempt it
 			// names: after a crash between a failed attempt's commit and
 			// the send of its retry, the redelivered message is the only
 			// one left. A duplicate claim fails its condition.
-			switch {
-			case !r.Ready(p, m.Step):
-			case s.Due.After(now):
-				d.Wait[mi] = s.Due
-			default:
+			switch r.Readiness(p, m.Step, now) {
+			case ReadyNow:
 				claim[m.Step] = true
+			case ReadyLater:
+				wait(mi, s.Due)
+			case Unread:
+				for _, parent := range p[m.Step].Parents {
+					if !r.Knows(parent) {
+						need(parent)
+					}
+				}
 			}
 		case status.StepRunning:
-			if Claimable(r, p, m.Step, now) {
-				claim[m.Step] = true
+			if s.LeaseLive(now) {
+				wait(mi, s.End)
 			} else {
-				d.Wait[mi] = s.End
+				claim[m.Step] = true
 			}
+		case status.StepCompleted:
+			r.walk(p, m.Step, now, claim, func(until time.Time) { wait(mi, until) }, need)
 		}
+	}
+	if len(d.Need) > 0 {
+		slices.Sort(d.Need)
+		return Delivery{Wait: map[int]time.Time{}, Need: d.Need}
 	}
 	for i := range claim {
 		d.Claim = append(d.Claim, i)
@@ -77,38 +101,67 @@ func Deliver(r State, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 	return d
 }
 
-// Claimable reports whether step i of live run r can be claimed at now: it
-// is pending, due and ready, or running under a lease that has expired.
-func Claimable(r State, p workflow.Plan, i int, now time.Time) bool {
-	s := r.Steps[i]
-	switch {
-	case !r.Live():
-		return false
-	case s.Status == status.StepPending:
-		return !s.Due.After(now) && r.Ready(p, i)
-	case s.Status == status.StepRunning:
-		return !s.LeaseLive(now)
-	}
-	return false
-}
-
-// ReadyDependents returns the dependents of the given steps that can start
-// at now: pending, past their due time, with every parent completed.
-func ReadyDependents(r State, p workflow.Plan, of []int, now time.Time) []int {
-	seen := map[int]bool{}
-	var out []int
-	for _, i := range of {
+// walk visits the steps below completed step from, through completed
+// steps, and claims, waits for or asks to read what a message of from
+// answers for (see Deliver).
+func (r State) walk(p workflow.Plan, from int, now time.Time, claim map[int]bool, wait func(time.Time), need func(int)) {
+	seen := map[int]bool{from: true}
+	next := []int{from}
+	for len(next) > 0 {
+		i := next[0]
+		next = next[1:]
 		for _, c := range p[i].Dependents {
-			s := r.Steps[c]
-			if seen[c] || s.Status != status.StepPending || s.Due.After(now) || !r.Ready(p, c) {
+			if seen[c] {
 				continue
 			}
 			seen[c] = true
-			out = append(out, c)
+			if !r.Knows(c) {
+				need(c)
+				continue
+			}
+			s := r.Steps[c]
+			switch s.Status {
+			case status.StepCompleted:
+				next = append(next, c)
+			case status.StepRunning:
+				switch {
+				case !s.Inline:
+					// It has a message of its own.
+				case s.LeaseLive(now):
+					wait(s.End)
+				default:
+					claim[c] = true
+				}
+			case status.StepPending:
+				switch r.Readiness(p, c, now) {
+				case ReadyNow:
+					claim[c] = true
+				case ReadyLater:
+					wait(s.Due)
+				case Unread:
+					for _, parent := range p[c].Parents {
+						if !r.Knows(parent) {
+							need(parent)
+						}
+					}
+				}
+			}
 		}
 	}
-	slices.Sort(out)
-	return out
+}
+
+// Claimable reports whether step i of live run r can be claimed at now: it
+// is ready (pending, due, every parent completed), or running under a
+// lease that has expired.
+func Claimable(r State, p workflow.Plan, i int, now time.Time) bool {
+	if !r.Live() || !r.Knows(i) {
+		return false
+	}
+	s := r.Steps[i]
+	if s.Status == status.StepRunning {
+		return !s.LeaseLive(now)
+	}
+	return r.Readiness(p, i, now) == ReadyNow
 }
 
 // Swap is one slot write: from exactly Old to New.
@@ -126,50 +179,60 @@ type Claim struct {
 	Swaps []Swap
 }
 
-// Lease is a claimed step: the running slot the claim wrote, which the
-// runner must hold to commit or fail the attempt.
+// Lease is a step a runner holds: the running slot its claim wrote, or,
+// for a step started in the same invocation as its parent before that
+// parent's commit, the pending slot it read. The runner must present it to
+// commit or end the attempt.
 type Lease struct {
 	Step int
 	Held Slot
 }
 
-// NewClaim builds the claim of steps (pending and ready, or running under an
-// expired lease) with token at now. The steps of a claim are committed
-// together, after the longest of them ends, so every lease lasts the longest
-// claimed step's duration plus margin: a short step waiting for a long
-// sibling's commit keeps its lease. The caller starts every claimed step at
-// once (it claims no more than it can run at a time).
-func NewClaim(r State, p workflow.Plan, steps []int, token string, now time.Time, margin time.Duration) (Claim, []Lease) {
+// LeaseTerms are how a runner's claims are written: its token, and the
+// margin each lease adds to its step's duration.
+type LeaseTerms struct {
+	Token  string
+	Margin time.Duration
+}
+
+// lease returns the running slot that claims step i, held from old, at
+// now: it lasts the step's own duration plus the margin.
+func (t LeaseTerms) lease(p workflow.Plan, i int, old Slot, now time.Time, inline bool) Slot {
+	return old.to(Slot{
+		Status: status.StepRunning, Attempt: old.Attempt, Token: t.Token,
+		Start: now, End: Ms(now.Add(StepDuration(p, i) + t.Margin)), Inline: inline,
+	})
+}
+
+// NewClaim builds the claim of steps (each claimable) at now. Each lease
+// lasts its own step's duration plus the margin: each step commits as soon
+// as it ends. The caller starts every claimed step at once (it claims no
+// more than it can run at a time).
+func NewClaim(r State, p workflow.Plan, steps []int, terms LeaseTerms, now time.Time) (Claim, []Lease) {
 	now = Ms(now)
 	c := Claim{RunID: r.ID, Gen: r.Gen}
 	leases := make([]Lease, 0, len(steps))
-	longest := time.Duration(0)
 	for _, i := range steps {
-		longest = max(longest, StepDuration(p, i))
-	}
-	for _, i := range steps {
-		old := r.Steps[i]
-		held := old.to(Slot{
-			Status: status.StepRunning, Attempt: old.Attempt, Token: token,
-			Start: now, End: Ms(now.Add(longest + margin)),
-		})
-		c.Swaps = append(c.Swaps, Swap{Step: i, Old: old, New: held})
+		held := terms.lease(p, i, r.Steps[i], now, false)
+		c.Swaps = append(c.Swaps, Swap{Step: i, Old: r.Steps[i], New: held})
 		leases = append(leases, Lease{Step: i, Held: held})
 	}
 	return c, leases
 }
 
+// Release is the write that gives back claims a runner will not run: each
+// slot returns from the running state the claim wrote to the state before
+// it. A runner releases a claim whose answer was lost when the read that
+// found it landed shows the run no longer live in the claim's generation.
+func Release(c Claim) []Swap {
+	out := make([]Swap, len(c.Swaps))
+	for n, sw := range c.Swaps {
+		out[n] = Swap{Step: sw.Step, Old: sw.New, New: sw.Old}
+	}
+	return out
+}
+
 // StepDuration is step i's configured duration.
 func StepDuration(p workflow.Plan, i int) time.Duration {
 	return time.Duration(p[i].Config.DurationSeconds * float64(time.Second))
-}
-
-// Apply returns r with the swaps' new states.
-func (r State) Apply(swaps []Swap) State {
-	out := r
-	out.Steps = slices.Clone(r.Steps)
-	for _, s := range swaps {
-		out.Steps[s.Step] = s.New
-	}
-	return out
 }

@@ -1,12 +1,17 @@
 package runstate
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+
+	"stepflow/internal/workflow"
+)
 
 // A run's step slots are split over items so that each item stays under
 // 1 KB, DynamoDB's unit of write cost: the header holds the first
 // HeaderSlots steps next to the run's metadata, and each chunk the next
 // ChunkSlots. A step takes at most about 53 bytes there: its slot (a running
-// one, the largest, about 33 bytes with its name) and, once committed, its
+// one, the largest, about 36 bytes with its name and the inline mark) and, once committed, its
 // commit record (RecordName, about 20 bytes). So a header of about 400 bytes
 // of metadata plus 10 steps, and a chunk of 16, both fit.
 const (
@@ -49,3 +54,24 @@ func SlotName(i int) string { return "s" + strconv.Itoa(i) }
 // with no order effect: it lives in the item that holds the step's slot,
 // which the commit writes anyway.
 func RecordName(i int) string { return "d" + strconv.Itoa(i) }
+
+// ItemsFor returns the items a runner reads to decide about steps: those
+// holding the steps' slots, their parents' and their dependents'. For
+// a chain or a diamond that is one or two items whatever the run's size.
+func ItemsFor(p workflow.Plan, steps []int) []int {
+	var out []int
+	for _, i := range steps {
+		if i < 0 || i >= len(p) {
+			continue
+		}
+		out = appendItem(out, ItemOf(i))
+		for _, j := range p[i].Parents {
+			out = appendItem(out, ItemOf(j))
+		}
+		for _, j := range p[i].Dependents {
+			out = appendItem(out, ItemOf(j))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

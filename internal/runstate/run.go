@@ -1,13 +1,16 @@
 package runstate
 
 import (
+	"slices"
 	"time"
 
 	"stepflow/internal/status"
 	"stepflow/internal/workflow"
 )
 
-// State is a run's state as read: its header's metadata and every step's slot.
+// State is a run's state as read: its header's metadata and its steps'
+// slots. A runner reads only the items a decision needs (see ItemsFor), so
+// a State may know some slots only: Known says which.
 type State struct {
 	ID           string
 	WorkflowID   string
@@ -15,7 +18,8 @@ type State struct {
 	// OrderID is the order the run's actions move, or "".
 	OrderID string
 	// Status is the stored status: running, completed, failed or
-	// cancelled.
+	// cancelled. When the header was not read it is running if every item
+	// read holds the run live, and "" (ended, how unknown) if not.
 	Status status.RunStatus
 	// Gen is the generation, raised by each retry.
 	Gen       int
@@ -24,8 +28,11 @@ type State struct {
 	EndedAt   time.Time
 	Retries   int
 	RetriedAt time.Time
-	// Steps holds every step's slot, by plan index.
+	// Steps holds every step's slot, by plan index; a slot that was not
+	// read is the zero Slot.
 	Steps []Slot
+	// Known says which slots were read, by plan index; nil means all.
+	Known []bool
 }
 
 // New returns a new run of plan: running, generation 0, every step
@@ -44,20 +51,87 @@ func New(id, workflowID, workflowName, orderID string, plan workflow.Plan, now t
 // Live reports whether steps of the run may still start.
 func (r State) Live() bool { return r.Status == status.RunRunning }
 
-// Ready reports whether every parent of step i has completed.
-func (r State) Ready(p workflow.Plan, i int) bool {
-	for _, parent := range p[i].Parents {
-		if r.Steps[parent].Status != status.StepCompleted {
-			return false
+// Knows reports whether step i's slot was read.
+func (r State) Knows(i int) bool { return r.Known == nil || r.Known[i] }
+
+// KnowsAll reports whether every slot was read.
+func (r State) KnowsAll() bool { return r.Known == nil || !slices.Contains(r.Known, false) }
+
+// UnknownItems returns the items (see ItemOf) holding a slot that was not
+// read.
+func (r State) UnknownItems() []int {
+	var out []int
+	for i := range r.Steps {
+		if !r.Knows(i) {
+			out = appendItem(out, ItemOf(i))
 		}
 	}
-	return true
+	return out
 }
 
-// AllCompleted reports whether every step has completed.
+func appendItem(items []int, k int) []int {
+	if slices.Contains(items, k) {
+		return items
+	}
+	return append(items, k)
+}
+
+// Readiness is whether a step can start, from its slot and its parents'.
+type Readiness int
+
+const (
+	// NotReady: the step is not pending, or a parent has not completed.
+	NotReady Readiness = iota
+	// ReadyNow: pending, every parent completed, and any retry due.
+	ReadyNow
+	// ReadyLater: pending and every parent completed, but its retry's
+	// backoff ends later (Slot.Due).
+	ReadyLater
+	// Unread: the step's slot, or a slot that decides it, was not read.
+	Unread
+)
+
+// Readiness tells whether step i of r can start at now. It is the one rule
+// for "ready to start": claims, deliveries, a runner's follow-ups, the
+// sweeper and where a new or retried run starts all go through it.
+func (r State) Readiness(p workflow.Plan, i int, now time.Time) Readiness {
+	if !r.Knows(i) {
+		return Unread
+	}
+	s := r.Steps[i]
+	if s.Status != status.StepPending {
+		return NotReady
+	}
+	unread := false
+	for _, parent := range p[i].Parents {
+		switch {
+		case !r.Knows(parent):
+			unread = true
+		case r.Steps[parent].Status != status.StepCompleted:
+			return NotReady
+		}
+	}
+	switch {
+	case unread:
+		return Unread
+	case s.Due.After(now):
+		return ReadyLater
+	}
+	return ReadyNow
+}
+
+// RetriesLeft reports whether step i may be tried again after attempt
+// number attempt (0 for the first) failed. It is the one rule for "no
+// retries left".
+func RetriesLeft(p workflow.Plan, i, attempt int) bool {
+	return attempt < p[i].Config.MaxRetries
+}
+
+// AllCompleted reports whether every step has completed (false when a slot
+// was not read).
 func (r State) AllCompleted() bool {
-	for _, s := range r.Steps {
-		if s.Status != status.StepCompleted {
+	for i, s := range r.Steps {
+		if !r.Knows(i) || s.Status != status.StepCompleted {
 			return false
 		}
 	}
@@ -114,25 +188,37 @@ func (r State) ProgressAt() time.Time {
 	return t
 }
 
-// readySince is when pending step i became able to start: the latest of the
-// run's creation or retry, its parents' completions and its retry's due
-// time. It is false if a parent has not completed.
-func (r State) readySince(p workflow.Plan, i int) (time.Time, bool) {
+// readySince is when a step that is ready (now or later, see Readiness)
+// became able to start: the latest of the run's creation or retry, its
+// parents' completions and its retry's due time.
+func (r State) readySince(p workflow.Plan, i int) time.Time {
 	since := r.CreatedAt
 	if r.RetriedAt.After(since) {
 		since = r.RetriedAt
 	}
 	for _, parent := range p[i].Parents {
-		ps := r.Steps[parent]
-		if ps.Status != status.StepCompleted {
-			return time.Time{}, false
-		}
-		if ps.End.After(since) {
-			since = ps.End
+		if end := r.Steps[parent].End; end.After(since) {
+			since = end
 		}
 	}
 	if d := r.Steps[i].Due; d.After(since) {
 		since = d
 	}
-	return since, true
+	return since
+}
+
+// Apply returns r with the swaps' new states (known from now on).
+func (r State) Apply(swaps []Swap) State {
+	out := r
+	out.Steps = slices.Clone(r.Steps)
+	if r.Known != nil {
+		out.Known = slices.Clone(r.Known)
+	}
+	for _, s := range swaps {
+		out.Steps[s.Step] = s.New
+		if out.Known != nil {
+			out.Known[s.Step] = true
+		}
+	}
+	return out
 }

@@ -69,6 +69,7 @@ func TestSlotRoundTrip(t *testing.T) {
 		Pending0,
 		{Status: status.StepPending, Attempt: 3, Due: t0.Add(time.Second), End: t0},
 		{Status: status.StepRunning, Attempt: 10, Token: "abcd2345", Start: t0, End: t0.Add(time.Minute)},
+		{Status: status.StepRunning, Attempt: 2, Token: "abcd2345", Start: t0, End: t0.Add(time.Minute), Inline: true},
 		{Status: status.StepCompleted, Attempt: 1, Start: t0, End: t0.Add(time.Second)},
 		{Status: status.StepFailed, Start: t0, End: t0},
 	} {
@@ -77,11 +78,11 @@ func TestSlotRoundTrip(t *testing.T) {
 		if err != nil || got != s {
 			t.Errorf("%+v -> %q -> %+v, %v", s, enc, got, err)
 		}
-		if len(enc) > 30 {
-			t.Errorf("slot %q is longer than the 30 bytes the layout assumes", enc)
+		if len(enc) > 33 {
+			t.Errorf("slot %q is longer than the 33 bytes the layout assumes", enc)
 		}
 	}
-	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz", "P1:1:2:3", "R0:tok:1", "R0::1:2", "C0:1", "F0:1:2:3", "C-1:1:2"} {
+	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz", "P1:1:2:3", "R0:tok:1", "R0::1:2", "R0:tok:1:2:x", "C0:1", "F0:1:2:3", "C-1:1:2"} {
 		if _, err := ParseSlot(bad); err == nil {
 			t.Errorf("ParseSlot(%q) accepted", bad)
 		}
@@ -146,11 +147,77 @@ func TestReported(t *testing.T) {
 	}
 }
 
+func TestItemsFor(t *testing.T) {
+	t.Parallel()
+	var specs []string
+	for i := range 30 {
+		if i == 0 {
+			specs = append(specs, "s0")
+		} else {
+			specs = append(specs, fmt.Sprintf("s%d:s%d", i, i-1))
+		}
+	}
+	chain := plan(t, specs...)
+	tests := []struct {
+		steps []int
+		items []int
+	}{
+		{[]int{3}, []int{0}},     // its parent and dependent share the header
+		{[]int{9}, []int{0, 1}},  // its dependent is the first of chunk 1
+		{[]int{10}, []int{0, 1}}, // its parent is the last of the header
+		{[]int{15}, []int{1}},    // all in chunk 1
+		{[]int{26}, []int{1, 2}}, // chunk 2 holds it; its parent is in chunk 1
+		{[]int{29}, []int{2}},
+		{[]int{15, 28}, []int{1, 2}},
+		{[]int{99}, nil}, // not a step
+	}
+	for _, tt := range tests {
+		if got := ItemsFor(chain, tt.steps); !slices.Equal(got, tt.items) {
+			t.Errorf("ItemsFor(%v) = %v, want %v", tt.steps, got, tt.items)
+		}
+	}
+}
+
+// TestReadiness is the one rule for "ready to start".
+func TestReadiness(t *testing.T) {
+	t.Parallel()
+	p := plan(t, "a", "b:a", "c:a,b")
+	done := "C0:1:2"
+	tests := []struct {
+		name  string
+		r     State
+		step  int
+		known []bool
+		want  Readiness
+	}{
+		{"a root is ready", run(t, status.RunRunning, "P0", "P0", "P0"), 0, nil, ReadyNow},
+		{"a parent pending", run(t, status.RunRunning, "P0", "P0", "P0"), 1, nil, NotReady},
+		{"every parent completed", run(t, status.RunRunning, done, done, "P0"), 2, nil, ReadyNow},
+		{"one of two parents completed", run(t, status.RunRunning, done, "R0:t:1:2", "P0"), 2, nil, NotReady},
+		{"a retry not due", run(t, status.RunRunning, "P1:"+ms(time.Second)+":"+ms(0), "P0", "P0"), 0, nil, ReadyLater},
+		{"a retry due", run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Second), "P0", "P0"), 0, nil, ReadyNow},
+		{"running is not ready", run(t, status.RunRunning, "R0:t:1:2", "P0", "P0"), 0, nil, NotReady},
+		{"its slot unread", run(t, status.RunRunning, "P0", "P0", "P0"), 1, []bool{true, false, true}, Unread},
+		{"a parent unread", run(t, status.RunRunning, "P0", done, "P0"), 2, []bool{false, true, true}, Unread},
+		{"a parent known pending decides, unread ones aside", run(t, status.RunRunning, "P0", "P0", "P0"), 2, []bool{false, true, true}, NotReady},
+	}
+	for _, tt := range tests {
+		tt.r.Known = tt.known
+		if got := tt.r.Readiness(p, tt.step, t0); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !RetriesLeft(plan(t, "a/2"), 0, 1) || RetriesLeft(plan(t, "a/2"), 0, 2) {
+		t.Error("RetriesLeft: 2 retries allow attempts 0, 1 and 2")
+	}
+}
+
 func TestDeliver(t *testing.T) {
 	t.Parallel()
 	diamond := plan(t, "a", "b:a", "c:a", "d:b,c")
 	done := "C0:" + ms(-time.Minute) + ":" + ms(-time.Second)
 	live, expired := "R0:tok:"+ms(-time.Minute)+":"+ms(time.Minute), "R0:tok:"+ms(-time.Minute)+":"+ms(-time.Second)
+	inlineLive, inlineExpired := live+":i", expired+":i"
 	tests := []struct {
 		name  string
 		r     State
@@ -162,21 +229,24 @@ func TestDeliver(t *testing.T) {
 		{"duplicates claim once", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{0, 0}, {0, 0}}, []int{0}, nil},
 		{"a step not ready is left to its last parent", run(t, status.RunRunning, done, "P0", live, "P0"), []Message{{3, 0}}, nil, nil},
 		{"a completed step's message claims its ready dependents", run(t, status.RunRunning, done, "P0", "P0", "P0"), []Message{{0, 0}}, []int{1, 2}, nil},
-		{"a completed step's dependents that already run are left alone", run(t, status.RunRunning, done, live, "P0", "P0"), []Message{{0, 0}}, []int{2}, nil},
+		{"dependents with messages of their own are left alone", run(t, status.RunRunning, done, live, "P0", "P0"), []Message{{0, 0}}, []int{2}, nil},
+		{"the walk goes down through completed steps", run(t, status.RunRunning, done, done, done, "P0"), []Message{{0, 0}}, []int{3}, nil},
+		{"a step claimed in its parent's commit is watched", run(t, status.RunRunning, done, inlineLive, "P0", "P0"), []Message{{0, 0}}, []int{2}, map[int]time.Duration{0: time.Minute}},
+		{"and taken over once its lease expired", run(t, status.RunRunning, done, inlineExpired, done, "P0"), []Message{{0, 0}}, []int{1}, nil},
+		{"a retry of a step run inline: wait for it (its message may be lost)", run(t, status.RunRunning, done, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), done, "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: 5 * time.Second}},
 		{"live lease: come back when it ends", run(t, status.RunRunning, live, "P0", "P0", "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: time.Minute}},
 		{"expired lease is taken over", run(t, status.RunRunning, expired, "P0", "P0", "P0"), []Message{{0, 0}}, []int{0}, nil},
 		{"retry before its due time waits", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, nil, map[int]time.Duration{0: 5 * time.Second}},
 		{"retry at its due time", run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
 		{"an earlier attempt's message serves the due retry (its own send was lost)", run(t, status.RunRunning, "P2:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
-		{"an earlier attempt's message waits for the retry's due time", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: 5 * time.Second}},
 		{"ended run: nothing starts", run(t, status.RunCancelled, "P0", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
 		{"failed step: dropped", run(t, status.RunRunning, "F0:1:2", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
 		{"unknown step: dropped", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{7, 0}}, nil, nil},
 	}
 	for _, tt := range tests {
 		d := Deliver(tt.r, diamond, tt.msgs, t0)
-		if !slices.Equal(d.Claim, tt.claim) {
-			t.Errorf("%s: claim %v, want %v", tt.name, d.Claim, tt.claim)
+		if !slices.Equal(d.Claim, tt.claim) || len(d.Need) != 0 {
+			t.Errorf("%s: claim %v need %v, want %v", tt.name, d.Claim, d.Need, tt.claim)
 		}
 		if len(d.Wait) != len(tt.wait) {
 			t.Errorf("%s: wait %v, want %v", tt.name, d.Wait, tt.wait)
@@ -189,29 +259,71 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// TestDeliverReadsOnlyWhatItNeeds: a runner reads the items of a message's
+// step, its parents and its dependents; the walk down asks for more only
+// when it reaches a slot it did not read.
+func TestDeliverReadsOnlyWhatItNeeds(t *testing.T) {
+	t.Parallel()
+	var specs []string
+	for i := range 30 {
+		if i == 0 {
+			specs = append(specs, "s0")
+		} else {
+			specs = append(specs, fmt.Sprintf("s%d:s%d", i, i-1))
+		}
+	}
+	chain := plan(t, specs...)
+	vs := make([]string, 30)
+	for i := range vs {
+		vs[i] = "P0"
+	}
+	for i := range 12 {
+		vs[i] = "C0:1:2"
+	}
+	r := run(t, status.RunRunning, vs...)
+	known := make([]bool, 30)
+	for i := HeaderSlots; i < HeaderSlots+ChunkSlots; i++ {
+		known[i] = true // chunk 1 only
+	}
+	r.Known = known
+	if d := Deliver(r, chain, []Message{{12, 0}}, t0); !slices.Equal(d.Claim, []int{12}) {
+		t.Fatalf("step 12 from chunk 1 alone: %+v", d)
+	}
+	// A redelivered message of step 9 (in the header) needs the header.
+	if d := Deliver(r, chain, []Message{{9, 0}}, t0); !slices.Equal(d.Need, []int{0}) || d.Claim != nil {
+		t.Fatalf("step 9: %+v", d)
+	}
+	// Step 11's message walks to 12 and claims it.
+	if d := Deliver(r, chain, []Message{{11, 0}}, t0); !slices.Equal(d.Claim, []int{12}) {
+		t.Fatalf("step 11: %+v", d)
+	}
+}
+
 func TestClaimLease(t *testing.T) {
 	t.Parallel()
-	p := plan(t, "a", "b:a")
-	p[0].Config.DurationSeconds = 2.5
+	p := plan(t, "short", "long")
+	p[0].Config.DurationSeconds, p[1].Config.DurationSeconds = 2.5, 60
 	r := run(t, status.RunRunning, "P0", "P0")
-	c, leases := NewClaim(r, p, []int{0}, "tok12345", t0.Add(123456*time.Microsecond), 30*time.Second)
-	if c.Gen != 3 || len(c.Swaps) != 1 || c.Swaps[0].Old != Pending0 {
+	terms := LeaseTerms{Token: "tok12345", Margin: 30 * time.Second}
+	c, leases := NewClaim(r, p, []int{0, 1}, terms, t0.Add(123456*time.Microsecond))
+	if c.Gen != 3 || len(c.Swaps) != 2 || c.Swaps[0].Old != Pending0 {
 		t.Fatalf("claim = %+v", c)
 	}
-	held := leases[0].Held
-	want := Slot{Status: status.StepRunning, Token: "tok12345", Start: t0.Add(123 * time.Millisecond), End: t0.Add(123*time.Millisecond + 32500*time.Millisecond)}
-	if held != want || c.Swaps[0].New != held {
-		t.Fatalf("lease %+v, want %+v", held, want)
-	}
-	// Steps claimed together are committed together: a short one's lease
-	// lasts as long as the longest sibling's.
-	p2 := plan(t, "short", "long")
-	p2[0].Config.DurationSeconds, p2[1].Config.DurationSeconds = 0.1, 60
-	_, leases = NewClaim(run(t, status.RunRunning, "P0", "P0"), p2, []int{0, 1}, "tok", t0, 30*time.Second)
-	for _, l := range leases {
-		if l.Held.End != t0.Add(90*time.Second) {
-			t.Errorf("step %d's lease ends at %v, want the long sibling's %v", l.Step, l.Held.End, t0.Add(90*time.Second))
+	start := t0.Add(123 * time.Millisecond)
+	// Each step commits when it ends: its lease is its own duration plus
+	// the margin, whatever its siblings take.
+	for n, want := range []time.Time{start.Add(32500 * time.Millisecond), start.Add(90 * time.Second)} {
+		held := leases[n].Held
+		if held.Status != status.StepRunning || held.Token != "tok12345" || !held.Start.Equal(start) || !held.End.Equal(want) || held.Inline {
+			t.Errorf("lease of step %d: %+v, want until %v", n, held, want)
 		}
+		if c.Swaps[n].New != held {
+			t.Errorf("step %d: the claim writes %+v, the lease holds %+v", n, c.Swaps[n].New, held)
+		}
+	}
+	back := Release(c)
+	if back[0].Old != leases[0].Held || back[0].New != Pending0 {
+		t.Errorf("release = %+v", back)
 	}
 	// A completed step is never claimed: the transition table forbids it.
 	defer func() {
@@ -219,7 +331,7 @@ func TestClaimLease(t *testing.T) {
 			t.Error("claiming a completed step did not panic")
 		}
 	}()
-	NewClaim(run(t, status.RunRunning, "C0:1:2", "P0"), p, []int{0}, "tok", t0, 0)
+	NewClaim(run(t, status.RunRunning, "C0:1:2", "P0"), p, []int{0}, terms, t0)
 }
 
 var policy = retry.Policy{Base: time.Second, Cap: time.Minute, Rand: func() float64 { return 0.5 }}
@@ -227,7 +339,7 @@ var policy = retry.Policy{Base: time.Second, Cap: time.Minute, Rand: func() floa
 func TestBuildCommit(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
-	held := func(i int) Slot {
+	held := func(int) Slot {
 		return Slot{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
 	}
 	ok := func(i int, h Slot) Outcome { return Outcome{Step: i, Held: h, Start: t0, End: t0.Add(time.Second)} }
@@ -276,13 +388,15 @@ func TestBuildCommit(t *testing.T) {
 			t.Fatalf("commit = %+v", c)
 		}
 	})
-	t.Run("storage refusal is final", func(t *testing.T) {
+	t.Run("a permanent error fails at once, retries left or not", func(t *testing.T) {
 		p := plan(t, "a/5")
 		r := run(t, status.RunRunning, heldSlot)
-		o := ok(0, held(0))
-		o.Err = fmt.Errorf("commit: %w", ErrStorage)
-		if c := BuildCommit(r, p, "", []Outcome{o}, policy, t0); c.End != status.RunFailed {
-			t.Fatalf("commit = %+v", c)
+		for _, err := range []error{fmt.Errorf("commit: %w", ErrStorage), fmt.Errorf("HTTP 404: %w", ErrPermanent)} {
+			o := ok(0, held(0))
+			o.Err = err
+			if c := BuildCommit(r, p, "", []Outcome{o}, policy, t0); c.End != status.RunFailed || len(c.Retries) != 0 {
+				t.Fatalf("%v: commit = %+v", err, c)
+			}
 		}
 	})
 	t.Run("a lost lease is dropped with everything after it", func(t *testing.T) {
@@ -294,64 +408,101 @@ func TestBuildCommit(t *testing.T) {
 			t.Fatalf("commit = %+v", c)
 		}
 	})
-	t.Run("an attempt finishing after its run ended commits but ends nothing", func(t *testing.T) {
+	t.Run("an attempt finishing after its run ended commits in its generation only", func(t *testing.T) {
 		p := plan(t, "a")
 		r := run(t, status.RunCancelled, heldSlot)
-		if c := BuildCommit(r, p, "", []Outcome{ok(0, held(0))}, policy, t0); len(c.Done) != 1 || c.End != "" {
+		if c := BuildCommit(r, p, "", []Outcome{ok(0, held(0))}, policy, t0); len(c.Done) != 1 || c.End != "" || !c.SameGen {
+			t.Fatalf("commit = %+v", c)
+		}
+	})
+	t.Run("a slot not read is never committed", func(t *testing.T) {
+		p := plan(t, "a", "b:a")
+		r := run(t, status.RunRunning, heldSlot, "P0")
+		r.Known = []bool{false, true}
+		if c := BuildCommit(r, p, "", []Outcome{ok(0, held(0))}, policy, t0); len(c.Swaps) != 0 {
 			t.Fatalf("commit = %+v", c)
 		}
 	})
 }
 
-// committed applies a commit to r, as a runner does once it landed.
-func committed(r State, c Commit) State {
-	out := r.Apply(c.Swaps)
-	if c.End != "" {
-		out.Status = c.End
-	}
-	return out
-}
-
-func TestFollowUp(t *testing.T) {
+// TestBuildCommitsClaimInlineSteps: a step running in the same invocation
+// as its parent (held by its pending slot) is claimed by the commit that
+// completes its last parent, and a commit split in several transactions
+// never leaves such a step ready in storage between them (section 3 of
+// issue 16: a duplicate message ran those steps again).
+func TestBuildCommitsClaimInlineSteps(t *testing.T) {
 	t.Parallel()
-	diamond := plan(t, "a", "b:a", "c:a", "d:b,c")
-	h := Slot{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
-	hs := h.Encode()
-	ok := func(i int) Outcome { return Outcome{Step: i, Held: h, Start: t0, End: t0} }
-	// b commits while c still runs elsewhere: d waits for c, which may have
-	// finished meanwhile, so the runner reads again.
-	r := run(t, status.RunRunning, "C0:1:2", hs, hs, "P0")
-	c := BuildCommit(r, diamond, "", []Outcome{ok(1)}, policy, t0)
-	if ready, reread := FollowUp(committed(r, c), diamond, c.Committed(), t0); len(ready) != 0 || !reread {
-		t.Fatalf("after b: %v, %v", ready, reread)
-	}
-	// The fresh read shows c completed: d is ready.
-	fresh := run(t, status.RunRunning, "C0:1:2", "C0:1:2", "C0:1:2", "P0")
-	if ready, complete := Next(fresh, diamond, []int{1}, t0); !slices.Equal(ready, []int{3}) || complete {
-		t.Fatalf("next = %v, %v", ready, complete)
-	}
-	// a commits alone: b and c are ready, nothing to re-read.
-	r = run(t, status.RunRunning, hs, "P0", "P0", "P0")
-	c = BuildCommit(r, diamond, "", []Outcome{ok(0)}, policy, t0)
-	if ready, reread := FollowUp(committed(r, c), diamond, c.Committed(), t0); !slices.Equal(ready, []int{1, 2}) || reread {
-		t.Fatalf("after a: %v, %v", ready, reread)
-	}
-	// A parallel sink commits while the other runs elsewhere.
-	par := plan(t, "x", "y")
-	r = run(t, status.RunRunning, hs, hs)
-	c = BuildCommit(r, par, "", []Outcome{ok(0)}, policy, t0)
-	if _, reread := FollowUp(committed(r, c), par, c.Committed(), t0); !reread {
-		t.Fatal("a sink's commit with other steps unfinished does not re-read")
-	}
-	if _, complete := Next(run(t, status.RunRunning, "C0:1:2", "C0:1:2"), par, []int{0}, t0); !complete {
-		t.Fatal("Next did not see the run complete")
-	}
-	// The last step's commit completes the run itself: nothing follows.
-	r = run(t, status.RunRunning, "C0:1:2", hs)
-	c = BuildCommit(r, par, "", []Outcome{ok(1)}, policy, t0)
-	if ready, reread := FollowUp(committed(r, c), par, c.Committed(), t0); c.End != status.RunCompleted || reread || ready != nil {
-		t.Fatalf("last commit: end %q, %v, %v", c.End, ready, reread)
-	}
+	terms := LeaseTerms{Token: "mine", Margin: 30 * time.Second}
+	ok := func(i int, h Slot) Outcome { return Outcome{Step: i, Held: h, Start: t0, End: t0} }
+	t.Run("a running dependent is claimed with its parent's commit", func(t *testing.T) {
+		p := plan(t, "a", "b:a", "c:b")
+		h := Slot{Status: status.StepRunning, Token: "mine", Start: t0, End: t0.Add(time.Minute)}
+		r := run(t, status.RunRunning, h.Encode(), "P0", "P0")
+		cs := BuildCommits(CommitInput{Run: r, Plan: p, Outcomes: []Outcome{ok(0, h)}, Running: []Lease{{Step: 1, Held: Pending0}},
+			Policy: policy, Terms: terms, Now: t0, MaxSteps: 40})
+		if len(cs) != 1 {
+			t.Fatalf("%d commits", len(cs))
+		}
+		claims := cs[0].Claimed()
+		if len(claims) != 1 || claims[0].Step != 1 || !claims[0].Held.Inline || claims[0].Held.Token != "mine" {
+			t.Fatalf("claims = %+v", claims)
+		}
+		if cs[0].End != "" {
+			t.Fatalf("the run ended with b running: %+v", cs[0])
+		}
+	})
+	t.Run("splits keep every step run here out of others' reach", func(t *testing.T) {
+		specs := []string{"root"}
+		for i := range 60 {
+			specs = append(specs, fmt.Sprintf("c%02d:root", i))
+		}
+		for i := range 10 {
+			specs = append(specs, fmt.Sprintf("g%02d:c%02d", i, 50+i))
+		}
+		p := plan(t, specs...)
+		vs := make([]string, len(p))
+		h := Slot{Status: status.StepRunning, Token: "mine", Start: t0, End: t0.Add(time.Minute)}
+		vs[0] = h.Encode()
+		for i := 1; i < len(vs); i++ {
+			vs[i] = "P0"
+		}
+		r := run(t, status.RunRunning, vs...)
+		outs := []Outcome{ok(0, h)}
+		for i := 1; i <= 60; i++ {
+			outs = append(outs, ok(i, Pending0))
+		}
+		var running []Lease
+		for i := 61; i < len(p); i++ {
+			running = append(running, Lease{Step: i, Held: Pending0}) // the grandchildren still run
+		}
+		cs := BuildCommits(CommitInput{Run: r, Plan: p, Outcomes: outs, Running: running, Policy: policy, Terms: terms, Now: t0, MaxSteps: 40})
+		if len(cs) != 2 {
+			t.Fatalf("%d transactions, want 2", len(cs))
+		}
+		mine := map[int]bool{}
+		for i := 1; i < len(p); i++ {
+			mine[i] = true
+		}
+		state := r
+		for n, c := range cs {
+			state = state.Apply(c.Swaps)
+			for i := range mine {
+				if state.Steps[i].Status == status.StepPending && state.Readiness(p, i, t0) == ReadyNow {
+					t.Errorf("after transaction %d, step %s ran here and is ready for anyone", n, p[i].ID)
+				}
+			}
+		}
+		for i := 1; i <= 60; i++ {
+			if state.Steps[i].Status != status.StepCompleted {
+				t.Errorf("step %s is %s after the commits", p[i].ID, state.Steps[i].Status)
+			}
+		}
+		for i := 61; i < len(p); i++ {
+			if s := state.Steps[i]; s.Status != status.StepRunning || !s.Inline {
+				t.Errorf("grandchild %s is %+v after the commits", p[i].ID, s)
+			}
+		}
+	})
 }
 
 func TestSweep(t *testing.T) {
@@ -372,6 +523,7 @@ func TestSweep(t *testing.T) {
 		{"ready past grace: re-sent", run(t, status.RunRunning, done, "P0"), "", []Message{{1, 0}}},
 		{"ready within grace: left alone", run(t, status.RunRunning, recent, "P0"), "", nil},
 		{"a retry due within grace: left alone", run(t, status.RunRunning, done, "P1:"+ms(-30*time.Second)+":"+ms(-time.Hour)), "", nil},
+		{"a retry not due yet: progress, left alone", run(t, status.RunRunning, done, "P1:"+ms(time.Hour)+":"+ms(-time.Hour)), "", nil},
 		{"a retry long past due: re-sent", run(t, status.RunRunning, done, "P1:"+ms(-2*time.Minute)+":"+ms(-time.Hour)), "", []Message{{1, 1}}},
 		{"never started, past grace: roots re-sent", run(t, status.RunRunning, "P0", "P0"), "", []Message{{0, 0}}},
 		{"no step can progress: failed", run(t, status.RunRunning, "F0:1:2", "P0"), status.RunFailed, nil},
@@ -411,16 +563,23 @@ func TestCancelAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reset []int
+	var reset, kept []int
 	for _, s := range rs.Swaps {
-		reset = append(reset, s.Step)
-		if s.New != Pending0 {
+		switch {
+		case s.New == s.Old:
+			kept = append(kept, s.Step)
+		case s.New == Pending0:
+			reset = append(reset, s.Step)
+		default:
 			t.Errorf("step %d reset to %+v", s.Step, s.New)
 		}
 	}
-	// Completed and still-leased steps keep their state; P0 needs no write.
-	if !slices.Equal(reset, []int{1, 2, 4}) || rs.Gen != 3 || rs.From != status.RunFailed {
-		t.Fatalf("reset %v, %+v", reset, rs)
+	// Failed, pending and expired steps start again; a still-leased step
+	// and one that never started are kept, on the condition that they are
+	// still as read (a late commit of either makes the retry read again);
+	// a completed step is left alone.
+	if !slices.Equal(reset, []int{1, 2, 4}) || !slices.Equal(kept, []int{3, 5}) || rs.Gen != 3 || rs.From != status.RunFailed {
+		t.Fatalf("reset %v kept %v, %+v", reset, kept, rs)
 	}
 	after := rs.Applied(r)
 	if after.Gen != 4 || !after.Live() || after.Retries != 1 {
@@ -429,5 +588,10 @@ func TestCancelAndRetry(t *testing.T) {
 	p := plan(t, "a", "b", "c", "d", "e", "f:a")
 	if roots := Roots(after, p, t0); !slices.Equal(roots, []int{1, 2, 4, 5}) {
 		t.Fatalf("roots after retry: %v", roots)
+	}
+	partial := r
+	partial.Known = []bool{true, false, true, true, true, true}
+	if _, err := Retry(partial, t0); err == nil {
+		t.Fatal("a retry decided on a partial read")
 	}
 }

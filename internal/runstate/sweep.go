@@ -19,9 +19,9 @@ type SweepDecision struct {
 	Enqueue []Message
 }
 
-// Sweep decides what the sweeper does with run r at now. It never changes a
-// step's state; its only writes end the run, conditioned on the generation
-// it read.
+// Sweep decides what the sweeper does with run r (read whole) at now. It
+// never changes a step's state; its only writes end the run, conditioned on
+// the generation it read.
 func Sweep(r State, p workflow.Plan, now time.Time, grace time.Duration) SweepDecision {
 	var d SweepDecision
 	if !r.Live() {
@@ -44,13 +44,14 @@ func Sweep(r State, p workflow.Plan, now time.Time, grace time.Duration) SweepDe
 				d.Enqueue = append(d.Enqueue, Message{Step: i, Attempt: s.Attempt})
 			}
 		case status.StepPending:
-			since, ready := r.readySince(p, i)
-			if !ready {
-				continue
-			}
-			progress = true
-			if now.Sub(since) > grace {
-				d.Enqueue = append(d.Enqueue, Message{Step: i, Attempt: s.Attempt})
+			switch r.Readiness(p, i, now) {
+			case ReadyNow:
+				progress = true
+				if now.Sub(r.readySince(p, i)) > grace {
+					d.Enqueue = append(d.Enqueue, Message{Step: i, Attempt: s.Attempt})
+				}
+			case ReadyLater:
+				progress = true
 			}
 		}
 	}

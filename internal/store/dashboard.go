@@ -39,11 +39,11 @@ func (s *Store) FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire
 	sum := sha256.Sum256(def)
 	hash := hex.EncodeToString(sum[:])
 	pk, sk := defKey(hash)
-	err = s.putNew(ctx, map[string]types.AttributeValue{
+	err = s.putIfAbsent(ctx, map[string]types.AttributeValue{
 		attrPK: str(pk), attrSK: str(sk), defWorkflow: str(w.ID),
-	}, "definition hash "+hash)
+	}, defWorkflow, w.ID, "definition hash "+hash)
 	if err == nil {
-		return w, false, s.CreateWorkflow(ctx, w)
+		return w, false, s.CreateWorkflowIfAbsent(ctx, w)
 	}
 	if !errors.Is(err, ErrConflict) {
 		return w, false, err
@@ -64,7 +64,7 @@ func (s *Store) FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire
 		return w, false, err
 	}
 	w.ID = idAttr.Value
-	if err := s.CreateWorkflow(ctx, w); errors.Is(err, ErrConflict) {
+	if err := s.CreateWorkflowIfAbsent(ctx, w); errors.Is(err, ErrConflict) {
 		// Its first writer finished in the meantime.
 		found, err := s.GetWorkflow(ctx, w.ID)
 		return found, err == nil, err

@@ -15,26 +15,33 @@ import (
 // ErrRateLimited: the caller used up its allowance for this window.
 var ErrRateLimited = errors.New("rate limited")
 
-// CountRunStart counts one run started by caller in the current minute and
-// returns ErrRateLimited once limit starts were counted in it. Counters
-// live in the main table (the API already writes there, so counting needs
-// no access to the token table) and expire an hour later (the table's TTL
-// attribute, "ttl").
-func (s *Store) CountRunStart(ctx context.Context, caller string, limit int, now time.Time) error {
+// CountRunStartIfUnderLimit counts one run started by caller in the
+// current minute, on the condition that fewer than limit were counted in
+// it, and returns ErrRateLimited once limit starts were. Counters live in
+// the main table (the API already writes there, so counting needs no
+// access to the token table) and expire an hour later (the table's TTL
+// attribute, "ttl"). Each count writes its own token; a count whose answer
+// was lost (its retry refused at the limit) is recognised by it.
+func (s *Store) CountRunStartIfUnderLimit(ctx context.Context, caller string, limit int, now time.Time) error {
 	minute := now.UTC().Truncate(time.Minute)
+	k := key("RATE#"+caller, "RUNS#"+minute.Format(time.RFC3339))
+	tok := newToken()
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
-		Key:                      key("RATE#"+caller, "RUNS#"+minute.Format(time.RFC3339)),
-		UpdateExpression:         aws.String("ADD n :one SET #ttl = :exp"),
-		ConditionExpression:      aws.String("attribute_not_exists(n) OR n < :limit"),
-		ExpressionAttributeNames: map[string]string{"#ttl": "ttl"},
+		Key:                      k,
+		UpdateExpression:         aws.String("ADD n :one SET #ttl = :exp, #tok = :tok"),
+		ConditionExpression:      aws.String("(attribute_not_exists(n) OR n < :limit) AND (attribute_not_exists(#tok) OR #tok <> :tok)"),
+		ExpressionAttributeNames: map[string]string{"#ttl": "ttl", "#tok": attrTok},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": num(1), ":limit": num(limit),
+			":one": num(1), ":limit": num(limit), ":tok": str(tok),
 			":exp": &types.AttributeValueMemberN{Value: strconv.FormatInt(minute.Add(time.Hour).Unix(), 10)},
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
+		if _, ours, rerr := s.holds(ctx, k, attrTok, tok); rerr == nil && ours {
+			return nil // this count landed; its answer was lost
+		}
 		return ErrRateLimited
 	}
 	if err != nil {

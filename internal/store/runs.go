@@ -15,15 +15,18 @@ import (
 
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
-	"stepflow/internal/wire"
 )
 
 // A run is stored as its header (sk "RUN": metadata and the first step
 // slots), chunks of further slots (sk "RUN#C01"...) and failed-attempt
 // records (sk "RUN#A<step>#<gen%2><attempt>"). The commit record of a step
 // with no order effect is an attribute (runstate.RecordName) of the item
-// holding its slot; an order action's is the order's history entry. See
-// DECISIONS.md, "Step engine (second design)", and package runstate.
+// holding its slot; an order action's is the order's history entry. Every
+// item of a run carries the generation and, while the run is running,
+// "live", so any one of them fences a write. See DECISIONS.md, "Step
+// engine", and package runstate.
+//
+// Each write is named for its precondition, which DynamoDB enforces.
 
 // Attribute names of run items. Expressions refer to them through the
 // placeholders in runNames (several are reserved words); slot attributes
@@ -41,8 +44,14 @@ const (
 // prefix of another: some emulators substitute placeholders textually.
 var runNames = map[string]string{
 	"#st": attrStatus, "#gen": attrGen, "#live": attrLive, "#act": attrActive,
-	"#ended": attrEndedAt, "#rcount": attrRetries, "#rat": attrRetriedAt,
+	"#ended": attrEndedAt, "#rcount": attrRetries, "#rat": attrRetriedAt, "#tok": attrTok,
 }
+
+// ErrRunMoved: a claim landed, but a read after it shows the run no longer
+// live in the claim's generation (it was cancelled, ended or retried
+// between the claim and the read that found it, after its answer was
+// lost). The claimed steps must not start.
+var ErrRunMoved = errors.New("the claim landed, but the run has since ended or been retried")
 
 func chunkSK(k int) string { return fmt.Sprintf("RUN#C%02d", k) }
 
@@ -52,6 +61,13 @@ func runItemKey(runID string, k int) map[string]types.AttributeValue {
 		sk = chunkSK(k)
 	}
 	return key(pk, sk)
+}
+
+func itemName(runID string, k int) string {
+	if k == 0 {
+		return "run " + runID + " header"
+	}
+	return fmt.Sprintf("run %s chunk %d", runID, k)
 }
 
 func attemptSK(step, gen, attempt int) string {
@@ -123,70 +139,93 @@ func tAttr(item map[string]types.AttributeValue, name string) (time.Time, error)
 	return time.Parse(time.RFC3339Nano, v)
 }
 
-// decodeRun rebuilds a run from its header and chunk items (any order).
-func decodeRun(runID string, header map[string]types.AttributeValue, chunks []map[string]types.AttributeValue) (runstate.State, error) {
-	r := runstate.State{
-		ID: runID, WorkflowID: sAttr(header, attrWorkflowID), WorkflowName: sAttr(header, "workflow_name"),
-		OrderID: sAttr(header, "order_id"), Status: status.RunStatus(sAttr(header, attrStatus)),
-	}
+// RunRef names a run and what a reader of some of its items needs to know
+// without its header.
+type RunRef struct {
+	ID, WorkflowID, OrderID string
+	// Steps is the run's step count (its workflow's).
+	Steps int
+}
+
+// decodeRun rebuilds a run of ref.Steps steps from the items read, by item
+// number (0: the header). Slots of items not read are unknown. Without the
+// header, the run's status is running if every item read holds it live.
+func decodeRun(ref RunRef, items map[int]map[string]types.AttributeValue) (runstate.State, error) {
 	bad := func(err error) (runstate.State, error) {
-		return runstate.State{}, fmt.Errorf("decode run %s: %w", runID, err)
+		return runstate.State{}, fmt.Errorf("decode run %s: %w: %w", ref.ID, errUnreadable, err)
 	}
-	var err error
-	if r.Gen, err = nAttr(header, attrGen); err != nil {
-		return bad(err)
-	}
-	if r.Retries, err = nAttr(header, attrRetries); err != nil {
-		return bad(err)
-	}
-	n, err := nAttr(header, "step_count")
-	if err != nil {
-		return bad(err)
-	}
-	for name, dst := range map[string]*time.Time{"created_at": &r.CreatedAt, attrEndedAt: &r.EndedAt, attrRetriedAt: &r.RetriedAt} {
-		if *dst, err = tAttr(header, name); err != nil {
+	r := runstate.State{ID: ref.ID, WorkflowID: ref.WorkflowID, OrderID: ref.OrderID, Gen: -1}
+	live := false
+	for n, k := range sortedKeys(items) {
+		it := items[k]
+		g, err := nAttr(it, attrGen)
+		if err != nil {
 			return bad(err)
 		}
-	}
-	for _, c := range chunks {
-		if g, err := nAttr(c, attrGen); err != nil || g != r.Gen {
-			return bad(fmt.Errorf("%w: chunk %s in generation %d, header in %d", errTorn, sAttr(c, attrSK), g, r.Gen))
+		_, l := it[attrLive]
+		if n > 0 && (g != r.Gen || l != live) {
+			// Every write of a run's generation or liveness writes all its
+			// items in one transaction: items that disagree were read
+			// while one was landing.
+			return bad(fmt.Errorf("%w: %s in generation %d (live %v), another item in %d (live %v)", errTorn, sAttr(it, attrSK), g, l, r.Gen, live))
 		}
+		r.Gen, live = g, l
 	}
-	r.Steps = make([]runstate.Slot, n)
-	seen := make([]bool, n)
-	for _, it := range append([]map[string]types.AttributeValue{header}, chunks...) {
-		for name, av := range it {
-			idx, ok := strings.CutPrefix(name, "s")
-			i, err := strconv.Atoi(idx)
-			if !ok || err != nil || name != runstate.SlotName(i) {
-				continue
-			}
-			if i < 0 || i >= n {
-				return bad(fmt.Errorf("slot %s beyond %d steps", name, n))
-			}
-			v, _ := av.(*types.AttributeValueMemberS)
-			if v == nil {
-				return bad(fmt.Errorf("slot %s is not a string", name))
-			}
-			if r.Steps[i], err = runstate.ParseSlot(v.Value); err != nil {
+	n := ref.Steps
+	if header, ok := items[0]; ok {
+		r.WorkflowID, r.WorkflowName = sAttr(header, attrWorkflowID), sAttr(header, "workflow_name")
+		r.OrderID, r.Status = sAttr(header, "order_id"), status.RunStatus(sAttr(header, attrStatus))
+		var err error
+		if r.Retries, err = nAttr(header, attrRetries); err != nil {
+			return bad(err)
+		}
+		if n, err = nAttr(header, "step_count"); err != nil {
+			return bad(err)
+		}
+		for name, dst := range map[string]*time.Time{"created_at": &r.CreatedAt, attrEndedAt: &r.EndedAt, attrRetriedAt: &r.RetriedAt} {
+			if *dst, err = tAttr(header, name); err != nil {
 				return bad(err)
 			}
-			seen[i] = true
+		}
+	} else if live {
+		r.Status = status.RunRunning
+	}
+	if n <= 0 {
+		return bad(errors.New("no step count"))
+	}
+	r.Steps = make([]runstate.Slot, n)
+	known := make([]bool, n)
+	for _, k := range sortedKeys(items) {
+		lo, hi := runstate.ItemSteps(k, n)
+		for i := lo; i < hi; i++ {
+			v := sAttr(items[k], runstate.SlotName(i))
+			if v == "" {
+				return bad(fmt.Errorf("slot of step %d missing", i))
+			}
+			slot, err := runstate.ParseSlot(v)
+			if err != nil {
+				return bad(err)
+			}
+			r.Steps[i], known[i] = slot, true
 		}
 	}
-	if i := slices.Index(seen, false); i >= 0 {
-		return bad(fmt.Errorf("slot of step %d missing", i))
+	if !slices.Contains(known, false) {
+		known = nil
 	}
+	r.Known = known
 	return r, nil
 }
 
-// CreateRun stores a new run. If it names an order that does not exist it
-// returns ErrOrderNotFound and writes nothing. A run of more than
+// CreateRunIfAbsent stores a new run. If it names an order that does not
+// exist it returns ErrOrderNotFound and writes nothing. A run of more than
 // runstate.HeaderSlots steps writes its chunks first; the header, written
-// last with attribute_not_exists, is the commit point (readers ignore
-// chunks without a header), and chunks of a failed creation are deleted.
-func (s *Store) CreateRun(ctx context.Context, r runstate.State) error {
+// last, is the commit point (readers ignore chunks without a header).
+// Every item is put on the condition that it does not exist and carries
+// the creation's token, so a put whose answer was lost is recognised as
+// this creation's own; only on a real ID collision are the chunks this
+// creation wrote deleted again, each on the condition that it still holds
+// the token.
+func (s *Store) CreateRunIfAbsent(ctx context.Context, r runstate.State) error {
 	if r.OrderID != "" {
 		if _, err := s.get(ctx, orderKey, r.OrderID, true); errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("create run %s: %w", r.ID, ErrOrderNotFound)
@@ -194,71 +233,95 @@ func (s *Store) CreateRun(ctx context.Context, r runstate.State) error {
 			return fmt.Errorf("create run %s: check order: %w", r.ID, err)
 		}
 	}
+	tok := newToken()
 	items := runItems(r)
-	var chunks []types.WriteRequest
-	for _, it := range items[1:] {
-		chunks = append(chunks, types.WriteRequest{PutRequest: &types.PutRequest{Item: it}})
-	}
-	if err := s.batchWrite(ctx, chunks); err != nil {
-		return fmt.Errorf("create run %s: write chunks: %w", r.ID, err)
-	}
-	err := s.putNew(ctx, items[0], "run "+r.ID)
-	var ccf *types.ConditionalCheckFailedException
-	if err != nil && errors.As(err, &ccf) && len(chunks) > 0 {
-		// Only a definite refusal (an ID that exists) cleans up: after an
-		// ambiguous failure the header may have landed.
-		var dels []types.WriteRequest
-		for k := 1; k < len(items); k++ {
-			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: runItemKey(r.ID, k)}})
+	var written []int
+	undo := func(cause error) error {
+		for _, k := range written {
+			_, derr := s.db.DeleteItem(context.WithoutCancel(ctx), &dynamodb.DeleteItemInput{
+				TableName: aws.String(s.table), Key: runItemKey(r.ID, k),
+				ConditionExpression:       aws.String("#tok = :tok"),
+				ExpressionAttributeNames:  map[string]string{"#tok": attrTok},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(tok)},
+			})
+			if derr != nil {
+				cause = errors.Join(cause, fmt.Errorf("delete %s: %w", itemName(r.ID, k), derr))
+			}
 		}
-		if derr := s.batchWrite(context.WithoutCancel(ctx), dels); derr != nil {
-			err = errors.Join(err, fmt.Errorf("delete orphan chunks: %w", derr))
-		}
+		return fmt.Errorf("create run %s: %w", r.ID, cause)
 	}
-	return err
+	for k := range items {
+		items[k][attrTok] = str(tok)
+	}
+	for k := 1; k < len(items); k++ {
+		if err := s.putIfAbsent(ctx, items[k], attrTok, tok, itemName(r.ID, k)); err != nil {
+			return undo(err)
+		}
+		written = append(written, k)
+	}
+	err := s.putIfAbsent(ctx, items[0], attrTok, tok, itemName(r.ID, 0))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrConflict):
+		// Another run's header: this creation's chunks are orphans.
+		return undo(err)
+	default:
+		// The header may have landed: its chunks stay.
+		return fmt.Errorf("create run %s: %w", r.ID, err)
+	}
 }
 
-// LoadRun is the runner's read: a run of steps steps (its header and chunks)
-// and its order's status (if orderID is set), with one consistent
-// BatchGetItem. It returns ErrNotFound if the run does not exist.
-func (s *Store) LoadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.State, status.OrderStatus, error) {
+// LoadItems is the runner's read: items (by number, 0 for the header) of
+// run ref, and its order's status if ref.OrderID is set, with one
+// consistent BatchGetItem. Slots of other items are unknown. It returns
+// ErrNotFound if an item does not exist.
+func (s *Store) LoadItems(ctx context.Context, ref RunRef, items []int) (runstate.State, status.OrderStatus, error) {
 	for try := 1; ; try++ {
-		r, o, err := s.loadRun(ctx, runID, steps, orderID)
+		r, o, err := s.loadItems(ctx, ref, items)
 		if !errors.Is(err, errTorn) || try == tornTries {
 			return r, o, err
 		}
 	}
 }
 
-func (s *Store) loadRun(ctx context.Context, runID string, steps int, orderID string) (runstate.State, status.OrderStatus, error) {
-	keys := make([]map[string]types.AttributeValue, 0, runstate.Items(steps)+1)
-	for k := range runstate.Items(steps) {
-		keys = append(keys, runItemKey(runID, k))
+// LoadRun reads every item of run ref and its order's status (see
+// LoadItems).
+func (s *Store) LoadRun(ctx context.Context, ref RunRef) (runstate.State, status.OrderStatus, error) {
+	all := make([]int, runstate.Items(ref.Steps))
+	for k := range all {
+		all[k] = k
 	}
-	if orderID != "" {
-		keys = append(keys, key(orderKey(orderID)))
+	return s.LoadItems(ctx, ref, all)
+}
+
+func (s *Store) loadItems(ctx context.Context, ref RunRef, items []int) (runstate.State, status.OrderStatus, error) {
+	keys := make([]map[string]types.AttributeValue, 0, len(items)+1)
+	for _, k := range items {
+		keys = append(keys, runItemKey(ref.ID, k))
 	}
-	items, err := s.batchGet(ctx, keys, true)
+	if ref.OrderID != "" {
+		keys = append(keys, key(orderKey(ref.OrderID)))
+	}
+	got, err := s.batchGet(ctx, keys, true)
 	if err != nil {
-		return runstate.State{}, "", fmt.Errorf("load run %s: %w", runID, err)
+		return runstate.State{}, "", fmt.Errorf("load run %s: %w", ref.ID, err)
 	}
-	header, ok := items[itemKey(keys[0])]
-	if !ok {
-		return runstate.State{}, "", fmt.Errorf("load run %s: %w", runID, ErrNotFound)
-	}
-	var chunks []map[string]types.AttributeValue
-	for _, k := range keys[1:runstate.Items(steps)] {
-		if it, ok := items[itemKey(k)]; ok {
-			chunks = append(chunks, it)
+	byItem := map[int]map[string]types.AttributeValue{}
+	for n, k := range items {
+		it, ok := got[itemKey(keys[n])]
+		if !ok {
+			return runstate.State{}, "", fmt.Errorf("load %s: %w", itemName(ref.ID, k), ErrNotFound)
 		}
+		byItem[k] = it
 	}
-	r, err := decodeRun(runID, header, chunks)
+	r, err := decodeRun(ref, byItem)
 	if err != nil {
 		return r, "", err
 	}
 	var order status.OrderStatus
-	if orderID != "" {
-		order = status.OrderStatus(sAttr(items[itemKey(keys[len(keys)-1])], attrStatus))
+	if ref.OrderID != "" {
+		order = status.OrderStatus(sAttr(got[itemKey(keys[len(keys)-1])], attrStatus))
 	}
 	return r, order, nil
 }
@@ -280,14 +343,20 @@ func (s *Store) ReadRun(ctx context.Context, runID string, consistent bool) (run
 // header beside an old chunk; it is read again.
 var errTorn = errors.New("run items read in different generations")
 
+// errUnreadable: a run's items cannot be decoded (an item missing or
+// malformed). Lists, statistics and the sweeper skip such a run.
+var errUnreadable = errors.New("unreadable run")
+
+// IsUnreadable reports whether err says a run's items cannot be decoded.
+func IsUnreadable(err error) bool { return errors.Is(err, errUnreadable) }
+
 // tornTries bounds the reads of a run that keep seeing mixed generations.
 const tornTries = 5
 
 func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (runstate.State, []runstate.Failure, error) {
 	pk, sk := runKey(runID)
 	in := s.prefixQuery(pk, sk, consistent)
-	var header map[string]types.AttributeValue
-	var chunks []map[string]types.AttributeValue
+	items := map[int]map[string]types.AttributeValue{}
 	var failures []runstate.Failure
 	for {
 		res, err := s.db.Query(ctx, in)
@@ -297,9 +366,13 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 		for _, it := range res.Items {
 			switch k := sAttr(it, attrSK); {
 			case k == sk:
-				header = it
+				items[0] = it
 			case strings.HasPrefix(k, "RUN#C"):
-				chunks = append(chunks, it)
+				n, err := strconv.Atoi(k[len("RUN#C"):])
+				if err != nil || n < 1 {
+					return runstate.State{}, nil, fmt.Errorf("read run %s: bad chunk key %q", runID, k)
+				}
+				items[n] = it
 			case strings.HasPrefix(k, "RUN#A"):
 				f, err := decodeFailure(it)
 				if err != nil {
@@ -313,11 +386,26 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 		}
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
-	if header == nil {
+	if items[0] == nil {
 		return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, ErrNotFound)
 	}
-	r, err := decodeRun(runID, header, chunks)
+	r, err := decodeWhole(runID, items)
 	return r, failures, err
+}
+
+// decodeWhole decodes a run read whole: every item its header's step count
+// calls for must be there.
+func decodeWhole(runID string, items map[int]map[string]types.AttributeValue) (runstate.State, error) {
+	n, err := nAttr(items[0], "step_count")
+	if err != nil {
+		return runstate.State{}, fmt.Errorf("decode run %s: %w: %w", runID, errUnreadable, err)
+	}
+	for k := range runstate.Items(n) {
+		if items[k] == nil {
+			return runstate.State{}, fmt.Errorf("decode run %s: %w: %s missing", runID, errUnreadable, itemName(runID, k))
+		}
+	}
+	return decodeRun(RunRef{ID: runID, Steps: n}, items)
 }
 
 func failureItem(runID string, f runstate.Failure) map[string]types.AttributeValue {
@@ -378,20 +466,48 @@ func (s *Store) Fence(ctx context.Context, runID string) (gen int, live bool, er
 }
 
 // update builds one item's part of a write: SET and REMOVE clauses and AND
-// conditions, with their values.
+// conditions, with their values, and what the conditions mean.
 type update struct {
 	set, remove, cond []string
 	values            map[string]types.AttributeValue
+	why               []string
 }
 
 func newUpdate() *update { return &update{values: map[string]types.AttributeValue{}} }
 
+// swap writes a slot on the condition that it holds the old state.
 func (u *update) swap(sw runstate.Swap) {
 	slot := runstate.SlotName(sw.Step)
 	o, n := fmt.Sprintf(":o%03d", sw.Step), fmt.Sprintf(":n%03d", sw.Step)
-	u.set = append(u.set, slot+" = "+n)
+	if sw.New != sw.Old {
+		u.set = append(u.set, slot+" = "+n)
+		u.values[n] = str(sw.New.Encode())
+	}
 	u.cond = append(u.cond, slot+" = "+o)
-	u.values[o], u.values[n] = str(sw.Old.Encode()), str(sw.New.Encode())
+	u.values[o] = str(sw.Old.Encode())
+	u.why = append(u.why, fmt.Sprintf("step %d still %s", sw.Step, sw.Old.Encode()))
+}
+
+// liveIn adds the condition that the run is live in generation gen.
+func (u *update) liveIn(gen int) {
+	u.cond = append(u.cond, "#gen = :g", "attribute_exists(#live)")
+	u.values[":g"] = num(gen)
+	u.why = append(u.why, fmt.Sprintf("run live in generation %d", gen))
+}
+
+// inGen adds the condition that the run is in generation gen.
+func (u *update) inGen(gen int) {
+	u.cond = append(u.cond, "#gen = :g")
+	u.values[":g"] = num(gen)
+	u.why = append(u.why, fmt.Sprintf("run in generation %d", gen))
+}
+
+// describe says what the item's conditions require.
+func (u *update) describe(item string) string {
+	if len(u.why) == 0 {
+		return item
+	}
+	return item + " (requires " + strings.Join(u.why, ", ") + ")"
 }
 
 func (u *update) expression() *string {
@@ -434,14 +550,18 @@ func (u *update) item(table string, k map[string]types.AttributeValue) *types.Up
 	return up
 }
 
-func (s *Store) updateItem(ctx context.Context, k map[string]types.AttributeValue, u *update) error {
+func (s *Store) updateItem(ctx context.Context, k map[string]types.AttributeValue, u *update, what string) error {
 	up := u.item(s.table, k)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: up.TableName, Key: up.Key, UpdateExpression: up.UpdateExpression,
 		ConditionExpression: up.ConditionExpression, ExpressionAttributeNames: up.ExpressionAttributeNames,
 		ExpressionAttributeValues: up.ExpressionAttributeValues,
 	})
-	return invalidErr(conditionErr(err))
+	err = invalidErr(conditionErr(err))
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("%w: %s", err, u.describe(what))
+	}
+	return err
 }
 
 // byItem groups swaps by the item holding their slots.
@@ -463,40 +583,116 @@ func sortedKeys[V any](m map[int]V) []int {
 	return ks
 }
 
-// ClaimSteps writes claim c, on the condition that the run is live in
+// writeItems writes the updates of a run's items: one UpdateItem for a
+// single item, else one transaction, so the write is all or nothing and
+// takes effect at one instant.
+func (s *Store) writeItems(ctx context.Context, runID string, updates map[int]*update, token string) error {
+	keys := sortedKeys(updates)
+	if len(keys) == 1 {
+		return s.updateItem(ctx, runItemKey(runID, keys[0]), updates[keys[0]], itemName(runID, keys[0]))
+	}
+	t := &txn{}
+	for _, k := range keys {
+		u := updates[k]
+		t.add(types.TransactWriteItem{Update: u.item(s.table, runItemKey(runID, k))}, u.describe(itemName(runID, k)))
+	}
+	return s.writeTxn(ctx, t, token)
+}
+
+// slotsHold reads the items of swaps and reports whether every slot holds
+// its swap's new state (the write that made them landed, even if its
+// answer was lost), and whether every item read holds the run live in
+// generation gen.
+func (s *Store) slotsHold(ctx context.Context, runID string, swaps []runstate.Swap, gen int) (landed, liveInGen bool, err error) {
+	var keys []map[string]types.AttributeValue
+	for _, k := range sortedKeys(byItem(swaps)) {
+		keys = append(keys, runItemKey(runID, k))
+	}
+	got, err := s.batchGet(ctx, keys, true)
+	if err != nil {
+		return false, false, err
+	}
+	liveInGen = true
+	for _, k := range keys {
+		it := got[itemKey(k)]
+		if it == nil {
+			return false, false, nil
+		}
+		g, _ := nAttr(it, attrGen)
+		_, live := it[attrLive]
+		liveInGen = liveInGen && live && g == gen
+	}
+	for _, sw := range swaps {
+		it := got[itemKey(runItemKey(runID, runstate.ItemOf(sw.Step)))]
+		if sAttr(it, runstate.SlotName(sw.Step)) != sw.New.Encode() {
+			return false, liveInGen, nil
+		}
+	}
+	return true, liveInGen, nil
+}
+
+// ClaimIfLive writes claim c, on the condition that the run is live in
 // c.Gen and every claimed slot is still as read: one UpdateItem when the
 // slots share an item, else one transaction, so a claim is all or nothing
-// and takes effect at one instant. A failed condition is ErrConflict.
-func (s *Store) ClaimSteps(ctx context.Context, c runstate.Claim) error {
+// and takes effect at one instant. A refused claim is ErrConflict. A claim
+// whose answer was lost is read back: if it landed it succeeds, unless the
+// read shows the run no longer live in c.Gen (ErrRunMoved: it was
+// cancelled or retried after the claim, and the caller, which has not
+// started the steps, must not; see runstate.Release).
+func (s *Store) ClaimIfLive(ctx context.Context, c runstate.Claim) error {
 	updates := map[int]*update{}
 	for k, swaps := range byItem(c.Swaps) {
 		u := newUpdate()
-		u.cond = append(u.cond, "#gen = :g", "attribute_exists(#live)")
-		u.values[":g"] = num(c.Gen)
+		u.liveIn(c.Gen)
 		for _, sw := range swaps {
 			u.swap(sw)
 		}
 		updates[k] = u
 	}
-	var err error
-	if keys := sortedKeys(updates); len(keys) == 1 {
-		err = s.updateItem(ctx, runItemKey(c.RunID, keys[0]), updates[keys[0]])
-	} else {
-		var items []types.TransactWriteItem
-		for _, k := range keys {
-			items = append(items, types.TransactWriteItem{Update: updates[k].item(s.table, runItemKey(c.RunID, k))})
+	err := s.writeItems(ctx, c.RunID, updates, "")
+	if err == nil {
+		return nil
+	}
+	if landedOrNot(err) {
+		landed, live, rerr := s.slotsHold(ctx, c.RunID, c.Swaps, c.Gen)
+		switch {
+		case rerr != nil:
+			err = errors.Join(err, rerr)
+		case landed && live:
+			return nil
+		case landed:
+			return fmt.Errorf("claim steps of run %s: %w", c.RunID, ErrRunMoved)
 		}
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		err = txErr(err)
+	}
+	return fmt.Errorf("claim steps of run %s: %w", c.RunID, err)
+}
+
+// ReleaseIfHeld writes swaps (each from the running slot a claim wrote back
+// to the state before it), on the condition that each slot still holds the
+// claim. A refused release is ErrConflict.
+func (s *Store) ReleaseIfHeld(ctx context.Context, runID string, swaps []runstate.Swap) error {
+	updates := map[int]*update{}
+	for k, sws := range byItem(swaps) {
+		u := newUpdate()
+		for _, sw := range sws {
+			u.swap(sw)
+		}
+		updates[k] = u
+	}
+	err := s.writeItems(ctx, runID, updates, "")
+	if landedOrNot(err) {
+		if landed, _, rerr := s.slotsHold(ctx, runID, swaps, -1); rerr == nil && landed {
+			return nil
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("claim steps of run %s: %w", c.RunID, err)
+		return fmt.Errorf("release steps of run %s: %w", runID, err)
 	}
 	return nil
 }
 
-// endRun adds to u (the header's update) and to the chunks' updates what
-// ending the run as to at writes.
+// endRunUpdates adds to header and to the chunks' updates what ending the
+// run as to at writes.
 func endRunUpdates(header *update, chunks map[int]*update, items int, to status.RunStatus, at time.Time) {
 	header.set = append(header.set, "#st = :end", "#ended = :at")
 	header.remove = append(header.remove, "#live", "#act")
@@ -509,26 +705,31 @@ func endRunUpdates(header *update, chunks map[int]*update, items int, to status.
 	}
 }
 
-// CommitGroup writes commit c in one transaction: each step's commit
+// CommitIfHeld writes commit c in one transaction: each step's commit
 // record, put on the condition that it does not exist (for an order action,
 // the order's history entry, an item of its own; for any other step, an
 // attribute of the item holding its slot, which the commit writes anyway);
 // each failed attempt's record; each slot swapped on the condition that it
-// is still the one the runner held; the order's status on the condition that
-// it is c.Order.From; if c ends the run, the header's status on the
+// is still the one the runner held; the order's status on the condition
+// that it is c.Order.From; if c ends the run, the header's status on the
 // condition that the run is still running; and if c.SameGen, the condition
-// that the header is still in generation c.Gen. token identifies the commit (in
-// its records, and as the idempotency token of the transaction). A failed
-// condition is ErrConflict; a commit DynamoDB refuses as invalid is
-// ErrInvalid.
-func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string) error {
-	var items []types.TransactWriteItem
-	put := func(it map[string]types.AttributeValue, cond string) {
+// that the run is still in generation c.Gen. token identifies the commit
+// (in its records, and as the idempotency token of the transaction). A
+// commit whose answer was lost is read back: a transaction lands whole, so
+// it landed if its first slot holds what it wrote. A refused commit is
+// ErrConflict naming the item that failed and why; one DynamoDB refuses as
+// invalid is ErrInvalid.
+func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token string) error {
+	if len(c.Swaps) == 0 {
+		return nil
+	}
+	t := &txn{}
+	put := func(it map[string]types.AttributeValue, cond, what string) {
 		p := &types.Put{TableName: aws.String(s.table), Item: it}
 		if cond != "" {
 			p.ConditionExpression = aws.String(cond)
 		}
-		items = append(items, types.TransactWriteItem{Put: p})
+		t.add(types.TransactWriteItem{Put: p}, what)
 	}
 	updates := map[int]*update{}
 	updateOf := func(k int) *update {
@@ -548,54 +749,49 @@ func (s *Store) CommitGroup(ctx context.Context, c runstate.Commit, token string
 			u.set = append(u.set, name+" = "+v)
 			u.cond = append(u.cond, "attribute_not_exists("+name+")")
 			u.values[v] = str(record)
+			u.why = append(u.why, fmt.Sprintf("step %d not committed yet", d.Step))
 			continue
 		}
 		h := d.History
-		it := historyItem(c.OrderID, historySK(c.RunID, d.Step), wire.HistoryEntry{
+		it := historyItem(c.OrderID, historySK(c.RunID, d.Step), historyRecord{
 			At: h.At, Event: h.Event, From: h.From, To: h.To, RunID: h.RunID, StepID: h.StepID,
 		})
 		it["attempt"], it["token"] = num(d.Attempt), str(token)
-		put(it, "attribute_not_exists(pk)")
+		put(it, "attribute_not_exists(pk)", fmt.Sprintf("order %s history entry of step %d (requires none yet)", c.OrderID, d.Step))
 	}
 	for _, f := range c.Failures {
-		put(failureItem(c.RunID, f), "")
+		put(failureItem(c.RunID, f), "", fmt.Sprintf("run %s attempt record of step %d", c.RunID, f.Step))
 	}
 	if c.End != "" {
 		header := updateOf(0)
 		header.cond = append(header.cond, "#st = :running")
 		header.values[":running"] = str(string(status.RunRunning))
+		header.why = append(header.why, "run still running")
 		endRunUpdates(header, updates, c.Items, c.End, c.At)
 	}
 	if c.SameGen {
-		if u := updates[0]; u != nil {
-			u.cond = append(u.cond, "#gen = :g")
-			u.values[":g"] = num(c.Gen)
-		} else {
-			items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-				TableName: aws.String(s.table), Key: runItemKey(c.RunID, 0), ConditionExpression: aws.String("#gen = :g"),
-				ExpressionAttributeNames:  map[string]string{"#gen": attrGen},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":g": num(c.Gen)},
-			}})
-		}
+		// Every item of the run carries its generation: condition the
+		// first item the commit writes.
+		updateOf(sortedKeys(updates)[0]).inGen(c.Gen)
 	}
 	for _, k := range sortedKeys(updates) {
-		items = append(items, types.TransactWriteItem{Update: updates[k].item(s.table, runItemKey(c.RunID, k))})
+		t.add(types.TransactWriteItem{Update: updates[k].item(s.table, runItemKey(c.RunID, k))}, updates[k].describe(itemName(c.RunID, k)))
 	}
 	if o := c.Order; o != nil {
 		u := newUpdate()
 		u.set = append(u.set, "#st = :to", "updated_at = :at")
 		u.cond = append(u.cond, "#st = :from")
 		u.values[":to"], u.values[":from"], u.values[":at"] = str(string(o.To)), str(string(o.From)), ts(c.At)
-		items = append(items, types.TransactWriteItem{Update: u.item(s.table, key(orderKey(o.OrderID)))})
+		t.add(types.TransactWriteItem{Update: u.item(s.table, key(orderKey(o.OrderID)))}, fmt.Sprintf("order %s (requires status %s)", o.OrderID, o.From))
 	}
-	if len(items) == 0 {
-		return nil
+	err := s.writeTxn(ctx, t, token)
+	if landedOrNot(err) {
+		if landed, _, rerr := s.slotsHold(ctx, c.RunID, c.Swaps[:1], -1); rerr == nil && landed {
+			return nil
+		}
 	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: items, ClientRequestToken: aws.String(token),
-	})
 	if err != nil {
-		return fmt.Errorf("commit steps of run %s: %w", c.RunID, txErr(err))
+		return fmt.Errorf("commit steps of run %s: %w", c.RunID, err)
 	}
 	return nil
 }
@@ -606,78 +802,83 @@ func recordValue(token string, at time.Time) string {
 	return token[max(0, len(token)-8):] + ":" + strconv.FormatInt(at.UnixMilli(), 36)
 }
 
-// EndRun writes e: the run ends as e.To and stops accepting claims, on the
-// condition that it is still running in generation e.Gen. It returns
-// ErrConflict if it is not.
-func (s *Store) EndRun(ctx context.Context, e runstate.End) error {
+// EndRunIfRunning writes e: the run ends as e.To and stops accepting
+// claims, on the condition that it is still running in generation e.Gen.
+// It returns ErrConflict if it is not; an end whose answer was lost is
+// recognised by its token.
+func (s *Store) EndRunIfRunning(ctx context.Context, e runstate.End) error {
+	tok := newToken()
 	header, chunks := newUpdate(), map[int]*update{}
-	header.cond = append(header.cond, "#gen = :g", "#st = :running")
-	header.values[":g"], header.values[":running"] = num(e.Gen), str(string(status.RunRunning))
+	header.inGen(e.Gen)
+	header.cond = append(header.cond, "#st = :running")
+	header.why = append(header.why, "run still running")
+	header.values[":running"] = str(string(status.RunRunning))
+	header.set = append(header.set, "#tok = :tok")
+	header.values[":tok"] = str(tok)
 	endRunUpdates(header, chunks, e.Items, e.To, e.At)
 	for _, u := range chunks {
-		u.cond = append(u.cond, "#gen = :g")
-		u.values[":g"] = num(e.Gen)
+		u.inGen(e.Gen)
 	}
-	if err := s.writeRunItems(ctx, e.RunID, header, chunks); err != nil {
+	chunks[0] = header
+	if err := s.runLevelWrite(ctx, e.RunID, chunks, tok); err != nil {
 		return fmt.Errorf("end run %s as %s: %w", e.RunID, e.To, err)
 	}
 	return nil
 }
 
-// ResetRun writes retry rs: the run becomes running in the next generation
-// with the swapped slots pending, on the condition that it is still in
-// status rs.From in generation rs.Gen and each swapped slot is still as
-// read. It returns ErrConflict if not.
-// The write is one transaction of at most runstate.Items(100) = 7 items.
-func (s *Store) ResetRun(ctx context.Context, rs runstate.Reset) error {
-	header, chunks := newUpdate(), map[int]*update{}
+// RetryRunIfEnded writes retry rs: the run becomes running in the next
+// generation with the swapped slots as rs says, on the condition that it is
+// still in status rs.From in generation rs.Gen and each swapped slot is
+// still as read (kept slots included). It returns ErrConflict if not; a
+// retry whose answer was lost is recognised by its token. The write is one
+// transaction of at most runstate.Items(100) = 7 items.
+func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
+	tok := newToken()
+	updates := map[int]*update{0: newUpdate()}
 	for k := 1; k < rs.Items; k++ {
-		chunks[k] = newUpdate()
+		updates[k] = newUpdate()
 	}
 	for k, swaps := range byItem(rs.Swaps) {
-		u := header
-		if k > 0 {
-			u = chunks[k]
-		}
 		for _, sw := range swaps {
-			// Each slot only from what the retry read: a step whose
-			// late runner committed meanwhile is not reset.
-			u.swap(sw)
+			updates[k].swap(sw)
 		}
 	}
-	for _, u := range chunks {
+	for k := 1; k < rs.Items; k++ {
+		u := updates[k]
 		u.set = append(u.set, "#gen = :g1", "#live = :one")
-		u.cond = append(u.cond, "#gen = :g")
-		u.values[":g"], u.values[":g1"], u.values[":one"] = num(rs.Gen), num(rs.Gen+1), str("1")
+		u.inGen(rs.Gen)
+		u.values[":g1"], u.values[":one"] = num(rs.Gen+1), str("1")
 	}
+	header := updates[0]
 	header.set = append(header.set, "#gen = :g1", "#live = :one", "#st = :running", "#act = :active",
-		"#rcount = #rcount + :inc", "#rat = :at")
+		"#rcount = #rcount + :inc", "#rat = :at", "#tok = :tok")
 	header.remove = append(header.remove, "#ended")
-	header.cond = append(header.cond, "#gen = :g", "#st = :from")
+	header.inGen(rs.Gen)
+	header.cond = append(header.cond, "#st = :from")
+	header.why = append(header.why, "run still "+string(rs.From))
 	for k, v := range map[string]types.AttributeValue{
-		":g": num(rs.Gen), ":g1": num(rs.Gen + 1), ":one": str("1"), ":running": str(string(status.RunRunning)),
-		":active": str(activeValue), ":inc": num(1), ":at": ts(rs.At), ":from": str(string(rs.From)),
+		":g1": num(rs.Gen + 1), ":one": str("1"), ":running": str(string(status.RunRunning)),
+		":active": str(activeValue), ":inc": num(1), ":at": ts(rs.At), ":from": str(string(rs.From)), ":tok": str(tok),
 	} {
 		header.values[k] = v
 	}
-	if err := s.writeRunItems(ctx, rs.RunID, header, chunks); err != nil {
+	if err := s.runLevelWrite(ctx, rs.RunID, updates, tok); err != nil {
 		return fmt.Errorf("retry run %s: %w", rs.RunID, err)
 	}
 	return nil
 }
 
-// writeRunItems writes a run-level change: one UpdateItem for a run with no
-// chunks, else one transaction over the header and its chunks.
-func (s *Store) writeRunItems(ctx context.Context, runID string, header *update, chunks map[int]*update) error {
-	if len(chunks) == 0 {
-		return s.updateItem(ctx, runItemKey(runID, 0), header)
+// runLevelWrite writes a run-level change whose header update sets the
+// token tok; after a failure or a lost answer, the header is read back and
+// the write landed if it holds tok.
+func (s *Store) runLevelWrite(ctx context.Context, runID string, updates map[int]*update, tok string) error {
+	err := s.writeItems(ctx, runID, updates, "")
+	if landedOrNot(err) {
+		if _, ours, rerr := s.holds(ctx, runItemKey(runID, 0), attrTok, tok); rerr == nil && ours {
+			return nil
+		}
 	}
-	items := []types.TransactWriteItem{{Update: header.item(s.table, runItemKey(runID, 0))}}
-	for _, k := range sortedKeys(chunks) {
-		items = append(items, types.TransactWriteItem{Update: chunks[k].item(s.table, runItemKey(runID, k))})
-	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	return txErr(err)
+	return err
 }
 
 // ListActiveRuns returns the IDs of running runs, oldest first, one page at a

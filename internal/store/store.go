@@ -39,6 +39,9 @@ type DynamoDB interface {
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	// DeleteItem removes only what a write of the store's own put, on
+	// the condition that it still holds that write's token.
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
 // Store reads and writes Stepflow's table. It is safe for concurrent use.
@@ -93,8 +96,9 @@ func marshal(v any, pk, sk string) (map[string]types.AttributeValue, error) {
 	return item, nil
 }
 
-// CreateWorkflow stores w. Its ID must be new.
-func (s *Store) CreateWorkflow(ctx context.Context, w wire.Workflow) error {
+// CreateWorkflowIfAbsent stores w on the condition that its ID is new; a
+// put whose answer was lost is recognised by its token.
+func (s *Store) CreateWorkflowIfAbsent(ctx context.Context, w wire.Workflow) error {
 	pk, sk := wfKey(w.ID)
 	w.StepCount = len(w.Definition.Steps)
 	item, err := marshal(workflowRecord{ID: w.ID, Name: w.Name, CreatedAt: w.CreatedAt, StepCount: w.StepCount}, pk, sk)
@@ -107,19 +111,9 @@ func (s *Store) CreateWorkflow(ctx context.Context, w wire.Workflow) error {
 	}
 	item["definition"] = str(string(def))
 	item[attrKind] = str(kindWorkflow)
-	return s.putNew(ctx, item, "workflow "+w.ID)
-}
-
-func (s *Store) putNew(ctx context.Context, item map[string]types.AttributeValue, what string) error {
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           aws.String(s.table),
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	})
-	if err != nil {
-		return fmt.Errorf("put %s: %w", what, conditionErr(err))
-	}
-	return nil
+	tok := newToken()
+	item[attrTok] = str(tok)
+	return s.putIfAbsent(ctx, item, attrTok, tok, "workflow "+w.ID)
 }
 
 // GetWorkflow returns the workflow with the given ID or ErrNotFound.
@@ -404,46 +398,30 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
-	const maxBatch = 25
-	for len(reqs) > 0 {
-		n := min(len(reqs), maxBatch)
-		batch := reqs[:n]
-		reqs = reqs[n:]
-		for attempt := 0; len(batch) > 0; attempt++ {
-			if attempt > 0 {
-				if err := backoff(ctx, attempt); err != nil {
-					return err
-				}
-			}
-			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
-				RequestItems: map[string][]types.WriteRequest{s.table: batch},
-			})
-			if err != nil {
-				return err
-			}
-			batch = out.UnprocessedItems[s.table]
-		}
-	}
-	return nil
-}
-
-// CreateOrder stores o, which must be new, with its creation as the first
-// history entry, in one transaction.
-func (s *Store) CreateOrder(ctx context.Context, o wire.Order) error {
+// CreateOrderIfAbsent stores o, on the condition that its ID is new, with
+// its creation as the first history entry, in one transaction. A creation
+// whose answer was lost is recognised by its token.
+func (s *Store) CreateOrderIfAbsent(ctx context.Context, o wire.Order) error {
 	pk, sk := orderKey(o.ID)
 	item, err := marshal(orderRecord{ID: o.ID, Amount: amount(o.Amount), Status: o.Status, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}, pk, sk)
 	if err != nil {
 		return err
 	}
-	item[attrKind] = str(kindOrder)
-	created := historyItem(o.ID, "0", wire.HistoryEntry{At: o.CreatedAt, Event: "created", To: status.OrderPending})
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Put: &types.Put{TableName: aws.String(s.table), Item: created}},
-	}})
+	tok := newToken()
+	item[attrKind], item[attrTok] = str(kindOrder), str(tok)
+	created := historyItem(o.ID, "0", historyRecord{At: o.CreatedAt, Event: "created", To: status.OrderPending})
+	t := &txn{}
+	t.add(types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		"order "+o.ID+" (requires a new id)")
+	t.add(types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: created}}, "order "+o.ID+" creation entry")
+	err = s.writeTxn(ctx, t, "")
+	if landedOrNot(err) {
+		if _, ours, rerr := s.holds(ctx, key(pk, sk), attrTok, tok); rerr == nil && ours {
+			return nil
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("create order %s: %w", o.ID, txErr(err))
+		return fmt.Errorf("create order %s: %w", o.ID, err)
 	}
 	return nil
 }
@@ -481,7 +459,7 @@ const historyPrefix = "H#"
 
 func historySK(runID string, step int) string { return fmt.Sprintf("%s#%03d", runID, step) }
 
-func historyItem(orderID, suffix string, h wire.HistoryEntry) map[string]types.AttributeValue {
+func historyItem(orderID, suffix string, h historyRecord) map[string]types.AttributeValue {
 	pk, _ := orderKey(orderID)
 	item := key(pk, historyPrefix+suffix)
 	item["at"] = ts(h.At)
@@ -564,25 +542,6 @@ func conditionErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
 	return err
-}
-
-// txErr maps a transaction cancelled by a failed condition, or by a
-// conflict with another transaction in flight, to ErrConflict, and one
-// refused as invalid to ErrInvalid.
-func txErr(err error) error {
-	var tce *types.TransactionCanceledException
-	if errors.As(err, &tce) {
-		for _, r := range tce.CancellationReasons {
-			switch aws.ToString(r.Code) {
-			case "ConditionalCheckFailed", "TransactionConflict":
-				return fmt.Errorf("%w: %w", ErrConflict, err)
-			case "ValidationError":
-				return fmt.Errorf("%w: %w", ErrInvalid, err)
-			}
-		}
-		return err
-	}
-	return invalidErr(err)
 }
 
 // ErrInvalid: DynamoDB refused a request as invalid (a ValidationException,

@@ -63,12 +63,12 @@ func createRun(t *testing.T, s *store.Store, w wire.Workflow, orderID string) ru
 	t.Helper()
 	ctx := context.Background()
 	if _, err := s.GetWorkflow(ctx, w.ID); errors.Is(err, store.ErrNotFound) {
-		if err := s.CreateWorkflow(ctx, w); err != nil {
+		if err := s.CreateWorkflowIfAbsent(ctx, w); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r := runstate.New(ids.New("run"), w.ID, w.Name, orderID, mustPlan(t, w), now)
-	if err := s.CreateRun(ctx, r); err != nil {
+	if err := s.CreateRunIfAbsent(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -77,7 +77,7 @@ func createRun(t *testing.T, s *store.Store, w wire.Workflow, orderID string) ru
 func newOrder(t *testing.T, s *store.Store) wire.Order {
 	t.Helper()
 	o := wire.Order{ID: ids.New("ord"), Amount: "10.50", Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateOrder(context.Background(), o); err != nil {
+	if err := s.CreateOrderIfAbsent(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	return o
@@ -86,8 +86,8 @@ func newOrder(t *testing.T, s *store.Store) wire.Order {
 // claim claims steps of r as read and returns the run as it then is.
 func claim(t *testing.T, s *store.Store, r runstate.State, p workflow.Plan, steps ...int) (runstate.State, []runstate.Lease) {
 	t.Helper()
-	c, leases := runstate.NewClaim(r, p, steps, "tok"+fmt.Sprint(len(steps)), now, time.Minute)
-	if err := s.ClaimSteps(context.Background(), c); err != nil {
+	c, leases := runstate.NewClaim(r, p, steps, runstate.LeaseTerms{Token: "tok" + fmt.Sprint(len(steps)), Margin: time.Minute}, now)
+	if err := s.ClaimIfLive(context.Background(), c); err != nil {
 		t.Fatalf("claim %v: %v", steps, err)
 	}
 	return r.Apply(c.Swaps), leases
@@ -106,7 +106,7 @@ func TestWorkflowRoundTrip(t *testing.T) {
 	s, ctx := testenv.Store(t), context.Background()
 	w := newWorkflow("etl", "fetch", "load:fetch")
 	w.Definition.Steps[1].Config = workflow.Config{Action: "ship_order", DurationSeconds: 0.25, FailProbability: 0.5, MaxRetries: 10}
-	if err := s.CreateWorkflow(ctx, w); err != nil {
+	if err := s.CreateWorkflowIfAbsent(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetWorkflow(ctx, w.ID)
@@ -120,7 +120,7 @@ func TestWorkflowRoundTrip(t *testing.T) {
 	if err != nil || len(p) != 2 || fmt.Sprint(p[1].Parents) != "[0]" {
 		t.Fatalf("plan = %+v, %v", p, err)
 	}
-	if err := s.CreateWorkflow(ctx, w); !errors.Is(err, store.ErrConflict) {
+	if err := s.CreateWorkflowIfAbsent(ctx, w); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second create with the same id: err = %v, want ErrConflict", err)
 	}
 	if _, err := s.GetWorkflow(ctx, ids.New("wf")); !errors.Is(err, store.ErrNotFound) {
@@ -164,7 +164,7 @@ func TestListWorkflowsPagesNewestFirst(t *testing.T) {
 	var want []string
 	for i := range 7 {
 		w := newWorkflow(fmt.Sprintf("w%d", i), "a")
-		if err := s.CreateWorkflow(ctx, w); err != nil {
+		if err := s.CreateWorkflowIfAbsent(ctx, w); err != nil {
 			t.Fatal(err)
 		}
 		want = append([]string{w.ID}, want...)
@@ -224,11 +224,14 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 	claim(t, s, runs[2], p, 0)
 	// Cancel runs[3].
 	end, _ := runstate.Cancel(runs[3], now)
-	if err := s.EndRun(ctx, end); err != nil {
+	if err := s.EndRunIfRunning(ctx, end); err != nil {
 		t.Fatal(err)
 	}
 	idsOf := func(f store.RunFilter) string {
-		got, _ := collect(t, 2, func(p store.Page) ([]wire.RunSummary, string, error) { return s.ListRuns(ctx, f, p) },
+		got, _ := collect(t, 2, func(p store.Page) ([]wire.RunSummary, string, error) {
+			pg, err := s.ListRuns(ctx, f, p)
+			return pg.Runs, pg.Next, err
+		},
 			func(r wire.RunSummary) string { return r.ID })
 		return fmt.Sprint(got)
 	}
@@ -255,7 +258,8 @@ func TestRunRoundTripAndFilters(t *testing.T) {
 		}
 	}
 	// The list carries progress and the order's status.
-	list, _, err := s.ListRuns(ctx, store.RunFilter{}, store.Page{Limit: 10})
+	pg, err := s.ListRuns(ctx, store.RunFilter{}, store.Page{Limit: 10})
+	list := pg.Runs
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,11 +278,11 @@ func TestCreateRunWithUnknownOrderWritesNothing(t *testing.T) {
 	table := testenv.Table(t, db)
 	s, ctx := store.New(db, table), context.Background()
 	w := newWorkflow("w", "a", "b")
-	if err := s.CreateWorkflow(ctx, w); err != nil {
+	if err := s.CreateWorkflowIfAbsent(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	r := runstate.New(ids.New("run"), w.ID, w.Name, ids.New("ord"), mustPlan(t, w), now)
-	if err := s.CreateRun(ctx, r); !errors.Is(err, store.ErrOrderNotFound) {
+	if err := s.CreateRunIfAbsent(ctx, r); !errors.Is(err, store.ErrOrderNotFound) {
 		t.Fatalf("err = %v, want ErrOrderNotFound", err)
 	}
 	if _, err := s.GetRun(ctx, r.ID); !errors.Is(err, store.ErrNotFound) {
@@ -362,7 +366,7 @@ func TestLargeRunStaysInSmallItems(t *testing.T) {
 	// Commit step 87 (a chunk) and fail step 3 (the header) with retries
 	// left.
 	c := runstate.BuildCommit(running, p, "", append(outcomes(leases[87:88], nil), outcomes(leases[3:4], errors.New("boom"))...), policy, now)
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
 	}
 	d, err := s.GetRun(ctx, r.ID)
@@ -389,7 +393,7 @@ func TestLargeRunStaysInSmallItems(t *testing.T) {
 	for len(rest) > 0 {
 		n := min(len(rest), 40)
 		c := runstate.BuildCommit(fresh, p, "", rest[:n], policy, now)
-		if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+		if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 			t.Fatal(err)
 		}
 		fresh = fresh.Apply(c.Swaps)
@@ -414,12 +418,12 @@ func TestClaimsAreCompareAndSwap(t *testing.T) {
 	w := newWorkflow("w", names...)
 	p := mustPlan(t, w)
 	r := createRun(t, s, w, "")
-	c1, _ := runstate.NewClaim(r, p, []int{15}, "one", now, time.Minute)
-	c2, _ := runstate.NewClaim(r, p, []int{0, 15}, "two", now, time.Minute) // header and chunk
-	if err := s.ClaimSteps(ctx, c1); err != nil {
+	c1, _ := runstate.NewClaim(r, p, []int{15}, runstate.LeaseTerms{Token: "one", Margin: time.Minute}, now)
+	c2, _ := runstate.NewClaim(r, p, []int{0, 15}, runstate.LeaseTerms{Token: "two", Margin: time.Minute}, now) // header and chunk
+	if err := s.ClaimIfLive(ctx, c1); err != nil {
 		t.Fatalf("first claim: %v", err)
 	}
-	if err := s.ClaimSteps(ctx, c2); !errors.Is(err, store.ErrConflict) {
+	if err := s.ClaimIfLive(ctx, c2); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second claim of the same state: %v, want ErrConflict", err)
 	}
 	got, _, err := s.ReadRun(ctx, r.ID, true)
@@ -429,12 +433,12 @@ func TestClaimsAreCompareAndSwap(t *testing.T) {
 	// Cancelled after a read: the claim made on that read fails.
 	r2 := createRun(t, s, w, "")
 	end, _ := runstate.Cancel(r2, now)
-	if err := s.EndRun(ctx, end); err != nil {
+	if err := s.EndRunIfRunning(ctx, end); err != nil {
 		t.Fatal(err)
 	}
 	for _, steps := range [][]int{{0}, {0, 15}} {
-		stale, _ := runstate.NewClaim(r2, p, steps, "late", now, time.Minute)
-		if err := s.ClaimSteps(ctx, stale); !errors.Is(err, store.ErrConflict) {
+		stale, _ := runstate.NewClaim(r2, p, steps, runstate.LeaseTerms{Token: "late", Margin: time.Minute}, now)
+		if err := s.ClaimIfLive(ctx, stale); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("claim of %v after cancel: %v", steps, err)
 		}
 	}
@@ -448,17 +452,19 @@ func TestClaimsAreCompareAndSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResetRun(ctx, rs); err != nil {
+	if err := s.RetryRunIfEnded(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
-	stale, _ := runstate.NewClaim(r2, p, []int{0, 15}, "late", now, time.Minute)
-	if err := s.ClaimSteps(ctx, stale); !errors.Is(err, store.ErrConflict) {
+	stale, _ := runstate.NewClaim(r2, p, []int{0, 15}, runstate.LeaseTerms{Token: "late", Margin: time.Minute}, now)
+	if err := s.ClaimIfLive(ctx, stale); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("claim from before the retry: %v", err)
 	}
 }
 
 // TestCommitGroup: a group commit of an order chain lands once; the same
-// commit again conflicts and changes nothing.
+// commit again (a retry of one whose answer was lost) is recognised as
+// landed and changes nothing; a commit of the same steps built by someone
+// else conflicts.
 func TestCommitGroup(t *testing.T) {
 	t.Parallel()
 	s, ctx := testenv.Store(t), context.Background()
@@ -472,11 +478,17 @@ func TestCommitGroup(t *testing.T) {
 		outs = append(outs, runstate.Outcome{Step: i, Held: runstate.Pending0, Start: now, End: now})
 	}
 	c := runstate.BuildCommit(running, p, status.OrderPending, outs, policy, now)
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("committing the same steps again: %v", err)
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
+		t.Fatalf("the same commit again: %v, want it recognised as landed", err)
+	}
+	late := outcomes(leases, nil)
+	late[0].End = now.Add(time.Minute)
+	other := runstate.BuildCommit(running, p, status.OrderPending, late, policy, now)
+	if err := s.CommitIfHeld(ctx, other, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("another commit of the same steps: %v, want ErrConflict", err)
 	}
 	d, err := s.GetRun(ctx, r.ID)
 	if err != nil || d.Status != status.RunCompleted || d.StepsCompleted != 3 || d.CompletedAt == nil {
@@ -524,7 +536,7 @@ func TestRunLevelWritesAreFencedByGeneration(t *testing.T) {
 	if c.End != status.RunFailed {
 		t.Fatalf("commit = %+v", c)
 	}
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
 	}
 	failed, _, err := s.ReadRun(ctx, r.ID, true)
@@ -535,14 +547,14 @@ func TestRunLevelWritesAreFencedByGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResetRun(ctx, rs); err != nil {
+	if err := s.RetryRunIfEnded(ctx, rs); err != nil {
 		t.Fatalf("retry of a 100-step run failed at its root: %v", err)
 	}
 	end, err := runstate.Fail(stale, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndRun(ctx, end); !errors.Is(err, store.ErrConflict) {
+	if err := s.EndRunIfRunning(ctx, end); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("an end decided before the retry: %v, want ErrConflict", err)
 	}
 	fresh, _, _ := s.ReadRun(ctx, r.ID, true)
@@ -551,7 +563,7 @@ func TestRunLevelWritesAreFencedByGeneration(t *testing.T) {
 	}
 	// Every chunk is live again: a step in the last chunk can be claimed.
 	claim(t, s, fresh, p, 0)
-	if err := s.ResetRun(ctx, rs); !errors.Is(err, store.ErrConflict) {
+	if err := s.RetryRunIfEnded(ctx, rs); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("retrying the same generation twice: %v", err)
 	}
 }
@@ -562,7 +574,7 @@ func TestOrderRoundTripKeepsExactAmount(t *testing.T) {
 	var want []string
 	for _, amount := range []string{"19.99", "0.01", "1000000", "0.1"} {
 		o := wire.Order{ID: ids.New("ord"), Amount: wire.Amount(amount), Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
-		if err := s.CreateOrder(ctx, o); err != nil {
+		if err := s.CreateOrderIfAbsent(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.GetOrder(ctx, o.ID)
@@ -596,7 +608,7 @@ func TestOrderHistoryPages(t *testing.T) {
 		r := createRun(t, s, w, o.ID)
 		running, leases := claim(t, s, r, p, 0)
 		c := runstate.BuildCommit(running, p, status.OrderPending, outcomes(leases, nil), policy, now)
-		if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+		if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -641,7 +653,7 @@ func TestReadsRefuseMixedGenerations(t *testing.T) {
 	if _, _, err := s.ReadRun(ctx, r.ID, true); err == nil || !strings.Contains(err.Error(), "generation") {
 		t.Errorf("ReadRun of mixed generations: %v", err)
 	}
-	if _, _, err := s.LoadRun(ctx, r.ID, len(names), ""); err == nil || !strings.Contains(err.Error(), "generation") {
+	if _, _, err := s.LoadRun(ctx, store.RunRef{ID: r.ID, WorkflowID: w.ID, Steps: len(names)}); err == nil || !strings.Contains(err.Error(), "generation") {
 		t.Errorf("LoadRun of mixed generations: %v", err)
 	}
 }
@@ -660,7 +672,7 @@ func TestResetKeepsALateCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EndRun(ctx, cancel); err != nil {
+	if err := s.EndRunIfRunning(ctx, cancel); err != nil {
 		t.Fatal(err)
 	}
 	cancelled, _, err := s.ReadRun(ctx, r.ID, true)
@@ -669,15 +681,15 @@ func TestResetKeepsALateCommit(t *testing.T) {
 	}
 	// The retry decides after a's lease (a minute) has expired...
 	rs, err := runstate.Retry(cancelled, now.Add(2*time.Minute))
-	if err != nil || len(rs.Swaps) != 1 {
+	if err != nil || len(rs.Swaps) != 2 || rs.Swaps[0].New != runstate.Pending0 {
 		t.Fatalf("retry = %+v, %v", rs, err)
 	}
 	// ...and a's runner commits first.
 	c := runstate.BuildCommit(cancelled, p, "", outcomes(leases, nil), policy, now)
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil {
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResetRun(ctx, rs); !errors.Is(err, store.ErrConflict) {
+	if err := s.RetryRunIfEnded(ctx, rs); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("reset over a late commit: %v, want ErrConflict", err)
 	}
 	got, _, _ := s.ReadRun(ctx, r.ID, true)
@@ -702,7 +714,7 @@ func TestCommitOnAnEndedRunIsFencedByGeneration(t *testing.T) {
 	// Step 11 lives in a chunk, so the commit does not touch the header.
 	running, leases := claim(t, s, r, p, 11)
 	cancel, _ := runstate.Cancel(running, now)
-	if err := s.EndRun(ctx, cancel); err != nil {
+	if err := s.EndRunIfRunning(ctx, cancel); err != nil {
 		t.Fatal(err)
 	}
 	cancelled, _, _ := s.ReadRun(ctx, r.ID, true)
@@ -711,10 +723,10 @@ func TestCommitOnAnEndedRunIsFencedByGeneration(t *testing.T) {
 		t.Fatalf("commit on an ended run = %+v", c)
 	}
 	rs, _ := runstate.Retry(cancelled, now) // the lease is live: step 11 is kept
-	if err := s.ResetRun(ctx, rs); err != nil {
+	if err := s.RetryRunIfEnded(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("commit decided before the retry: %v, want ErrConflict", err)
 	}
 	live, _, _ := s.ReadRun(ctx, r.ID, true)
@@ -723,7 +735,144 @@ func TestCommitOnAnEndedRunIsFencedByGeneration(t *testing.T) {
 	}
 	// Rebuilt on the live run, the same failure fails the run with it.
 	c = runstate.BuildCommit(live, p, "", outcomes(leases, errors.New("boom")), policy, now)
-	if err := s.CommitGroup(ctx, c, ids.New("cmt")); err != nil || c.End != status.RunFailed {
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil || c.End != status.RunFailed {
 		t.Fatalf("rebuilt commit %+v: %v", c, err)
+	}
+}
+
+// TestALostAnswerIsNotACollision: every conditional write the code may meet
+// again after a lost answer (the write landed, the answer was lost, the
+// SDK sent it again and its condition failed on the write's own effect)
+// tells its own landed write from someone else's, and succeeds. Before,
+// a run of more than 10 steps whose header answer was lost came back as an
+// ID collision, its chunks were deleted, and the run existed but could not
+// be read.
+func TestALostAnswerIsNotACollision(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	chain := func(n int) wire.Workflow {
+		names := []string{"s00"}
+		for i := 1; i < n; i++ {
+			names = append(names, fmt.Sprintf("s%02d:s%02d", i, i-1))
+		}
+		return newWorkflow(fmt.Sprintf("chain-%d", n), names...)
+	}
+	for _, tt := range []struct {
+		name  string
+		op    string
+		match []string
+		act   func(t *testing.T, s *store.Store) error
+	}{
+		{"create a run of 4 steps", "PutItem", []string{`"sk":{"S":"RUN"}`}, func(t *testing.T, s *store.Store) error {
+			w := chain(4)
+			if err := s.CreateWorkflowIfAbsent(ctx, w); err != nil {
+				t.Fatal(err)
+			}
+			r := runstate.New(ids.New("run"), w.ID, w.Name, "", mustPlan(t, w), now)
+			if err := s.CreateRunIfAbsent(ctx, r); err != nil {
+				return err
+			}
+			_, err := s.GetRun(ctx, r.ID)
+			return err
+		}},
+		{"create a run of 30 steps", "PutItem", []string{`"sk":{"S":"RUN"}`}, func(t *testing.T, s *store.Store) error {
+			w := chain(30)
+			if err := s.CreateWorkflowIfAbsent(ctx, w); err != nil {
+				t.Fatal(err)
+			}
+			r := runstate.New(ids.New("run"), w.ID, w.Name, "", mustPlan(t, w), now)
+			if err := s.CreateRunIfAbsent(ctx, r); err != nil {
+				return err
+			}
+			if _, err := s.GetRun(ctx, r.ID); err != nil {
+				return err
+			}
+			pg, err := s.ListRuns(ctx, store.RunFilter{}, store.Page{Limit: 10})
+			if err == nil && len(pg.Unreadable) > 0 {
+				return pg.Unreadable[0].Err
+			}
+			return err
+		}},
+		{"create a workflow", "PutItem", []string{`"sk":{"S":"WF"}`}, func(t *testing.T, s *store.Store) error {
+			return s.CreateWorkflowIfAbsent(ctx, chain(3))
+		}},
+		{"create a workflow by definition", "PutItem", []string{`"sk":{"S":"WF"}`}, func(t *testing.T, s *store.Store) error {
+			w := chain(5)
+			got, reused, err := s.FindOrCreateWorkflow(ctx, w)
+			if err == nil && (reused || got.ID != w.ID) {
+				t.Errorf("FindOrCreateWorkflow = %s, reused %v; want the new workflow", got.ID, reused)
+			}
+			return err
+		}},
+		{"create an order", "TransactWriteItems", []string{`"sk":{"S":"ORDER"}`}, func(t *testing.T, s *store.Store) error {
+			o := wire.Order{ID: ids.New("ord"), Amount: "3", Status: status.OrderPending, CreatedAt: now, UpdatedAt: now}
+			if err := s.CreateOrderIfAbsent(ctx, o); err != nil {
+				return err
+			}
+			got, err := s.GetOrder(ctx, o.ID)
+			if err == nil && len(got.History) != 1 {
+				t.Errorf("order history %v", got.History)
+			}
+			return err
+		}},
+		{"claim", "UpdateItem", []string{"SET s0 = "}, func(t *testing.T, s *store.Store) error {
+			w := chain(2)
+			r := createRun(t, s, w, "")
+			c, _ := runstate.NewClaim(r, mustPlan(t, w), []int{0}, runstate.LeaseTerms{Token: "mine", Margin: time.Minute}, now)
+			return s.ClaimIfLive(ctx, c)
+		}},
+		{"commit", "TransactWriteItems", []string{"s0 = "}, func(t *testing.T, s *store.Store) error {
+			w := chain(2)
+			p := mustPlan(t, w)
+			r := createRun(t, s, w, "")
+			c, leases := runstate.NewClaim(r, p, []int{0}, runstate.LeaseTerms{Token: "mine", Margin: time.Minute}, now)
+			if err := s.ClaimIfLive(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			cm := runstate.BuildCommit(r.Apply(c.Swaps), p, "", outcomes(leases, nil), policy, now)
+			return s.CommitIfHeld(ctx, cm, ids.New("cmt"))
+		}},
+		{"cancel", "UpdateItem", []string{":end"}, func(t *testing.T, s *store.Store) error {
+			r := createRun(t, s, chain(2), "")
+			end, _ := runstate.Cancel(r, now)
+			return s.EndRunIfRunning(ctx, end)
+		}},
+		{"retry", "UpdateItem", []string{":g1"}, func(t *testing.T, s *store.Store) error {
+			r := createRun(t, s, chain(2), "")
+			end, _ := runstate.Cancel(r, now)
+			if err := s.EndRunIfRunning(ctx, end); err != nil {
+				t.Fatal(err)
+			}
+			cancelled, _, err := s.ReadRun(ctx, r.ID, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, _ := runstate.Retry(cancelled, now)
+			return s.RetryRunIfEnded(ctx, rs)
+		}},
+		{"count a run start", "UpdateItem", []string{"RATE#"}, func(t *testing.T, s *store.Store) error {
+			for i := range 2 {
+				if err := s.CountRunStartIfUnderLimit(ctx, "caller", 2, now); err != nil {
+					return fmt.Errorf("start %d of 2: %w", i+1, err)
+				}
+			}
+			if err := s.CountRunStartIfUnderLimit(ctx, "caller", 2, now); !errors.Is(err, store.ErrRateLimited) {
+				t.Errorf("third start: %v, want ErrRateLimited", err)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db, lose := testenv.LosingDynamoDB(t)
+			s := store.New(db, testenv.Table(t, db))
+			lose.Lose(tt.op, 1, testenv.Containing(tt.match...))
+			if err := tt.act(t, s); err != nil {
+				t.Errorf("after a lost answer: %v", err)
+			}
+			if lose.Pending() != 0 {
+				t.Errorf("no %s answer was lost: the test did not test anything", tt.op)
+			}
+		})
 	}
 }

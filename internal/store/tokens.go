@@ -42,8 +42,10 @@ func tokenKey(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{tokenAttrID: str(id)}
 }
 
-// PutToken stores a new token record. Its ID must be new.
-func (s *Tokens) PutToken(ctx context.Context, t auth.Token) error {
+// PutTokenIfAbsent stores a new token record, on the condition that its ID
+// is new. A put whose answer was lost is recognised by the secret's hash,
+// which only this record holds.
+func (s *Tokens) PutTokenIfAbsent(ctx context.Context, t auth.Token) error {
 	item, err := attributevalue.MarshalMap(t)
 	if err != nil {
 		return fmt.Errorf("marshal token %s: %w", t.ID, err)
@@ -53,10 +55,13 @@ func (s *Tokens) PutToken(ctx context.Context, t auth.Token) error {
 		Item:                item,
 		ConditionExpression: aws.String("attribute_not_exists(" + tokenAttrID + ")"),
 	})
-	if err != nil {
-		return fmt.Errorf("put token %s: %w", t.ID, conditionErr(err))
+	if err == nil {
+		return nil
 	}
-	return nil
+	if got, gerr := s.GetToken(ctx, t.ID); gerr == nil && got.SecretHash == t.SecretHash {
+		return nil // this put landed; its answer was lost
+	}
+	return fmt.Errorf("put token %s: %w", t.ID, conditionErr(err))
 }
 
 // GetToken returns a token record (read consistently, so a revocation

@@ -25,12 +25,17 @@ func TestTokenTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range []auth.Token{second, first} {
-		if err := tokens.PutToken(ctx, tok); err != nil {
+		if err := tokens.PutTokenIfAbsent(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := tokens.PutToken(ctx, first); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("second put of one id: %v, want ErrConflict", err)
+	other := first
+	other.SecretHash = second.SecretHash
+	if err := tokens.PutTokenIfAbsent(ctx, other); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("another token under an existing id: %v, want ErrConflict", err)
+	}
+	if err := tokens.PutTokenIfAbsent(ctx, first); err != nil {
+		t.Errorf("the same token again (a put whose answer was lost): %v, want it recognised", err)
 	}
 	got, err := tokens.GetToken(ctx, second.ID)
 	if err != nil || got.SecretHash != second.SecretHash || got.Role != auth.Reader || got.ExpiresAt == nil || !got.ExpiresAt.Equal(*second.ExpiresAt) {

@@ -140,11 +140,28 @@ type RunFilter struct {
 	WorkflowID string
 }
 
+// RunPage is one page of runs.
+type RunPage struct {
+	Runs []wire.RunSummary
+	// Next is the cursor of the next page ("" on the last).
+	Next string
+	// Unreadable lists runs of the page whose items could not be decoded:
+	// they are left out, so that one bad run never breaks a list.
+	Unreadable []Unreadable
+}
+
+// Unreadable is a run that could not be read, and why.
+type Unreadable struct {
+	RunID string
+	Err   error
+}
+
 // ListRuns returns runs newest first, with their progress and their order's
 // status, and the cursor of the next page. Pending and running runs come
 // from the by_active index; other statuses are filtered from all runs (or
-// the workflow's), reading at most maxExamined index entries per page.
-func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]wire.RunSummary, string, error) {
+// the workflow's), reading at most maxExamined index entries per page. A
+// run whose items cannot be decoded is left out and named in Unreadable.
+func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) (RunPage, error) {
 	q := listQuery{index: indexByKind, partition: kindRun, keyOf: runKey}
 	switch {
 	case f.Status == status.RunPending || f.Status == status.RunRunning:
@@ -153,13 +170,17 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]wire.RunSu
 		q.index, q.partition = indexByWorkflow, f.WorkflowID
 	}
 	now := time.Now()
-	var out []wire.RunSummary
+	var page RunPage
 	next, err := s.list(ctx, q, p, func(header map[string]types.AttributeValue) (bool, error) {
 		runID := sAttr(header, attrID)
 		if f.WorkflowID != "" && sAttr(header, attrWorkflowID) != f.WorkflowID {
 			return false, nil
 		}
 		r, err := s.withChunks(ctx, runID, header)
+		if errors.Is(err, errUnreadable) {
+			page.Unreadable = append(page.Unreadable, Unreadable{RunID: runID, Err: err})
+			return false, nil
+		}
 		if err != nil {
 			return false, err
 		}
@@ -167,19 +188,20 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]wire.RunSu
 		if f.Status != "" && v.Status != f.Status {
 			return false, nil
 		}
-		out = append(out, v)
+		page.Runs = append(page.Runs, v)
 		return true, nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list runs: %w", err)
+		return RunPage{}, fmt.Errorf("list runs: %w", err)
 	}
-	if len(out) > p.Limit {
-		out = out[:p.Limit]
+	page.Next = next
+	if len(page.Runs) > p.Limit {
+		page.Runs = page.Runs[:p.Limit]
 	}
-	if err := s.addOrderStatus(ctx, out); err != nil {
-		return nil, "", fmt.Errorf("list runs: %w", err)
+	if err := s.addOrderStatus(ctx, page.Runs); err != nil {
+		return RunPage{}, fmt.Errorf("list runs: %w", err)
 	}
-	return out, next, nil
+	return page, nil
 }
 
 // withChunks decodes a run from its header, reading its chunks if it has
@@ -187,23 +209,25 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) ([]wire.RunSu
 func (s *Store) withChunks(ctx context.Context, runID string, header map[string]types.AttributeValue) (runstate.State, error) {
 	n, err := nAttr(header, "step_count")
 	if err != nil {
-		return runstate.State{}, fmt.Errorf("run %s: %w", runID, err)
+		return runstate.State{}, fmt.Errorf("run %s: %w: %w", runID, errUnreadable, err)
 	}
+	items := map[int]map[string]types.AttributeValue{0: header}
 	var keys []map[string]types.AttributeValue
 	for k := 1; k < runstate.Items(n); k++ {
 		keys = append(keys, runItemKey(runID, k))
 	}
-	var chunks []map[string]types.AttributeValue
 	if len(keys) > 0 {
-		items, err := s.batchGet(ctx, keys, false)
+		got, err := s.batchGet(ctx, keys, false)
 		if err != nil {
 			return runstate.State{}, err
 		}
-		for _, it := range items {
-			chunks = append(chunks, it)
+		for k := 1; k < runstate.Items(n); k++ {
+			if it, ok := got[itemKey(runItemKey(runID, k))]; ok {
+				items[k] = it
+			}
 		}
 	}
-	r, err := decodeRun(runID, header, chunks)
+	r, err := decodeWhole(runID, items)
 	if errors.Is(err, errTorn) {
 		// The header came from an earlier read: read the run afresh.
 		r, _, err = s.ReadRun(ctx, runID, false)

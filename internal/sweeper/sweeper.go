@@ -38,7 +38,7 @@ type Store interface {
 	// since everything it does is conditional or idempotent.
 	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
 	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
-	EndRun(ctx context.Context, e runstate.End) error
+	EndRunIfRunning(ctx context.Context, e runstate.End) error
 }
 
 // Queue sends step messages.
@@ -62,6 +62,9 @@ type Sweeper struct {
 // Report counts what one sweep did.
 type Report struct {
 	Runs, Finished, Requeued int
+	// Unreadable counts runs whose items could not be decoded: each is
+	// logged and skipped, and the sweep goes on.
+	Unreadable int
 }
 
 // pageSize is how many live runs one index page holds.
@@ -88,7 +91,12 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		}
 		for _, id := range ids {
 			rep.Runs++
-			if err := s.sweepRun(ctx, log.With("run_id", id), id, now(), &rep); err != nil {
+			err := s.sweepRun(ctx, log.With("run_id", id), id, now(), &rep)
+			switch {
+			case store.IsUnreadable(err):
+				rep.Unreadable++
+				log.ErrorContext(ctx, "run cannot be read; skipped", "run_id", id, "error", err)
+			case err != nil:
 				log.WarnContext(ctx, "sweep of a run failed", "run_id", id, "error", err)
 				errs = append(errs, err)
 			}
@@ -114,7 +122,7 @@ func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now
 	}
 	d := runstate.Sweep(r, plan, now, s.Grace)
 	if d.End != nil {
-		switch err := s.Store.EndRun(ctx, *d.End); {
+		switch err := s.Store.EndRunIfRunning(ctx, *d.End); {
 		case errors.Is(err, store.ErrConflict):
 			// Someone else ended or retried it since the read.
 		case err != nil:

@@ -60,7 +60,7 @@ func (b *bundle) run(steps ...string) (runstate.State, workflow.Plan) {
 	}
 	w := wire.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
 	ctx := context.Background()
-	if err := b.store.CreateWorkflow(ctx, w); err != nil {
+	if err := b.store.CreateWorkflowIfAbsent(ctx, w); err != nil {
 		b.t.Fatal(err)
 	}
 	p, err := workflow.NewPlan(def)
@@ -68,7 +68,7 @@ func (b *bundle) run(steps ...string) (runstate.State, workflow.Plan) {
 		b.t.Fatal(err)
 	}
 	r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, b.now)
-	if err := b.store.CreateRun(ctx, r); err != nil {
+	if err := b.store.CreateRunIfAbsent(ctx, r); err != nil {
 		b.t.Fatal(err)
 	}
 	return r, p
@@ -96,8 +96,8 @@ func cut(s string) (string, []string, bool) {
 func (b *bundle) commit(r runstate.State, p workflow.Plan, at time.Time, steps ...int) runstate.State {
 	b.t.Helper()
 	ctx := context.Background()
-	c, leases := runstate.NewClaim(r, p, steps, "tok", at, time.Minute)
-	if err := b.store.ClaimSteps(ctx, c); err != nil {
+	c, leases := runstate.NewClaim(r, p, steps, runstate.LeaseTerms{Token: "tok", Margin: time.Minute}, at)
+	if err := b.store.ClaimIfLive(ctx, c); err != nil {
 		b.t.Fatal(err)
 	}
 	var outs []runstate.Outcome
@@ -105,7 +105,7 @@ func (b *bundle) commit(r runstate.State, p workflow.Plan, at time.Time, steps .
 		outs = append(outs, runstate.Outcome{Step: l.Step, Held: l.Held, Start: at, End: at})
 	}
 	done := runstate.BuildCommit(r.Apply(c.Swaps), p, "", outs, retry.Default(func() float64 { return 0 }), at)
-	if err := b.store.CommitGroup(ctx, done, ids.New("cmt")); err != nil {
+	if err := b.store.CommitIfHeld(ctx, done, ids.New("cmt")); err != nil {
 		b.t.Fatal(err)
 	}
 	after, _, err := b.store.ReadRun(ctx, r.ID, true)
@@ -150,8 +150,8 @@ func TestSweepEndsARunWhoseStepsAllCompleted(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	r, p := b.run("x", "y")
-	c, _ := runstate.NewClaim(r, p, []int{0, 1}, "tok", t0, time.Minute)
-	if err := b.store.ClaimSteps(context.Background(), c); err != nil {
+	c, _ := runstate.NewClaim(r, p, []int{0, 1}, runstate.LeaseTerms{Token: "tok", Margin: time.Minute}, t0)
+	if err := b.store.ClaimIfLive(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 	// Each runner commits its own step on the state it read (both
@@ -163,7 +163,7 @@ func TestSweepEndsARunWhoseStepsAllCompleted(t *testing.T) {
 		if done.End != "" {
 			t.Fatalf("commit of step %d ends the run", i)
 		}
-		if err := b.store.CommitGroup(context.Background(), done, ids.New("cmt")); err != nil {
+		if err := b.store.CommitIfHeld(context.Background(), done, ids.New("cmt")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,8 +191,8 @@ func TestSweepResendsWhatIsStalled(t *testing.T) {
 	r = b.commit(r, p, t0, 0)
 	ctx := context.Background()
 	claim := func(r runstate.State, at time.Time, step int) runstate.State {
-		c, _ := runstate.NewClaim(r, p, []int{step}, "tok", at, time.Minute)
-		if err := b.store.ClaimSteps(ctx, c); err != nil {
+		c, _ := runstate.NewClaim(r, p, []int{step}, runstate.LeaseTerms{Token: "tok", Margin: time.Minute}, at)
+		if err := b.store.ClaimIfLive(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		return r.Apply(c.Swaps)
@@ -243,13 +243,13 @@ func TestSweepFailsARunThatCannotProgress(t *testing.T) {
 		{ID: "a", Type: "task", DependsOn: []string{}}, {ID: "b", Type: "task", DependsOn: []string{"a"}}}}
 	w := wire.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
 	ctx := context.Background()
-	if err := b.store.CreateWorkflow(ctx, w); err != nil {
+	if err := b.store.CreateWorkflowIfAbsent(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	p, _ := workflow.NewPlan(def)
 	r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, t0)
 	r.Steps[0] = runstate.Slot{Status: status.StepFailed, Start: t0, End: t0}
-	if err := b.store.CreateRun(ctx, r); err != nil {
+	if err := b.store.CreateRunIfAbsent(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	if rep := b.sweep(); rep.Finished != 1 {
@@ -269,7 +269,7 @@ func TestSweepKeepsGoingPastABadRun(t *testing.T) {
 	good, _ := b.run("a")
 	broken := &failingReads{Store: b.store, bad: ids.New("run")}
 	bad := runstate.New(broken.bad, good.WorkflowID, "w", "", workflow.Plan{{}}, t0)
-	if err := b.store.CreateRun(context.Background(), bad); err != nil {
+	if err := b.store.CreateRunIfAbsent(context.Background(), bad); err != nil {
 		t.Fatal(err)
 	}
 	b.sw.Store = broken

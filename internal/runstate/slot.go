@@ -29,6 +29,11 @@ type Slot struct {
 	// Due is the earliest start of a pending step's next attempt (a
 	// retry's backoff); zero means now.
 	Due time.Time
+	// Inline marks a running step claimed in its parent's commit: it ran
+	// in the same invocation as its parent and has no message of its own,
+	// so a redelivery of an ancestor's message watches its lease (see
+	// Deliver).
+	Inline bool
 }
 
 // Pending0 is every step's state when its run is created or retried.
@@ -41,7 +46,7 @@ var stepCodes = map[status.StepStatus]byte{
 // Encode returns the slot string stored for s:
 //
 //	P<attempt>[:<due>:<failed at>]     pending (after a failed attempt)
-//	R<attempt>:<token>:<start>:<until> running
+//	R<attempt>:<token>:<start>:<until>[:i] running ([:i] when Inline)
 //	C<attempt>:<start>:<end>           completed
 //	F<attempt>:<start>:<end>           failed
 //
@@ -63,6 +68,9 @@ func (s Slot) Encode() string {
 		}
 	case status.StepRunning:
 		b.WriteString(":" + s.Token + ":" + t36(s.Start) + ":" + t36(s.End))
+		if s.Inline {
+			b.WriteString(":i")
+		}
 	default:
 		b.WriteString(":" + t36(s.Start) + ":" + t36(s.End))
 	}
@@ -113,12 +121,12 @@ func ParseSlot(v string) (Slot, error) {
 			return bad(err.Error())
 		}
 		s.Due, s.End = ts[0], ts[1]
-	case s.Status == status.StepRunning && len(parts) == 4 && parts[1] != "":
+	case s.Status == status.StepRunning && (len(parts) == 4 || len(parts) == 5 && parts[4] == "i") && parts[1] != "":
 		ts, err := times(parts[2], parts[3])
 		if err != nil {
 			return bad(err.Error())
 		}
-		s.Token, s.Start, s.End = parts[1], ts[0], ts[1]
+		s.Token, s.Start, s.End, s.Inline = parts[1], ts[0], ts[1], len(parts) == 5
 	case (s.Status == status.StepCompleted || s.Status == status.StepFailed) && len(parts) == 3:
 		ts, err := times(parts[1], parts[2])
 		if err != nil {
