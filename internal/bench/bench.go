@@ -13,7 +13,10 @@
 // memory. Throughput is compared with a floor (bare SQS plus one 3-item
 // transaction per step) both CPU-bound and with a per-call latency, and a
 // scale section runs a 100-step chain, 100 parallel steps and a 98-wide
-// fan-in.
+// fan-in, beside 4- and 100-step chains of steps just over the inline
+// budget (each step from a message of its own). Two more passes measure the
+// mix with every step just over the inline budget, and how long an
+// outcome waits for its commit when a 0.2 s and a 5 s step start together.
 //
 // Metering reads item images through extra calls, so capacity is measured
 // in passes of its own: times, invocations and requests come from passes
@@ -49,6 +52,9 @@ type Config struct {
 	// HandoffRuns are started one at a time to measure hand-off latency
 	// (default 20).
 	HandoffRuns int
+	// LagRuns are runs of a 0.2 s and a 5 s step started together, to
+	// measure how long an outcome waits for its commit (default 20).
+	LagRuns int
 	// ShapeSteps is the size of the scale section's workflows (default
 	// 100; negative: no scale section). ShapeTimeout bounds each of its
 	// passes (default 60 s).
@@ -73,6 +79,9 @@ func (c *Config) defaults() {
 	}
 	if c.HandoffRuns <= 0 {
 		c.HandoffRuns = 20
+	}
+	if c.LagRuns <= 0 {
+		c.LagRuns = 20
 	}
 	if c.ShapeSteps == 0 {
 		c.ShapeSteps = 100
@@ -164,14 +173,36 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	// The mix again with every step just over the inline budget: each
+	// step runs from a message of its own.
+	longLoads := mix(cfg.Diamonds, cfg.Orders, longSeconds)
+	longMetered := metered(trickle)
+	longMetered.name, longMetered.loads, longMetered.inlineBudget = "metered-long-steps", longLoads, longBudget
+	capLong, err := main(longMetered)
+	if err != nil {
+		return rep, err
+	}
+	longTimed := bound(trickle)
+	longTimed.name, longTimed.loads, longTimed.inlineBudget = "latency-long-steps", longLoads, longBudget
+	boundLong, err := main(longTimed)
+	if err != nil {
+		return rep, err
+	}
+	lags, err := main(pass{name: "commit-lag", loads: []load{{def: siblings(), runs: cfg.LagRuns}}, batchSize: 10, pollers: cfg.Concurrency, timeout: cfg.Timeout})
+	if err != nil {
+		return rep, err
+	}
 	half := cfg.HandoffRuns / 2
 	handoff, err := main(pass{name: "handoff", loads: mix(half, cfg.HandoffRuns-half, 0), batchSize: 10, pollers: cfg.Concurrency, oneAtATime: true, timeout: cfg.Timeout})
 	if err != nil {
 		return rep, err
 	}
 	rep.Steps = cpu.Steps
-	rep.Flooded = pattern("flooded", capFlooded, boundFlooded, e.sweepEvery)
-	rep.Trickle = pattern("trickle", capTrickle, boundTrickle, e.sweepEvery)
+	rep.Flooded = pattern("flooded", capFlooded, boundFlooded, e.sweepEvery, 0)
+	rep.Trickle = pattern("trickle", capTrickle, boundTrickle, e.sweepEvery, 0)
+	rep.Long = pattern("long steps", capLong, boundLong, e.sweepEvery, longSeconds)
+	rep.CommitLagP50, rep.CommitLagP99 = percentile(lags.Lags, 0.50), percentile(lags.Lags, 0.99)
+	rep.CommitLagMax = lags.Lags[len(lags.Lags)-1]
 	rep.StepSecond = stepSecond(boundTrickle, withDuration, cfg.StepSeconds)
 	rep.Accounting = accounting(capFlooded, e.sweepEvery)
 	rep.Sweeps = sweepSummary(capFlooded, e.sweepEvery)
@@ -182,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.Alternatives = comparison()
 
 	if cfg.ShapeSteps > 0 {
-		for _, s := range shapes(cfg.ShapeSteps) {
+		for _, s := range append(shapes(cfg.ShapeSteps), longChains(cfg.ShapeSteps)...) {
 			rep.Shapes = append(rep.Shapes, e.shape(ctx, log, cfg, s))
 		}
 	}
@@ -215,7 +246,8 @@ func (e env) compare(ctx context.Context, main func(pass) (result, error), p pas
 // shape runs one scale shape twice, timed and metered, each within the
 // shape time-out, and reports what happened, failures included.
 func (e env) shape(ctx context.Context, log *slog.Logger, cfg Config, s shape) ShapeResult {
-	p := pass{name: s.Name, loads: []load{{def: s.def, runs: 1}}, batchSize: 10, pollers: cfg.Concurrency, timeout: cfg.ShapeTimeout}
+	p := pass{name: s.Name, loads: []load{{def: s.def, runs: 1}}, batchSize: 10, pollers: cfg.Concurrency, timeout: cfg.ShapeTimeout,
+		inlineBudget: s.inlineBudget}
 	out := ShapeResult{Name: s.Name, Steps: len(s.def.Steps)}
 	log.Info("bench pass", "pass", p.name)
 	timed, err := e.run(ctx, p)

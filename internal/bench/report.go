@@ -21,9 +21,14 @@ type Report struct {
 	// Steps is the number of steps of each pass of the main workload.
 	Steps int
 	// Flooded and Trickle are the zero-duration cost of a step under the
-	// two arrival patterns.
-	Flooded, Trickle Pattern
-	StepSecond       StepSecond
+	// two arrival patterns; Long the cost of a step just over the inline
+	// budget (each from a message of its own, one per invocation), its
+	// duration's own cost left out (see StepSecond).
+	Flooded, Trickle, Long Pattern
+	// CommitLag*: from an attempt's end to its commit landing, over runs of
+	// a 0.2 s and a 5 s step started together.
+	CommitLagP50, CommitLagP99, CommitLagMax time.Duration
+	StepSecond                               StepSecond
 	// Accounting breaks the flooded pattern's capacity down by component,
 	// operation and item kind.
 	Accounting      []AccountLine
@@ -124,13 +129,15 @@ func gb(mb float64) float64 { return mb / 1024 }
 func lambdaUSD(sec, mb float64) float64 { return sec * gb(mb) * PricePerLambdaGBSecondARM * 1e6 }
 
 // pattern prices a step from a metered pass (capacity, sweeps, logs) and a
-// timed latency-bound pass (requests, invocations, billed time).
-func pattern(name string, c, t result, every time.Duration) Pattern {
+// timed latency-bound pass (requests, invocations, billed time). The step
+// runner's billed time leaves out stepSeconds per step, the steps' own
+// duration, which StepSecond prices.
+func pattern(name string, c, t result, every time.Duration, stepSeconds float64) Pattern {
 	wu, ru := c.capacity(every)
 	share := c.sweepShare(every)
 	sqsReq := t.per(float64(t.API.SQSRequests(false)+t.Engine.SQSRequests(false))) + c.per(share*float64(c.Sweep.SQSRequests(false)))
 	inv := t.per(float64(t.Invocations))
-	runner := t.per(t.Billed.Seconds())
+	runner := max(0, t.per(t.Billed.Seconds())-stepSeconds)
 	starts := t.per(float64(t.Starts))
 	startMs := 0.0
 	if t.Starts > 0 {
@@ -148,7 +155,7 @@ func pattern(name string, c, t result, every time.Duration) Pattern {
 		{"SQS requests", sqsReq * PricePerMillionSQSRequests, fmt.Sprintf("%.2f requests", sqsReq), "billed requests; receives that returned nothing left out"},
 		{"Lambda requests", inv * PricePerMillionLambdaRequests, fmt.Sprintf("%.2f invocations", inv), "of the step runner"},
 		{"Lambda duration", lambdaUSD(runner, deploy.StepRunnerMemoryMB), fmt.Sprintf("%.1f ms", runner*1000),
-			fmt.Sprintf("step runner's billed time at %d MB, from the latency-bound pass", deploy.StepRunnerMemoryMB)},
+			fmt.Sprintf("step runner's billed time at %d MB, from the latency-bound pass, less the steps' own duration", deploy.StepRunnerMemoryMB)},
 		{"Run start", starts*(PricePerMillionHTTPAPICalls+PricePerMillionLambdaRequests) + lambdaUSD(t.per(t.StartBilled.Seconds()), deploy.APIMemoryMB),
 			fmt.Sprintf("%.2f calls, %.1f ms each", starts, startMs),
 			fmt.Sprintf("POST /workflows/{id}/runs: API Gateway, an API Lambda request and its time at %d MB; authorizer results cached", deploy.APIMemoryMB)},
@@ -249,8 +256,17 @@ func (r Report) Print(w io.Writer) {
 	fmt.Fprintln(w, "Throughput, flooded: engine/floor ratio (the floor is bare SQS plus one 3-item transaction per step)")
 	fmt.Fprintf(w, "  CPU-bound          engine %7.1f steps/s, floor %7.1f, ratio %.2f\n", r.CPU.Engine, r.CPU.Floor, r.CPU.Ratio())
 	fmt.Fprintf(w, "  latency-bound (%v) engine %7.1f steps/s, floor %7.1f, ratio %.2f\n", r.Bound.Latency, r.Bound.Engine, r.Bound.Floor, r.Bound.Ratio())
-	fmt.Fprintf(w, "  hand-off latency, parent commit to child start, runs one at a time: p50 %v, p99 %v\n\n",
+	fmt.Fprintf(w, "  hand-off latency, parent commit to child start, runs one at a time: p50 %v, p99 %v\n",
 		r.HandoffP50.Round(100*time.Microsecond), r.HandoffP99.Round(100*time.Microsecond))
+	fmt.Fprintf(w, "  commit lag, an attempt's end to its commit, a 0.2 s and a 5 s step started together: p50 %v, p99 %v, max %v\n\n",
+		r.CommitLagP50.Round(100*time.Microsecond), r.CommitLagP99.Round(100*time.Microsecond), r.CommitLagMax.Round(100*time.Microsecond))
+
+	fmt.Fprintf(w, "Steps just over the inline budget (each from a message of its own, one per invocation; their duration left out): %s per million steps\n",
+		usd(r.Long.Total))
+	for _, c := range r.Long.Costs {
+		fmt.Fprintf(w, "  %-16s %9s  %s\n", c.Item, usd(c.USD), c.Quantity)
+	}
+	fmt.Fprintln(w)
 
 	if len(r.Shapes) > 0 {
 		fmt.Fprintln(w, "Scale: one run of each shape, zero-duration steps (a timed pass, then a metered one)")
@@ -265,8 +281,11 @@ func (r Report) Print(w io.Writer) {
 				fmt.Fprintf(w, "    error: %s\n", sh.Err)
 			}
 		}
-		if base, long, ok := r.chainReads(); ok {
+		if base, long, ok := r.chainReads(""); ok {
 			fmt.Fprintf(w, "  reads per step of the longest chain over the 4-step chain's: %.2f\n", long/base)
+		}
+		if base, long, ok := r.chainReads("long-"); ok {
+			fmt.Fprintf(w, "  the same, steps just over the inline budget (each from its own message): %.2f\n", long/base)
 		}
 		fmt.Fprintln(w)
 	}
@@ -289,11 +308,12 @@ func usd(v float64) string { return fmt.Sprintf("$%.2f", v) }
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // chainReads returns the read units per step of the 4-step chain and of
-// the longest chain measured, when both were.
-func (r Report) chainReads() (base, long float64, ok bool) {
+// the longest chain measured, of the shapes named prefix+"chain-", when
+// both were.
+func (r Report) chainReads(prefix string) (base, long float64, ok bool) {
 	steps := 0
 	for _, s := range r.Shapes {
-		if !strings.HasPrefix(s.Name, "chain-") || s.Err != "" || s.RU <= 0 {
+		if !strings.HasPrefix(s.Name, prefix+"chain-") || s.Err != "" || s.RU <= 0 {
 			continue
 		}
 		if s.Steps == 4 {
@@ -307,9 +327,12 @@ func (r Report) chainReads() (base, long float64, ok bool) {
 
 // JSON writes the report as one JSON object.
 func (r Report) JSON(w io.Writer) error {
-	var chainRatio any
-	if base, long, ok := r.chainReads(); ok {
+	var chainRatio, longChainRatio any
+	if base, long, ok := r.chainReads(""); ok {
 		chainRatio = long / base
+	}
+	if base, long, ok := r.chainReads("long-"); ok {
+		longChainRatio = long / base
 	}
 	shapes := map[string]any{}
 	for _, s := range r.Shapes {
@@ -352,6 +375,14 @@ func (r Report) JSON(w io.Writer) error {
 		"handoff_p99_ms":                     ms(r.HandoffP99),
 		"shapes":                             shapes,
 		"chain_rcu_ratio":                    chainRatio,
+		"long_chain_rcu_ratio":               longChainRatio,
+		"cost_per_million_long_steps_usd":    r.Long.Total,
+		"costs_long_steps":                   r.Long.Costs,
+		"wcu_per_long_step":                  r.Long.WU,
+		"rcu_per_long_step":                  r.Long.RU,
+		"outcome_commit_lag_p50_ms":          ms(r.CommitLagP50),
+		"outcome_commit_lag_p99_ms":          ms(r.CommitLagP99),
+		"outcome_commit_lag_max_ms":          ms(r.CommitLagMax),
 		"alternatives":                       alternativesJSON(r.Alternatives),
 	}
 	enc := json.NewEncoder(w)

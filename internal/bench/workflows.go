@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // The workflows the bench runs, written as the API takes them.
@@ -71,10 +72,12 @@ func mix(diamonds, orders int, seconds float64) []load {
 	return []load{{def: diamond(seconds), runs: diamonds}, {def: order(seconds), runs: orders, orders: true}}
 }
 
-// shape is a workflow of the scale section.
+// shape is a workflow of the scale section, with the inline budget of the
+// engine that runs it (0: the default).
 type shape struct {
-	Name string
-	def  workflowDef
+	Name         string
+	def          workflowDef
+	inlineBudget time.Duration
 }
 
 // shapes returns the scale section's workflows of n steps each: a chain,
@@ -105,5 +108,41 @@ func shapes(n int) []shape {
 		}
 	}
 	fan.Steps = append(fan.Steps, step("join", 0, mids...))
-	return append(out, shape{chain.Name, chain}, shape{par.Name, par}, shape{fan.Name, fan})
+	return append(out, shape{Name: chain.Name, def: chain}, shape{Name: par.Name, def: par}, shape{Name: fan.Name, def: fan})
+}
+
+// siblings: a 0.2 s step and a 5 s step that start together (two roots of
+// one run, whose messages arrive in one batch), and a step after the fast
+// one. The fast step's outcome must not wait for the slow one.
+func siblings() workflowDef {
+	return workflowDef{Name: "bench-siblings", Steps: []stepDef{
+		step("fast", 0.2), step("slow", 5), step("after-fast", 0, "fast"),
+	}}
+}
+
+// Steps just over the inline budget each run from a message of their own.
+// The bench uses a short budget (and steps just longer) so that a 100-step
+// chain of them takes seconds, not minutes: the requests a step makes do
+// not depend on the budget's size.
+const (
+	longBudget  = 50 * time.Millisecond
+	longSeconds = 0.06
+)
+
+// longChains returns a 4-step and an n-step chain of steps just over the
+// inline budget.
+func longChains(n int) []shape {
+	var out []shape
+	for _, k := range []int{4, n} {
+		w := workflowDef{Name: fmt.Sprintf("long-chain-%d", k)}
+		for i := range k {
+			var deps []string
+			if i > 0 {
+				deps = []string{w.Steps[i-1].ID}
+			}
+			w.Steps = append(w.Steps, step(fmt.Sprintf("s%03d", i), longSeconds, deps...))
+		}
+		out = append(out, shape{Name: w.Name, def: w, inlineBudget: longBudget})
+	}
+	return out
 }
