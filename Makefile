@@ -18,25 +18,35 @@ help: ## List the targets
 dev: ## Run the whole stack locally (same as go run ./cmd/stepflow dev)
 	$(GO) run ./cmd/stepflow dev
 
+# Long tests (the random schedules, the 10,000-run order) run shortened
+# unless FULL is set: make test FULL=1 runs them in full, as CI does.
+SHORT := $(if $(FULL),,-short)
+
 .PHONY: test
-test: lint unit race ## Run every check and test of the root module
+test: preflight lint unit race ## Run every check and test of the root module (FULL=1: long tests in full, as CI)
+
+.PHONY: preflight
+preflight: ## Check that what the tests need is installed
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || [ -n "$$STEPFLOW_CHROMIUM" ] || \
+	  { echo "make test drives the dashboard in headless Chromium, which is not installed:" >&2; \
+	    echo "  Debian/Ubuntu: apt-get install chromium   (or set STEPFLOW_CHROMIUM to a Chromium or Chrome binary)" >&2; exit 1; }
 
 .PHONY: unit
 unit: ## Run the Go tests (embedded emulator)
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $(SHORT) ./...
 
 # The concurrent packages again under the race detector, with fewer random
-# schedules (500 run in unit) and without the 10,000-run order test (also
-# in unit), which only repeat work under it.
+# schedules and without the 10,000-run order test (also in unit), which
+# only repeat work under it.
 RACE_PKGS := ./internal/engine/ ./internal/store/ ./internal/sweeper/ ./internal/runstate/ ./internal/poller/
 
 .PHONY: race
 race: ## Run the engine, store, sweeper and poller tests with -race
-	STEPFLOW_SCHEDULES=100 $(GO) test -race -count=1 -skip 'TestOrderOutlivesTenThousandRuns' $(RACE_PKGS)
+	STEPFLOW_SCHEDULES=100 $(GO) test -race -count=1 $(SHORT) -skip 'TestOrderOutlivesTenThousandRuns' $(RACE_PKGS)
 
 .PHONY: schedules
-schedules: ## Run N random schedules (make schedules N=5000), or replay one (make schedules SEED=17)
-	$(GO) test -count=1 -run 'TestRandomSchedules$$' ./internal/engine/ -args -schedules $(or $(N),2000) $(if $(SEED),-seed $(SEED) -v -trace)
+schedules: ## Run N random schedules from seed FROM (make schedules N=5000 FROM=1), or replay one (make schedules SEED=17)
+	$(GO) test -count=1 -timeout 0 $(if $(SEED),-v) -run 'TestRandomSchedules$$' ./internal/engine/ -args -schedules $(or $(N),2000) -from $(or $(FROM),1) $(if $(SEED),-seed $(SEED) -trace)
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

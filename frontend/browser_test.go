@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,7 +29,19 @@ import (
 // chromium package) against the local stack. A missing browser fails them.
 // With STEPFLOW_SCREENSHOTS=1 they write README's screenshots.
 
-const chromiumPath = "/usr/bin/chromium"
+// chromiumPath is STEPFLOW_CHROMIUM, or the first of Chromium's usual
+// names on PATH.
+func chromiumPath() (string, error) {
+	if p := os.Getenv("STEPFLOW_CHROMIUM"); p != "" {
+		return p, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no chromium, chromium-browser or google-chrome on PATH")
+}
 
 // stack starts the local stack with a deterministic task: steps never fail
 // unless their fail_probability is above 0.5, and durations run at 30%.
@@ -112,8 +125,9 @@ func (h hangingTask) Run(ctx context.Context, in engine.TaskInput) error {
 
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("Chromium is required for the dashboard tests (apt-get install chromium): %v", err)
+	chromium, err := chromiumPath()
+	if err != nil {
+		t.Fatalf("the dashboard tests drive headless Chromium, and %v: install it (Debian/Ubuntu: apt-get install chromium) or set STEPFLOW_CHROMIUM to a Chromium or Chrome binary", err)
 	}
 	// Chromium may still be writing its profile as it exits, so the
 	// profile is removed best-effort rather than by t.TempDir.
@@ -122,7 +136,7 @@ func browser(t *testing.T) context.Context {
 		t.Fatal(err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.WindowSize(1280, 900),
 		chromedp.UserDataDir(profile))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)

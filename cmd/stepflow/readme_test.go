@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,8 +24,24 @@ func TestREADMECurl(t *testing.T) {
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), "STEPFLOW_API="+api, "STEPFLOW_TOKEN="+tok)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), `"status":"shipped"`) || !strings.Contains(string(out), `"status":"completed"`) {
+	out, err := cmd.Output()
+	if err != nil {
 		t.Fatalf("README's curl block: %v\n%s", err, out)
+	}
+	// The block prints the run, then the order, a line each: the run
+	// itself must be completed (not merely a step of it) and the order
+	// shipped.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("README's curl block printed %d lines, want the run and the order:\n%s", len(lines), out)
+	}
+	var run, order struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &run); err != nil || run.Status != "completed" {
+		t.Fatalf("README's curl block printed the run %s (%v), want it completed:\n%s", run.Status, err, lines[0])
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &order); err != nil || order.Status != "shipped" {
+		t.Fatalf("README's curl block printed the order %s (%v), want it shipped:\n%s", order.Status, err, lines[1])
 	}
 }
