@@ -110,6 +110,34 @@ type options struct {
 	meter **meter.Meter
 	// inlineBudget is the engine's (default: its own default).
 	inlineBudget time.Duration
+	// waitClock gives the engine a clock that moves only when the engine
+	// waits for it (its commit window), so that what an invocation
+	// commits together does not depend on how fast the machine is.
+	waitClock bool
+}
+
+// waitClock is a clock that stands still until an engine waits for a time
+// (engine.Config.After): then it jumps there.
+type waitClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *waitClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *waitClock) After(t time.Time) <-chan time.Time {
+	c.mu.Lock()
+	if t.After(c.t) {
+		c.t = t
+	}
+	c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	ch <- t
+	return ch
 }
 
 type bundle struct {
@@ -180,9 +208,15 @@ func setup(t *testing.T, o options) *bundle {
 		task:  &countingTask{count: map[string]int{}, starts: map[string][]time.Time{}, scale: o.scale, fail: o.fail},
 		queue: &recordingQueue{inner: work, copies: o.copies},
 	}
+	var now func() time.Time
+	var after func(time.Time) <-chan time.Time
+	if o.waitClock {
+		c := &waitClock{t: time.Now()}
+		now, after = c.Now, c.After
+	}
 	eng, err := engine.New(engine.Config{
 		Store: engineStore, Queue: b.queue, Task: b.task, Retry: policy, LeaseMargin: o.leaseMargin,
-		InlineBudget: o.inlineBudget, Visibility: work, QueueVisibility: o.visibility, Crash: o.crash,
+		InlineBudget: o.inlineBudget, Now: now, After: after, Visibility: work, QueueVisibility: o.visibility, Crash: o.crash,
 		OnCommit: func(runID string, index int, _, _ time.Time) {
 			b.mu.Lock()
 			b.commits[fmt.Sprintf("%s/%d", runID, index)] = time.Now()

@@ -197,7 +197,7 @@ func (rn *runner) loop(ctx context.Context) error {
 		case runstate.ActClaim:
 			err = rn.claim(ctx, act.Steps)
 		case runstate.ActStart:
-			rn.s.Started(act.Steps)
+			rn.s.Started(act.Steps, rn.e.now())
 			for _, i := range act.Steps {
 				rn.launch(ctx, i)
 			}
@@ -309,7 +309,15 @@ func (rn *runner) launch(ctx context.Context, i int) {
 		RunID: run.ID, StepID: rn.plan[i].ID, Index: i, Attempt: held.Attempt, Generation: run.Gen,
 		Config: rn.plan[i].Config,
 	}
-	if err := rn.s.OrderCheck(i); err != nil {
+	err := rn.s.OrderCheck(i)
+	if err != nil {
+		// What the runner knew of the order may be older than the run's
+		// slots (a read of several items is not isolated): read again.
+		if rerr := rn.read(ctx, runstate.ItemsFor(rn.plan, []int{i})); rerr == nil {
+			err = rn.s.OrderCheck(i)
+		}
+	}
+	if err != nil {
 		// The order is not where the action needs it: the attempt fails
 		// at once, and its task does not run.
 		now := e.cfg.Now()
@@ -363,7 +371,19 @@ func (rn *runner) commit(ctx context.Context) error {
 		return ErrCrashed
 	}
 	now := e.now()
-	for _, c := range rn.s.Commits(now) {
+	commits := rn.s.Commits(now)
+	for _, c := range commits {
+		if len(c.Refused) > 0 {
+			// The order refuses a successful action as the runner knows
+			// it: read the order again before committing a failure.
+			if err := rn.read(ctx, runstate.ItemsFor(rn.plan, c.Refused)); err != nil {
+				return err
+			}
+			commits = rn.s.Commits(now)
+			break
+		}
+	}
+	for _, c := range commits {
 		err := e.cfg.Store.CommitIfHeld(ctx, c, e.cfg.IDs.New("cmt"))
 		switch {
 		case err == nil:

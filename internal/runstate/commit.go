@@ -85,6 +85,12 @@ type Commit struct {
 	At      time.Time
 	// Retries are the messages to send once the commit landed.
 	Retries []NextAttempt
+	// Refused are successful attempts of order actions that fail because
+	// the order, as the runner knows it, is not in the status the action
+	// needs. The runner reads the order again before it commits such a
+	// failure: a read of several items is not isolated, so what it knew may
+	// be older than the run's slots.
+	Refused []int
 	// Dropped are outcomes that are not committed: the slot is no longer
 	// the one the runner held (its lease was lost, or the run was retried
 	// meanwhile), or a parent was not committed. Their steps stay as they
@@ -197,6 +203,7 @@ func BuildCommits(in CommitInput) []Commit {
 				if a, ok := status.Actions[step.Config.Action]; ok {
 					if perr := a.Check(order); perr != nil {
 						err = perr
+						c.Refused = append(c.Refused, o.Step)
 					} else {
 						entry = &HistoryEntry{At: Ms(o.End), Event: a.Name, From: a.From, To: a.To, RunID: r.ID, StepID: step.ID}
 						if a.ChangesStatus() {

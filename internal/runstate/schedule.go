@@ -44,7 +44,7 @@ type Sched struct {
 	// held: steps this runner runs or ran and has not committed, by the
 	// slot it holds each by (see Lease).
 	held     map[int]Slot
-	running  map[int]bool
+	running  map[int]time.Time // when each attempt running here started
 	ended    []Outcome
 	firstEnd time.Time // when the oldest uncommitted outcome ended
 	// queue: steps to start here, in order; learnt: when the runner learnt
@@ -122,7 +122,7 @@ type Action struct {
 func NewSched(p workflow.Plan, r State, order status.OrderStatus, cfg SchedConfig, terms LeaseTerms, steps []int) *Sched {
 	s := &Sched{
 		plan: p, cfg: cfg, terms: terms, run: r, order: order,
-		held: map[int]Slot{}, running: map[int]bool{}, learnt: map[int]time.Time{}, deferred: map[int]bool{},
+		held: map[int]Slot{}, running: map[int]time.Time{}, learnt: map[int]time.Time{}, deferred: map[int]bool{},
 	}
 	if s.cfg.Parallelism < 1 {
 		s.cfg.Parallelism = 1
@@ -214,16 +214,27 @@ func (s *Sched) next(now time.Time) Action {
 }
 
 // commitDue reports whether the ended outcomes are committed now: the
-// window of the oldest has passed, or nothing runs and nothing starts
-// (nothing else can join the commit soon), or nothing may start.
+// window of the oldest has passed, or nothing may start, or nothing starts
+// and nothing running is expected to end within the window (nothing else
+// can join the commit soon).
 func (s *Sched) commitDue(now time.Time, starting bool) bool {
+	deadline := s.firstEnd.Add(s.cfg.Window)
 	switch {
-	case s.stopped:
+	case s.stopped, !now.Before(deadline):
 		return true
-	case !now.Before(s.firstEnd.Add(s.cfg.Window)):
-		return true
+	case starting:
+		return false // what starts now may end soon and join the commit
 	}
-	return len(s.running) == 0 && !starting
+	// Wait only for attempts expected to end before the window does: a
+	// step's configured duration says when (a step of unknown duration
+	// may end any time).
+	for i, start := range s.running {
+		d := StepDuration(s.plan, i)
+		if d <= 0 || start.Add(d).Before(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // commitItemsUnknown returns the items a commit needs and the runner has
@@ -378,7 +389,13 @@ func (s *Sched) needSteps(steps []int) {
 // the run in another generation replaces what was known (and nothing more
 // starts here); one that shows it ended stops new starts.
 func (s *Sched) Read(fresh State, order status.OrderStatus) {
-	s.need = nil
+	var still []int // items still to read: those this read did not cover
+	for _, k := range s.need {
+		if lo, hi := ItemSteps(k, len(fresh.Steps)); lo < hi && !fresh.Knows(lo) {
+			still = append(still, k)
+		}
+	}
+	s.need = still
 	if order != "" {
 		s.order = order
 	}
@@ -442,7 +459,7 @@ func (s *Sched) Claimed(leases []Lease) {
 	var swaps []Swap
 	for _, l := range leases {
 		swaps = append(swaps, Swap{Step: l.Step, Old: s.run.Steps[l.Step], New: l.Held})
-		s.held[l.Step], s.running[l.Step] = l.Held, true
+		s.held[l.Step], s.running[l.Step] = l.Held, l.Held.Start
 		s.queue = slices.DeleteFunc(s.queue, func(i int) bool { return i == l.Step })
 	}
 	s.run = s.run.Apply(swaps)
@@ -459,10 +476,10 @@ func (s *Sched) ClaimRefused(steps []int, now time.Time) {
 
 // Started reports that the inline steps started at now, held by their
 // pending slots.
-func (s *Sched) Started(steps []int) {
+func (s *Sched) Started(steps []int, now time.Time) {
 	s.fenced = false
 	for _, i := range steps {
-		s.held[i], s.running[i] = s.run.Steps[i], true
+		s.held[i], s.running[i] = s.run.Steps[i], now
 		s.queue = slices.DeleteFunc(s.queue, func(q int) bool { return q == i })
 	}
 }
@@ -575,7 +592,7 @@ func (s *Sched) Landed(c Commit) {
 		s.firstEnd = kept[0].End
 	}
 	for i := range settled {
-		if !s.running[i] {
+		if _, running := s.running[i]; !running {
 			delete(s.held, i)
 		}
 	}

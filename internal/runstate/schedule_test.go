@@ -60,7 +60,7 @@ func (g *schedRig) start(at time.Duration, steps ...int) {
 	if !slices.Equal(a.Steps, steps) {
 		g.t.Fatalf("starts %v, want %v", a.Steps, steps)
 	}
-	g.s.Started(a.Steps)
+	g.s.Started(a.Steps, t0.Add(at))
 }
 
 func (g *schedRig) end(at time.Duration, step int, err error) {
@@ -141,12 +141,10 @@ func TestSchedOutcomeDoesNotWaitForASlowSibling(t *testing.T) {
 	if got := steps(g.commit(100 * time.Millisecond)); !slices.Equal(got, []int{0, 1, 2}) {
 		t.Fatalf("commit swaps %v, want prep and the claims of slow and fast", got)
 	}
+	// fast fails; slow is not expected to end within the window, so the
+	// failure commits at once.
 	g.end(200*time.Millisecond, 2, errors.New("fast fails"))
-	w := g.next(200*time.Millisecond, ActWait)
-	if !w.Until.Equal(t0.Add(300 * time.Millisecond)) {
-		t.Fatalf("the failure waits until %v for company, want the window's end", w.Until)
-	}
-	cs := g.commit(300 * time.Millisecond)
+	cs := g.commit(200 * time.Millisecond)
 	if got := steps(cs); !slices.Equal(got, []int{2}) {
 		t.Fatalf("commit swaps %v, want fast's failure alone", got)
 	}
@@ -156,12 +154,12 @@ func TestSchedOutcomeDoesNotWaitForASlowSibling(t *testing.T) {
 	if s := g.storage.Steps[2]; s.Status != status.StepPending || s.Attempt != 1 {
 		t.Fatalf("fast is %+v in storage", s)
 	}
-	g.next(300*time.Millisecond, ActSend)
+	g.next(200*time.Millisecond, ActSend)
 	if sends := g.s.Sends(); len(sends) != 1 || sends[0].Step != 2 {
 		t.Fatalf("sends %+v, want fast's retry", sends)
 	}
 	g.s.Sent()
-	g.next(300*time.Millisecond, ActWait)
+	g.next(200*time.Millisecond, ActWait)
 	g.end(1500*time.Millisecond, 1, nil)
 	cs = g.commit(1500 * time.Millisecond)
 	if got := steps(cs); !slices.Equal(got, []int{1}) {
@@ -374,4 +372,23 @@ func TestSchedFenceCoversOnlyTheStartsThatFollowIt(t *testing.T) {
 	g.claim(200*time.Millisecond, 1) // b is ready in storage now: claimed
 	g.end(200*time.Millisecond, 1, nil)
 	g.next(200*time.Millisecond, ActFence) // c: a fresh fence, not the old one
+}
+
+// TestSchedWaitsOnlyForWhatEndsSoon: an outcome waits for a sibling
+// expected to end within the window and shares its commit; it does not
+// wait for one expected to end later.
+func TestSchedWaitsOnlyForWhatEndsSoon(t *testing.T) {
+	t.Parallel()
+	p := plan(t, "a", "b", "c")
+	p[0].Config.DurationSeconds, p[1].Config.DurationSeconds, p[2].Config.DurationSeconds = 0.05, 0.08, 5
+	g := newSchedRig(t, p, run(t, status.RunRunning, "P0", "P0", "P0"), []int{0, 1, 2})
+	g.claim(0, 0, 1, 2)
+	g.end(50*time.Millisecond, 0, nil)
+	if w := g.next(50*time.Millisecond, ActWait); !w.Until.Equal(t0.Add(150 * time.Millisecond)) {
+		t.Fatalf("a waits until %v", w.Until)
+	}
+	g.end(80*time.Millisecond, 1, nil)
+	if got := steps(g.commit(80 * time.Millisecond)); !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("commit %v, want a and b together, c not awaited", got)
+	}
 }
