@@ -118,6 +118,12 @@ func conflict(msg string) *httpError {
 	return &httpError{status: http.StatusConflict, msg: msg}
 }
 
+// unavailable says a write's outcome is unknown (503): the client should
+// read the resource and decide again.
+func unavailable(msg string) *httpError {
+	return &httpError{status: http.StatusServiceUnavailable, msg: msg}
+}
+
 // maxAdminTries bounds how often cancel and retry read the run again after
 // it changed under them; each change is a step committing or failing.
 const maxAdminTries = 5
@@ -135,7 +141,16 @@ func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		return s.Store.EndRunIfRunning(r.Context(), end)
+		err = s.Store.EndRunIfRunning(r.Context(), end)
+		if errors.Is(err, store.ErrUnknown) {
+			// Neither the answer nor a read-back came: if the run is
+			// cancelled in the generation the cancel was for, it is done.
+			if fresh, _, rerr := s.Store.ReadRun(r.Context(), run.ID, true); rerr == nil && fresh.Gen == end.Gen && fresh.Status == status.RunCancelled {
+				return nil
+			}
+			return unavailable("the cancel may not have landed: read the run and try again")
+		}
+		return err
 	})
 }
 
@@ -162,12 +177,25 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if err := s.Store.RetryRunIfEnded(r.Context(), rs); err != nil {
+		after := rs.Applied(run)
+		err = s.Store.RetryRunIfEnded(r.Context(), rs)
+		if errors.Is(err, store.ErrUnknown) {
+			// Neither the answer nor a read-back came: if the run is
+			// live in the next generation, it is retried (by this call
+			// or another), and its ready steps are enqueued from what
+			// is there.
+			fresh, _, rerr := s.Store.ReadRun(r.Context(), run.ID, true)
+			if rerr != nil || fresh.Gen != rs.Gen+1 || !fresh.Live() {
+				return unavailable("the retry may not have landed: read the run and try again")
+			}
+			after, err = fresh, nil
+		}
+		if err != nil {
 			return err
 		}
 		// Enqueue before anything else can fail: the reset has landed,
 		// and a client that retries this call would get 409.
-		s.start(r, rs.Applied(run), plan)
+		s.start(r, after, plan)
 		d, err := s.Store.GetRun(r.Context(), run.ID)
 		if err != nil {
 			return err

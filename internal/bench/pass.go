@@ -292,7 +292,7 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 	r.engine, err = engine.New(engine.Config{
 		Store: r.eng.store, Queue: r.eng.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &r.tasks},
 		Retry: r.policy, Logger: r.logger, InlineBudget: p.inlineBudget,
-		OnStart: func(m queue.Message, at time.Time) {
+		OnStart: func(_ engine.TaskInput, m queue.Message, at time.Time) {
 			if m.StepIndex > 0 && m.Attempt == 0 {
 				r.mu.Lock()
 				r.handoffs = append(r.handoffs, at.Sub(m.SentAt))

@@ -97,9 +97,9 @@ const (
 	// transaction: per step at most a history entry and a failure's record,
 	// plus at most 7 run items and the order.
 	maxStepsPerCommit = 40
-	// maxTries bounds how often a claim or commit is rebuilt after a
-	// conflict; every conflict means another writer made progress.
-	maxTries = 8
+	// maxConflicts bounds the claims and commits one invocation rebuilds
+	// after a conflict; every conflict means another writer made progress.
+	maxConflicts = 64
 )
 
 // Config configures an Engine.
@@ -128,13 +128,21 @@ type Config struct {
 	// After, if set, returns a channel that receives once the Now clock
 	// reaches t (default: a real timer). Tests on a fake clock advance it.
 	After func(t time.Time) <-chan time.Time
+	// Yield, if set, is called in a loop while a runner waits for an
+	// attempt to end, instead of blocking: a test's scheduler takes its
+	// turn there.
+	Yield func(ctx context.Context)
+	// Go, if set, runs an attempt (default: go f()). A test that replays
+	// schedules exactly runs attempts on the runner's own goroutine.
+	Go func(f func())
 	// IDs makes lease and commit tokens (default: crypto-random).
 	IDs *id.Generator
-	// OnStart, if set, is called as each attempt starts, with the message
-	// it answers and the time on the Now clock (not rounded). For a step
+	// OnStart, if set, is called as each attempt starts (before its task
+	// runs, on the runner's goroutine), with the message it answers and
+	// the attempt's input and the time on the Now clock (not rounded). For a step
 	// run after its parent in the same invocation the message's SentAt is
 	// when the runner learnt that the parent succeeded.
-	OnStart func(m queue.Message, at time.Time)
+	OnStart func(in TaskInput, m queue.Message, at time.Time)
 	// OnCommit, if set, is called after each committed step, with the
 	// attempt's end and the time the commit landed (Now clock).
 	OnCommit func(runID string, index int, ended, landed time.Time)
@@ -190,6 +198,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Go == nil {
+		cfg.Go = func(f func()) { go f() }
 	}
 	if cfg.After == nil {
 		now := cfg.Now

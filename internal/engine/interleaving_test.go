@@ -293,7 +293,7 @@ func TestNoInlineStepStartsAfterCancel(t *testing.T) {
 	firstChild := make(chan struct{})
 	var once sync.Once
 	r := newRig(t, anyRequest, anyRequest, 1, nil, func(c *engine.Config) {
-		c.OnStart = func(m queue.Message, _ time.Time) {
+		c.OnStart = func(_ engine.TaskInput, m queue.Message, _ time.Time) {
 			if m.StepIndex > 0 {
 				once.Do(func() { close(firstChild) })
 			}

@@ -255,7 +255,12 @@ func (rn *runner) claim(ctx context.Context, steps []int) error {
 		// do not start. Give the slots back, so that a cancelled run
 		// shows them cancelled and a retried one runs them.
 		rn.log.InfoContext(ctx, "claim landed after the run ended or was retried; releasing it", "steps", steps)
-		if rerr := e.cfg.Store.ReleaseIfHeld(ctx, rn.ref.ID, runstate.Release(c)); rerr != nil {
+		gen := c.Gen
+		var moved *store.RunMovedError
+		if errors.As(err, &moved) {
+			gen = moved.Gen
+		}
+		if rerr := e.cfg.Store.ReleaseIfHeld(ctx, rn.ref.ID, runstate.Release(c, gen)); rerr != nil {
 			rn.log.WarnContext(ctx, "could not release a claim; its lease will expire", "error", rerr)
 		}
 		if err := rn.read(ctx, runstate.ItemsFor(rn.plan, steps)); err != nil {
@@ -275,8 +280,12 @@ func (rn *runner) claim(ctx context.Context, steps []int) error {
 		}
 		return nil
 	case errors.Is(err, store.ErrConflict):
-		if rn.conflicts++; rn.conflicts > maxTries {
-			return nil // every conflict means another writer made progress
+		// Another runner took a step first, or the run changed: read
+		// again, and claim what is still claimable. Each conflict means
+		// another writer made progress; past a bound, give up (the
+		// messages come back).
+		if rn.conflicts++; rn.conflicts > maxConflicts {
+			return fmt.Errorf("%d conflicting writes in one invocation: %w", rn.conflicts, err)
 		}
 		rn.log.DebugContext(ctx, "claim refused; reading again", "error", err)
 		if err := rn.read(ctx, runstate.ItemsFor(rn.plan, steps)); err != nil {
@@ -324,25 +333,32 @@ func (rn *runner) launch(ctx context.Context, i int) {
 		rn.results <- result{o: runstate.Outcome{Step: i, Start: now, End: now, Err: err}, learnt: now}
 		return
 	}
-	go func() {
-		start := e.cfg.Now()
-		if e.cfg.OnStart != nil {
-			e.cfg.OnStart(msg, start)
-		}
+	start := e.cfg.Now()
+	if e.cfg.OnStart != nil {
+		e.cfg.OnStart(in, msg, start)
+	}
+	e.cfg.Go(func() {
 		err := e.cfg.Task.Run(ctx, in)
 		end := e.cfg.Now()
 		rn.results <- result{o: runstate.Outcome{Step: i, Start: start, End: end, Err: err}, learnt: end}
-	}()
+	})
 }
 
 // wait waits for an attempt to end, or until until (if set).
 func (rn *runner) wait(ctx context.Context, until time.Time) {
-	select {
-	case res := <-rn.results: // an attempt that ended comes first
-		rn.running--
-		rn.s.Ended(res.o, res.learnt)
+	if rn.drain() {
+		return // attempts that ended come first, all of them
+	}
+	if y := rn.e.cfg.Yield; y != nil {
+		// Cooperative: let the test's scheduler run others until an
+		// attempt ends or the time comes.
+		for !rn.drain() && (rn.running > 0 || !until.IsZero()) {
+			if !until.IsZero() && !rn.e.now().Before(until) {
+				return
+			}
+			y(ctx)
+		}
 		return
-	default:
 	}
 	var timer <-chan time.Time
 	if !until.IsZero() {
@@ -359,8 +375,26 @@ func (rn *runner) wait(ctx context.Context, until time.Time) {
 	case res := <-rn.results:
 		rn.running--
 		rn.s.Ended(res.o, res.learnt)
+		rn.drain()
 	case <-timer:
 	case <-done:
+	}
+}
+
+// drain hands the scheduler every outcome that has come in, so that
+// attempts ending together are decided about together (one fence for
+// their dependents, one commit), and reports whether there was any.
+func (rn *runner) drain() bool {
+	got := false
+	for {
+		select {
+		case res := <-rn.results:
+			rn.running--
+			rn.s.Ended(res.o, res.learnt)
+			got = true
+		default:
+			return got
+		}
 	}
 }
 
@@ -406,7 +440,7 @@ func (rn *runner) commit(ctx context.Context) error {
 			rn.s.Fail()
 			return nil
 		case errors.Is(err, store.ErrConflict):
-			if rn.conflicts++; rn.conflicts > maxTries {
+			if rn.conflicts++; rn.conflicts > maxConflicts {
 				return err
 			}
 			// The run changed (a lease lost, the run cancelled or

@@ -459,6 +459,7 @@ type harness struct {
 	adminCalls map[string]int
 	log        []string
 	failure    error // the harness's own, see fail
+	planned    map[string][]taskPlan
 	// shapeOf, if set, replaces the random workflow definitions.
 	shapeOf func(withOrder bool) string
 }
@@ -466,6 +467,7 @@ type harness struct {
 func newHarness(t *testing.T, cfg aws.Config, db *dynamodb.Client, seed uint64) *harness {
 	h := &harness{t: t, seed: seed, s: newSched(seed), clock: &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)},
 		orders: map[string]string{}, defs: map[string]string{}, commits: map[string]int{}, commitAt: map[string]int{}, busy: map[string]bool{},
+		planned:    map[string][]taskPlan{},
 		adminCalls: map[string]int{}, db: db, cfg: cfg}
 	h.q = &fakeQueue{clock: h.clock, h: h, visibility: hVisibility}
 	return h
@@ -562,15 +564,48 @@ type task struct{ h *harness }
 
 func (tk task) Run(ctx context.Context, in engine.TaskInput) error {
 	h := tk.h
-	ok := !(in.Config.FailProbability > 0 && h.s.chance(in.Config.FailProbability))
-	at := h.s.now()
 	h.mu.Lock()
-	h.execs = append(h.execs, execution{run: in.RunID, step: in.StepID, gen: in.Generation, attempt: in.Attempt, at: at, ok: ok})
+	key := attemptOf(in)
+	plan := h.planned[key][0]
+	h.planned[key] = h.planned[key][1:]
 	h.mu.Unlock()
-	if !ok {
+	// A task that takes time: its runner yields a few scheduling
+	// decisions, so that commits, cancels, retries and other runners
+	// interleave with it (attempts run on the runner's goroutine, see
+	// engine.Config.Go, so a seed replays exactly).
+	for range plan.yields {
+		h.s.yield(ctx.Value(actorKey{}).(string))
+	}
+	if !plan.ok {
 		return fmt.Errorf("flaky %s attempt %d", in.StepID, in.Attempt)
 	}
 	return nil
+}
+
+// taskPlan is what a task launch will do, drawn when it starts (on the
+// runner's turn, so that a seed fixes it).
+type taskPlan struct {
+	ok     bool
+	yields int
+}
+
+func attemptOf(in engine.TaskInput) string {
+	return fmt.Sprintf("%s/%d/%d/%d", in.RunID, in.Index, in.Generation, in.Attempt)
+}
+
+// onStart records an execution as its runner starts it and draws what the
+// task will do.
+func (h *harness) onStart(in engine.TaskInput) {
+	ok := !(in.Config.FailProbability > 0 && h.s.chance(in.Config.FailProbability))
+	yields := 0
+	if in.Config.DurationSeconds > 0 {
+		yields = h.s.intn(4)
+	}
+	at := h.s.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.planned[attemptOf(in)] = append(h.planned[attemptOf(in)], taskPlan{ok: ok, yields: yields})
+	h.execs = append(h.execs, execution{run: in.RunID, step: in.StepID, gen: in.Generation, attempt: in.Attempt, at: at, ok: ok})
 }
 
 func (h *harness) run() error {
@@ -616,10 +651,28 @@ func (h *harness) run() error {
 			}
 		}()
 	}
+	pending := map[string][]func(){} // attempts started, by runner; see Go
 	for i := range runners {
 		name := fmt.Sprintf("runner%d", i)
 		eng, err := engine.New(engine.Config{
-			Store: h.st, Queue: h.q, Task: task{h}, Retry: policy, LeaseMargin: hLeaseMargin, Parallelism: 1,
+			Store: h.st, Queue: h.q, Task: task{h}, Retry: policy, LeaseMargin: hLeaseMargin,
+			Parallelism: []int{1, 4, 16}[h.s.intn(3)],
+			OnStart:     func(in engine.TaskInput, _ queue.Message, _ time.Time) { h.onStart(in) },
+			// Attempts run on the runner's goroutine, so that a seed
+			// replays exactly: those started together are run when the
+			// runner first waits (all of them started, as goroutines
+			// would be); waiting, the runner lets the others run.
+			Go: func(f func()) { pending[name] = append(pending[name], f) },
+			Yield: func(ctx context.Context) {
+				if fs := pending[name]; len(fs) > 0 {
+					pending[name] = nil
+					for _, f := range fs {
+						f()
+					}
+					return
+				}
+				h.s.yield(name)
+			},
 			Now: h.clock.Now, IDs: ids(uint64(10 + i)), Visibility: h.q, QueueVisibility: hVisibility,
 			// A runner waiting for its commit window lets the fake
 			// clock run to the window's end.
@@ -648,7 +701,10 @@ func (h *harness) run() error {
 		if err != nil {
 			return err
 		}
-		start(name, func(ctx context.Context) { h.runnerTurn(ctx, name, eng) })
+		start(name, func(ctx context.Context) {
+			h.runnerTurn(ctx, name, eng)
+			pending[name] = nil // a crashed runner's attempts die with it
+		})
 	}
 	sw := &sweeper.Sweeper{Store: h.st, Queue: h.q, Grace: hGrace, Now: h.clock.Now}
 	nextSweep := h.clock.Now().Add(hSweepEvery)
@@ -988,7 +1044,7 @@ func (h *harness) check() error {
 			fail("run %s is still %s", runID, run.Status)
 		}
 		for i := range run.Steps {
-			rep := run.StepReported(i, now)
+			rep := run.StepReported(plan, i, now)
 			switch {
 			case run.Status == status.RunCompleted && rep != status.StepCompleted:
 				fail("completed run %s has step %s %s", runID, plan[i].ID, rep)

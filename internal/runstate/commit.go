@@ -235,19 +235,21 @@ func BuildCommits(in CommitInput) []Commit {
 			})})
 			failed = true
 		}
+		// Claim every step run here whose parents are all completed once
+		// this transaction lands, whether or not the run goes on: a step
+		// left pending with its parents completed would be started again
+		// by a retry of the run while it still runs here.
 		after := r.Apply(c.Swaps)
-		if !ended && !failed {
-			for _, s := range sortedKeys(held) {
-				h := held[s]
-				if decided[s] || h.Status != status.StepPending || !after.Knows(s) || after.Steps[s] != h || !parentsDone(after, p, s, nil) {
-					continue
-				}
-				sw := Swap{Step: s, Old: h, New: in.Terms.lease(p, s, h, now, true)}
-				c.Swaps = append(c.Swaps, sw)
-				held[s] = sw.New
+		for _, s := range sortedKeys(held) {
+			h := held[s]
+			if decided[s] || h.Status != status.StepPending || !after.Knows(s) || after.Steps[s] != h || !parentsDone(after, p, s, nil) {
+				continue
 			}
-			after = r.Apply(c.Swaps)
+			sw := Swap{Step: s, Old: h, New: in.Terms.lease(p, s, h, now, true)}
+			c.Swaps = append(c.Swaps, sw)
+			held[s] = sw.New
 		}
+		after = r.Apply(c.Swaps)
 		if r.OrderID != "" && order != orderBefore {
 			c.Order = &OrderChange{OrderID: r.OrderID, From: orderBefore, To: order}
 		}

@@ -220,14 +220,21 @@ func NewClaim(r State, p workflow.Plan, steps []int, terms LeaseTerms, now time.
 	return c, leases
 }
 
-// Release is the write that gives back claims a runner will not run: each
-// slot returns from the running state the claim wrote to the state before
-// it. A runner releases a claim whose answer was lost when the read that
-// found it landed shows the run no longer live in the claim's generation.
-func Release(c Claim) []Swap {
+// Release is the write that gives back claims a runner will not run. A
+// runner releases a claim whose answer was lost when the read that found it
+// landed shows the run no longer live in the claim's generation: if the run
+// is in generation gen still (cancelled), each slot returns from the
+// running state the claim wrote to the state before it; if a retry moved
+// it on (the retry kept the slot, its lease being live), the slot becomes
+// pending with no attempts, as the retry would have made it.
+func Release(c Claim, gen int) []Swap {
 	out := make([]Swap, len(c.Swaps))
 	for n, sw := range c.Swaps {
-		out[n] = Swap{Step: sw.Step, Old: sw.New, New: sw.Old}
+		back := sw.Old
+		if gen != c.Gen {
+			back = Pending0
+		}
+		out[n] = Swap{Step: sw.Step, Old: sw.New, New: sw.New.to(back)}
 	}
 	return out
 }

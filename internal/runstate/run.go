@@ -156,12 +156,23 @@ func (r State) Reported() status.RunStatus {
 // StepReported is the status the API shows for step i at now. A step that
 // will not run because its run ended (pending, or running under a lease
 // that expired after the run ended) is skipped in a failed run and cancelled
-// in a cancelled one; nothing is stored for these.
-func (r State) StepReported(i int, now time.Time) status.StepStatus {
+// in a cancelled one; nothing is stored for these. A pending step of an
+// ended run with a parent still running under a live lease is reported
+// pending: its runner may have decided to start it right after that
+// parent ended, on a read made before the run ended (see DECISIONS.md,
+// "Why it holds"), so its fate is known only when that attempt is over.
+func (r State) StepReported(p workflow.Plan, i int, now time.Time) status.StepStatus {
 	s := r.Steps[i]
 	abandoned := s.Status == status.StepPending || (s.Status == status.StepRunning && !s.LeaseLive(now))
 	if r.Live() || !abandoned {
 		return s.Status
+	}
+	if s.Status == status.StepPending {
+		for _, parent := range p[i].Parents {
+			if r.Steps[parent].LeaseLive(now) {
+				return status.StepPending
+			}
+		}
 	}
 	if r.Status == status.RunCancelled {
 		return status.StepCancelled

@@ -117,25 +117,35 @@ func TestReported(t *testing.T) {
 	t.Parallel()
 	live, expired := "R0:tok:"+ms(-time.Minute)+":"+ms(time.Minute), "R0:tok:"+ms(-time.Minute)+":"+ms(-time.Second)
 	done := "C0:" + ms(-time.Minute) + ":" + ms(-time.Second)
+	two := plan(t, "a", "b")
+	five := plan(t, "a", "b", "c", "d", "e")
+	three := plan(t, "a", "b", "c")
 	tests := []struct {
 		name string
+		p    workflow.Plan
 		r    State
 		want status.RunStatus
 		each []status.StepStatus
 	}{
-		{"new run is pending", run(t, status.RunRunning, "P0", "P0"), status.RunPending, []status.StepStatus{"pending", "pending"}},
-		{"started run is running", run(t, status.RunRunning, live, "P0"), status.RunRunning, []status.StepStatus{"running", "pending"}},
-		{"a failed attempt is progress", run(t, status.RunRunning, "P1:"+ms(time.Second)+":"+ms(-time.Hour), "P0"), status.RunRunning, []status.StepStatus{"pending", "pending"}},
-		{"failed run skips what never ran", run(t, status.RunFailed, done, "F0:1:2", "P0", live, expired), status.RunFailed,
+		{"new run is pending", two, run(t, status.RunRunning, "P0", "P0"), status.RunPending, []status.StepStatus{"pending", "pending"}},
+		{"started run is running", two, run(t, status.RunRunning, live, "P0"), status.RunRunning, []status.StepStatus{"running", "pending"}},
+		{"a failed attempt is progress", two, run(t, status.RunRunning, "P1:"+ms(time.Second)+":"+ms(-time.Hour), "P0"), status.RunRunning, []status.StepStatus{"pending", "pending"}},
+		{"failed run skips what never ran", five, run(t, status.RunFailed, done, "F0:1:2", "P0", live, expired), status.RunFailed,
 			[]status.StepStatus{"completed", "failed", "skipped", "running", "skipped"}},
-		{"cancelled run", run(t, status.RunCancelled, done, "P0", expired), status.RunCancelled, []status.StepStatus{"completed", "cancelled", "cancelled"}},
+		{"cancelled run", three, run(t, status.RunCancelled, done, "P0", expired), status.RunCancelled, []status.StepStatus{"completed", "cancelled", "cancelled"}},
+		// A child of an attempt still running may have been started right
+		// after it, on a read made before the cancel: pending until then.
+		{"cancelled with a parent still running", plan(t, "a", "b:a", "c"), run(t, status.RunCancelled, live, "P0", "P0"), status.RunCancelled,
+			[]status.StepStatus{"running", "pending", "cancelled"}},
+		{"cancelled with a parent's lease expired", plan(t, "a", "b:a"), run(t, status.RunCancelled, expired, "P0"), status.RunCancelled,
+			[]status.StepStatus{"cancelled", "cancelled"}},
 	}
 	for _, tt := range tests {
 		if got := tt.r.Reported(); got != tt.want {
 			t.Errorf("%s: Reported = %s, want %s", tt.name, got, tt.want)
 		}
 		for i, want := range tt.each {
-			if got := tt.r.StepReported(i, t0); got != want {
+			if got := tt.r.StepReported(tt.p, i, t0); got != want {
 				t.Errorf("%s: step %d = %s, want %s", tt.name, i, got, want)
 			}
 		}
@@ -321,9 +331,19 @@ func TestClaimLease(t *testing.T) {
 			t.Errorf("step %d: the claim writes %+v, the lease holds %+v", n, c.Swaps[n].New, held)
 		}
 	}
-	back := Release(c)
+	back := Release(c, c.Gen)
 	if back[0].Old != leases[0].Held || back[0].New != Pending0 {
 		t.Errorf("release = %+v", back)
+	}
+	// Released into a run a retry moved on: pending with no attempts, as
+	// the retry would have left it, whatever the claim took it from.
+	retried := run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Second), "P0")
+	c, _ = NewClaim(retried, p, []int{0}, terms, t0)
+	if back := Release(c, c.Gen+1); back[0].New != Pending0 {
+		t.Errorf("release into the next generation: %+v", back[0].New)
+	}
+	if back := Release(c, c.Gen); back[0].New != retried.Steps[0] {
+		t.Errorf("release in the same generation: %+v", back[0].New)
 	}
 	// A completed step is never claimed: the transition table forbids it.
 	defer func() {

@@ -50,8 +50,21 @@ var runNames = map[string]string{
 // ErrRunMoved: a claim landed, but a read after it shows the run no longer
 // live in the claim's generation (it was cancelled, ended or retried
 // between the claim and the read that found it, after its answer was
-// lost). The claimed steps must not start.
+// lost). The claimed steps must not start. The error is a *RunMovedError.
 var ErrRunMoved = errors.New("the claim landed, but the run has since ended or been retried")
+
+// RunMovedError says where the run was found after a claim of it landed
+// while its answer was lost.
+type RunMovedError struct {
+	// Gen is the run's generation as read back.
+	Gen int
+}
+
+func (e *RunMovedError) Error() string {
+	return fmt.Sprintf("%v (the run is in generation %d)", ErrRunMoved, e.Gen)
+}
+
+func (e *RunMovedError) Unwrap() error { return ErrRunMoved }
 
 func chunkSK(k int) string { return fmt.Sprintf("RUN#C%02d", k) }
 
@@ -586,7 +599,7 @@ func sortedKeys[V any](m map[int]V) []int {
 // writeItems writes the updates of a run's items: one UpdateItem for a
 // single item, else one transaction, so the write is all or nothing and
 // takes effect at one instant.
-func (s *Store) writeItems(ctx context.Context, runID string, updates map[int]*update, token string) error {
+func (s *Store) writeItems(ctx context.Context, runID string, updates map[int]*update, token string, opts ...func(*dynamodb.Options)) error {
 	keys := sortedKeys(updates)
 	if len(keys) == 1 {
 		return s.updateItem(ctx, runItemKey(runID, keys[0]), updates[keys[0]], itemName(runID, keys[0]))
@@ -596,39 +609,39 @@ func (s *Store) writeItems(ctx context.Context, runID string, updates map[int]*u
 		u := updates[k]
 		t.add(types.TransactWriteItem{Update: u.item(s.table, runItemKey(runID, k))}, u.describe(itemName(runID, k)))
 	}
-	return s.writeTxn(ctx, t, token)
+	return s.writeTxn(ctx, t, token, opts...)
 }
 
 // slotsHold reads the items of swaps and reports whether every slot holds
 // its swap's new state (the write that made them landed, even if its
 // answer was lost), and whether every item read holds the run live in
 // generation gen.
-func (s *Store) slotsHold(ctx context.Context, runID string, swaps []runstate.Swap, gen int) (landed, liveInGen bool, err error) {
+func (s *Store) slotsHold(ctx context.Context, runID string, swaps []runstate.Swap, gen int) (landed, liveInGen bool, genRead int, err error) {
 	var keys []map[string]types.AttributeValue
 	for _, k := range sortedKeys(byItem(swaps)) {
 		keys = append(keys, runItemKey(runID, k))
 	}
 	got, err := s.batchGet(ctx, keys, true)
 	if err != nil {
-		return false, false, err
+		return false, false, 0, err
 	}
 	liveInGen = true
 	for _, k := range keys {
 		it := got[itemKey(k)]
 		if it == nil {
-			return false, false, nil
+			return false, false, 0, nil
 		}
 		g, _ := nAttr(it, attrGen)
 		_, live := it[attrLive]
-		liveInGen = liveInGen && live && g == gen
+		liveInGen, genRead = liveInGen && live && g == gen, g
 	}
 	for _, sw := range swaps {
 		it := got[itemKey(runItemKey(runID, runstate.ItemOf(sw.Step)))]
 		if sAttr(it, runstate.SlotName(sw.Step)) != sw.New.Encode() {
-			return false, liveInGen, nil
+			return false, liveInGen, genRead, nil
 		}
 	}
-	return true, liveInGen, nil
+	return true, liveInGen, genRead, nil
 }
 
 // ClaimIfLive writes claim c, on the condition that the run is live in
@@ -649,20 +662,31 @@ func (s *Store) ClaimIfLive(ctx context.Context, c runstate.Claim) error {
 		}
 		updates[k] = u
 	}
-	err := s.writeItems(ctx, c.RunID, updates, "")
+	// A claim's lost answer must surface to be read back, never be hidden
+	// by a retry: the SDK's own retry of a transaction reuses its
+	// idempotency token and "succeeds" even when the run was cancelled
+	// after the claim landed.
+	err := s.writeItems(ctx, c.RunID, updates, "", func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 })
 	if err == nil {
 		return nil
 	}
-	if landedOrNot(err) {
-		landed, live, rerr := s.slotsHold(ctx, c.RunID, c.Swaps, c.Gen)
-		switch {
-		case rerr != nil:
-			err = errors.Join(err, rerr)
-		case landed && live:
-			return nil
-		case landed:
-			return fmt.Errorf("claim steps of run %s: %w", c.RunID, ErrRunMoved)
-		}
+	if !landedOrNot(err) {
+		return fmt.Errorf("claim steps of run %s: %w", c.RunID, err)
+	}
+	var landed, live bool
+	var gen int
+	if _, rerr := readBack(ctx, func() (bool, error) {
+		var err error
+		landed, live, gen, err = s.slotsHold(ctx, c.RunID, c.Swaps, c.Gen)
+		return landed, err
+	}); rerr != nil {
+		return fmt.Errorf("claim steps of run %s: %w: %v; reading it back: %v", c.RunID, ErrUnknown, err, rerr)
+	}
+	switch {
+	case landed && live:
+		return nil
+	case landed:
+		return fmt.Errorf("claim steps of run %s: %w", c.RunID, &RunMovedError{Gen: gen})
 	}
 	return fmt.Errorf("claim steps of run %s: %w", c.RunID, err)
 }
@@ -681,7 +705,14 @@ func (s *Store) ReleaseIfHeld(ctx context.Context, runID string, swaps []runstat
 	}
 	err := s.writeItems(ctx, runID, updates, "")
 	if landedOrNot(err) {
-		if landed, _, rerr := s.slotsHold(ctx, runID, swaps, -1); rerr == nil && landed {
+		landed, rerr := readBack(ctx, func() (bool, error) {
+			landed, _, _, err := s.slotsHold(ctx, runID, swaps, -1)
+			return landed, err
+		})
+		switch {
+		case rerr != nil:
+			return fmt.Errorf("release steps of run %s: %w: %v; reading it back: %v", runID, ErrUnknown, err, rerr)
+		case landed:
 			return nil
 		}
 	}
@@ -760,7 +791,9 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 		put(it, "attribute_not_exists(pk)", fmt.Sprintf("order %s history entry of step %d (requires none yet)", c.OrderID, d.Step))
 	}
 	for _, f := range c.Failures {
-		put(failureItem(c.RunID, f), "", fmt.Sprintf("run %s attempt record of step %d", c.RunID, f.Step))
+		it := failureItem(c.RunID, f)
+		it["token"] = str(token)
+		put(it, "", fmt.Sprintf("run %s attempt record of step %d", c.RunID, f.Step))
 	}
 	if c.End != "" {
 		header := updateOf(0)
@@ -786,7 +819,11 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	}
 	err := s.writeTxn(ctx, t, token)
 	if landedOrNot(err) {
-		if landed, _, rerr := s.slotsHold(ctx, c.RunID, c.Swaps[:1], -1); rerr == nil && landed {
+		landed, rerr := readBack(ctx, func() (bool, error) { return s.commitLanded(ctx, c, token) })
+		switch {
+		case rerr != nil:
+			return fmt.Errorf("commit steps of run %s: %w: %v; reading it back: %v", c.RunID, ErrUnknown, err, rerr)
+		case landed:
 			return nil
 		}
 	}
@@ -794,6 +831,31 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 		return fmt.Errorf("commit steps of run %s: %w", c.RunID, err)
 	}
 	return nil
+}
+
+// commitLanded reports whether commit c (of token) is in storage. A
+// transaction lands whole, so one of its writes tells: a commit record or a
+// failed attempt's record, which carry the commit's token and are never
+// rewritten (a slot may have moved on since: a retry of the run resets it),
+// or, for a commit of claims only, the claimed slots.
+func (s *Store) commitLanded(ctx context.Context, c runstate.Commit, token string) (bool, error) {
+	switch {
+	case len(c.Done) > 0 && c.Done[0].History == nil:
+		d := c.Done[0]
+		_, ours, err := s.holds(ctx, runItemKey(c.RunID, runstate.ItemOf(d.Step)), runstate.RecordName(d.Step), recordValue(token, c.At))
+		return ours, err
+	case len(c.Done) > 0:
+		pk, _ := orderKey(c.OrderID)
+		_, ours, err := s.holds(ctx, key(pk, historyPrefix+historySK(c.RunID, c.Done[0].Step)), "token", token)
+		return ours, err
+	case len(c.Failures) > 0:
+		f := c.Failures[0]
+		pk, _ := runKey(c.RunID)
+		_, ours, err := s.holds(ctx, key(pk, attemptSK(f.Step, f.Gen, f.Attempt)), "token", token)
+		return ours, err
+	}
+	landed, _, _, err := s.slotsHold(ctx, c.RunID, c.Swaps, -1)
+	return landed, err
 }
 
 // recordValue is a commit record stored as an attribute: the commit's
@@ -807,24 +869,33 @@ func recordValue(token string, at time.Time) string {
 // It returns ErrConflict if it is not; an end whose answer was lost is
 // recognised by its token.
 func (s *Store) EndRunIfRunning(ctx context.Context, e runstate.End) error {
-	tok := newToken()
+	tok := newToken()[:8] // short: the header stays under 1 KB
 	header, chunks := newUpdate(), map[int]*update{}
 	header.inGen(e.Gen)
 	header.cond = append(header.cond, "#st = :running")
 	header.why = append(header.why, "run still running")
 	header.values[":running"] = str(string(status.RunRunning))
-	header.set = append(header.set, "#tok = :tok")
+	header.set = append(header.set, endTokAttr(e.Gen)+" = :tok")
 	header.values[":tok"] = str(tok)
 	endRunUpdates(header, chunks, e.Items, e.To, e.At)
 	for _, u := range chunks {
 		u.inGen(e.Gen)
 	}
 	chunks[0] = header
-	if err := s.runLevelWrite(ctx, e.RunID, chunks, tok); err != nil {
+	if err := s.runLevelWrite(ctx, e.RunID, chunks, endTokAttr(e.Gen), tok); err != nil {
 		return fmt.Errorf("end run %s as %s: %w", e.RunID, e.To, err)
 	}
 	return nil
 }
+
+// The header keeps the token of each generation's end and of the retry out
+// of it, for the last keptTokenGens generations: a later end or retry does
+// not overwrite them, so a writer whose answer was lost still finds its
+// own token when another writer has acted since.
+const keptTokenGens = 2
+
+func endTokAttr(gen int) string   { return "xe" + strconv.Itoa(gen) }
+func retryTokAttr(gen int) string { return "xr" + strconv.Itoa(gen) }
 
 // RetryRunIfEnded writes retry rs: the run becomes running in the next
 // generation with the swapped slots as rs says, on the condition that it is
@@ -833,7 +904,7 @@ func (s *Store) EndRunIfRunning(ctx context.Context, e runstate.End) error {
 // retry whose answer was lost is recognised by its token. The write is one
 // transaction of at most runstate.Items(100) = 7 items.
 func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
-	tok := newToken()
+	tok := newToken()[:8] // short: the header stays under 1 KB
 	updates := map[int]*update{0: newUpdate()}
 	for k := 1; k < rs.Items; k++ {
 		updates[k] = newUpdate()
@@ -851,8 +922,11 @@ func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
 	}
 	header := updates[0]
 	header.set = append(header.set, "#gen = :g1", "#live = :one", "#st = :running", "#act = :active",
-		"#rcount = #rcount + :inc", "#rat = :at", "#tok = :tok")
+		"#rcount = #rcount + :inc", "#rat = :at", retryTokAttr(rs.Gen)+" = :tok")
 	header.remove = append(header.remove, "#ended")
+	if old := rs.Gen - keptTokenGens; old >= 0 {
+		header.remove = append(header.remove, endTokAttr(old), retryTokAttr(old))
+	}
 	header.inGen(rs.Gen)
 	header.cond = append(header.cond, "#st = :from")
 	header.why = append(header.why, "run still "+string(rs.From))
@@ -862,21 +936,29 @@ func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
 	} {
 		header.values[k] = v
 	}
-	if err := s.runLevelWrite(ctx, rs.RunID, updates, tok); err != nil {
+	if err := s.runLevelWrite(ctx, rs.RunID, updates, retryTokAttr(rs.Gen), tok); err != nil {
 		return fmt.Errorf("retry run %s: %w", rs.RunID, err)
 	}
 	return nil
 }
 
 // runLevelWrite writes a run-level change whose header update sets the
-// token tok; after a failure or a lost answer, the header is read back and
-// the write landed if it holds tok.
-func (s *Store) runLevelWrite(ctx context.Context, runID string, updates map[int]*update, tok string) error {
+// token tok in attribute attr; after a failure or a lost answer, the header
+// is read back and the write landed if it holds tok there.
+func (s *Store) runLevelWrite(ctx context.Context, runID string, updates map[int]*update, attr, tok string) error {
 	err := s.writeItems(ctx, runID, updates, "")
-	if landedOrNot(err) {
-		if _, ours, rerr := s.holds(ctx, runItemKey(runID, 0), attrTok, tok); rerr == nil && ours {
-			return nil
-		}
+	if !landedOrNot(err) {
+		return err
+	}
+	ours, rerr := readBack(ctx, func() (bool, error) {
+		_, ours, err := s.holds(ctx, runItemKey(runID, 0), attr, tok)
+		return ours, err
+	})
+	switch {
+	case rerr != nil:
+		return fmt.Errorf("%w: %v; reading it back: %v", ErrUnknown, err, rerr)
+	case ours:
+		return nil
 	}
 	return err
 }

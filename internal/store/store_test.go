@@ -478,11 +478,15 @@ func TestCommitGroup(t *testing.T) {
 		outs = append(outs, runstate.Outcome{Step: i, Held: runstate.Pending0, Start: now, End: now})
 	}
 	c := runstate.BuildCommit(running, p, status.OrderPending, outs, policy, now)
-	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
+	token := ids.New("cmt")
+	if err := s.CommitIfHeld(ctx, c, token); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
+	if err := s.CommitIfHeld(ctx, c, token); err != nil {
 		t.Fatalf("the same commit again: %v, want it recognised as landed", err)
+	}
+	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("the same commit under another token: %v, want ErrConflict", err)
 	}
 	late := outcomes(leases, nil)
 	late[0].End = now.Add(time.Minute)

@@ -39,7 +39,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // runSummary is the API's view of r without its steps.
-func runSummary(r runstate.State, failures []runstate.Failure, now time.Time) wire.RunSummary {
+func runSummary(r runstate.State, p workflow.Plan, failures []runstate.Failure, now time.Time) wire.RunSummary {
 	v := wire.RunSummary{
 		ID: r.ID, WorkflowID: r.WorkflowID, WorkflowName: r.WorkflowName, Status: r.Reported(),
 		StepCount: len(r.Steps), CreatedAt: r.CreatedAt, Retries: r.Retries, RetriedAt: timePtr(r.RetriedAt),
@@ -58,7 +58,7 @@ func runSummary(r runstate.State, failures []runstate.Failure, now time.Time) wi
 		}
 	}
 	for i, s := range r.Steps {
-		v.StepStatuses[i] = r.StepReported(i, now)
+		v.StepStatuses[i] = r.StepReported(p, i, now)
 		if s.Status == status.StepCompleted {
 			v.StepsCompleted++
 		}
@@ -81,7 +81,7 @@ func runSummary(r runstate.State, failures []runstate.Failure, now time.Time) wi
 // failed attempts, at now. A step's attempts are those of the current and
 // the previous generation, oldest first.
 func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, now time.Time) wire.RunDetail {
-	d := wire.RunDetail{RunSummary: runSummary(r, failures, now), Steps: make([]wire.StepDetail, len(r.Steps))}
+	d := wire.RunDetail{RunSummary: runSummary(r, p, failures, now), Steps: make([]wire.StepDetail, len(r.Steps))}
 	byStep := map[int][]runstate.Failure{}
 	for _, f := range failures {
 		if f.Gen >= r.Gen-1 {
@@ -184,7 +184,11 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) (RunPage, err
 		if err != nil {
 			return false, err
 		}
-		v := runSummary(r, nil, now)
+		_, plan, err := s.Plan(ctx, r.WorkflowID)
+		if err != nil {
+			return false, err
+		}
+		v := runSummary(r, plan, nil, now)
 		if f.Status != "" && v.Status != f.Status {
 			return false, nil
 		}

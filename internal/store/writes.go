@@ -31,6 +31,32 @@ const attrTok = "tok"
 // newToken returns a random token for a guarded write.
 func newToken() string { return rand.Text()[:16] }
 
+// ErrUnknown: a write failed or lost its answer, and reading it back failed
+// too, so whether it landed is not known. It is not a conflict: callers
+// must not act as if someone else had written.
+var ErrUnknown = errors.New("whether the write landed is unknown")
+
+// readBackTries bounds the reads of a write whose answer was lost; they
+// back off from 50 ms, doubling.
+const readBackTries = 5
+
+// readBack runs check until it answers, up to readBackTries times.
+func readBack(ctx context.Context, check func() (bool, error)) (bool, error) {
+	var err error
+	for try := 1; try <= readBackTries; try++ {
+		var ok bool
+		if ok, err = check(); err == nil {
+			return ok, nil
+		}
+		if try < readBackTries {
+			if werr := backoff(ctx, 1<<(try-1)); werr != nil {
+				return false, werr
+			}
+		}
+	}
+	return false, err
+}
+
 // landedOrNot reports whether err may hide a write that landed: a failed
 // condition (the SDK's retry of a landed write meets its own effect), or an
 // answer that never came. A write refused as invalid, or a request that
@@ -59,12 +85,17 @@ func (s *Store) putIfAbsent(ctx context.Context, item map[string]types.Attribute
 	if !landedOrNot(err) {
 		return fmt.Errorf("put %s: %w", what, err)
 	}
-	exists, ours, rerr := s.holds(ctx, map[string]types.AttributeValue{attrPK: item[attrPK], attrSK: item[attrSK]}, tokAttr, mine)
+	var exists, ours bool
+	_, rerr := readBack(ctx, func() (bool, error) {
+		var err error
+		exists, ours, err = s.holds(ctx, map[string]types.AttributeValue{attrPK: item[attrPK], attrSK: item[attrSK]}, tokAttr, mine)
+		return ours, err
+	})
 	switch {
 	case rerr != nil:
 		// Whether it landed is unknown: not a conflict the caller may
 		// clean up after.
-		return fmt.Errorf("put %s: %v; reading it back: %w", what, err, rerr)
+		return fmt.Errorf("put %s: %w: %v; reading it back: %v", what, ErrUnknown, err, rerr)
 	case ours:
 		return nil
 	case exists:
@@ -101,12 +132,12 @@ func (t *txn) add(it types.TransactWriteItem, what string) {
 // write sends the transaction with token as its idempotency token (empty:
 // the SDK's own), mapping a cancellation to ErrConflict or ErrInvalid with
 // the failing item named.
-func (s *Store) writeTxn(ctx context.Context, t *txn, token string) error {
+func (s *Store) writeTxn(ctx context.Context, t *txn, token string, opts ...func(*dynamodb.Options)) error {
 	in := &dynamodb.TransactWriteItemsInput{TransactItems: t.items}
 	if token != "" {
 		in.ClientRequestToken = aws.String(token)
 	}
-	_, err := s.db.TransactWriteItems(ctx, in)
+	_, err := s.db.TransactWriteItems(ctx, in, opts...)
 	return t.explain(err)
 }
 

@@ -34,6 +34,9 @@ type loseRule struct {
 	op    string
 	match func(body string) bool
 	n     int
+	// landed and release, if set: the loss waits, after the request
+	// landed, until release is closed, having closed landed.
+	landed, release chan struct{}
 }
 
 // Lose arms a rule: the answers of the next n requests of operation op
@@ -43,6 +46,19 @@ func (l *LostAnswers) Lose(op string, n int, match func(body string) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rules = append(l.rules, &loseRule{op: op, match: match, n: n})
+}
+
+// Hold arms a rule that loses the answer of the next request of op that
+// match accepts, and holds it: once the request landed, landed is closed,
+// and the lost answer (a 500) is given only when release is called. The
+// SDK then retries, as after any lost answer.
+func (l *LostAnswers) Hold(op string, match func(body string) bool) (landed <-chan struct{}, release func()) {
+	r := &loseRule{op: op, match: match, n: 1, landed: make(chan struct{}), release: make(chan struct{})}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rules = append(l.rules, r)
+	var once sync.Once
+	return r.landed, func() { once.Do(func() { close(r.release) }) }
 }
 
 // Containing matches request bodies that contain every one of parts.
@@ -92,11 +108,19 @@ func (l *LostAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	res, err := l.next.RoundTrip(req)
-	if err != nil || res.StatusCode != http.StatusOK || !l.take(op, string(body)) {
+	if err != nil || res.StatusCode != http.StatusOK {
 		return res, err
+	}
+	rule := l.take(op, string(body))
+	if rule == nil {
+		return res, nil
 	}
 	io.Copy(io.Discard, res.Body) //nolint:errcheck // the answer is thrown away
 	res.Body.Close()
+	if rule.landed != nil {
+		close(rule.landed)
+		<-rule.release
+	}
 	msg := `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected: the request landed and its answer was lost"}`
 	return &http.Response{
 		Status: "500 Internal Server Error", StatusCode: http.StatusInternalServerError,
@@ -107,17 +131,17 @@ func (l *LostAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
-func (l *LostAnswers) take(op, body string) bool {
+func (l *LostAnswers) take(op, body string) *loseRule {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range l.rules {
 		if r.n > 0 && r.op == op && (r.match == nil || r.match(body)) {
 			r.n--
 			l.lost = append(l.lost, op)
-			return true
+			return r
 		}
 	}
-	return false
+	return nil
 }
 
 // LosingDynamoDB returns a DynamoDB client for the test endpoint whose
