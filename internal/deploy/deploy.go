@@ -1,8 +1,9 @@
 // Package deploy holds the figures of the AWS deployment that code outside
 // infra/ needs too: the bench prices Lambda time at the memory the stack
-// gives each function and runs the sweeper on the stack's schedule. The CDK
-// app (infra/, its own module with replace stepflow => ../) builds the stack
-// from these constants, so each figure is stated once.
+// gives each function and runs the sweeper on the stack's schedule, and
+// the functions read the settings the stack gives them under the names
+// here. The CDK app (infra/, its own module with replace stepflow => ../)
+// builds the stack from these constants, so each figure is stated once.
 package deploy
 
 import "time"
@@ -16,3 +17,23 @@ const (
 
 // SweepInterval is how often EventBridge invokes the sweeper.
 const SweepInterval = time.Minute
+
+// Environment variables the stack sets on the step runner.
+const (
+	// EnvHTTPAllow holds the stack parameter HttpAllowList: a
+	// comma-separated list of host names and CIDRs that http steps may
+	// call although they are private (loopback, private, link-local and
+	// the like). Empty: public hosts only.
+	EnvHTTPAllow = "STEPFLOW_HTTP_ALLOW"
+	// EnvSecretsPrefix holds the SSM parameter path under which the step
+	// runner reads {{secrets.NAME}} (see SecretsPrefix); the runner's IAM
+	// policy allows ssm:GetParameter under it and nowhere else.
+	EnvSecretsPrefix = "STEPFLOW_SECRETS_PREFIX"
+)
+
+// SecretsPrefix is the path of a stack's secrets in SSM Parameter Store:
+// the secret NAME of stack Stepflow is the SecureString parameter
+// /stepflow/Stepflow/secrets/NAME.
+func SecretsPrefix(stackName string) string {
+	return "/stepflow/" + stackName + "/secrets/"
+}
