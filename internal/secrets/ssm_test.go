@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/sivchari/kumo"
 
+	"stepflow/internal/deploy"
 	"stepflow/internal/secrets"
 	"stepflow/internal/testenv"
 )
@@ -348,11 +349,18 @@ func TestSSMCacheIsBounded(t *testing.T) {
 
 func TestNewSSMPrefix(t *testing.T) {
 	t.Parallel()
+	// The prefix of any CloudFormation stack name (a letter, then letters,
+	// digits and hyphens, up to 128), as the stack hands it the runner.
+	stack := "S"
+	for len(stack) < 128 {
+		stack += "a-1"
+	}
 	for _, tt := range []struct {
 		prefix string
 		ok     bool
 	}{
-		{"/stepflow/Stepflow/secrets/", true},
+		{deploy.SecretsPrefix("Stepflow"), true},
+		{deploy.SecretsPrefix(stack[:128]), true},
 		{"/stepflow/my-stack_2.x/secrets/", true},
 		{"/a/", true},
 		{"", false},
