@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
@@ -80,6 +81,18 @@ var (
 	// (Scan). The TokenAdmin managed policy grants exactly that.
 	tokenReadActions  = []string{"dynamodb:GetItem"}
 	tokenAdminActions = []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"}
+	// The step runner resolves {{secrets.NAME}} with GetParameter
+	// (internal/secrets.SSM), on the stack's secrets path only.
+	runnerSecretActions = []string{"ssm:GetParameter"}
+)
+
+// The HttpAllowList parameter: CloudFormation admits the characters of
+// host names, IPv4 and IPv6 addresses and CIDRs (and *), separated by
+// commas; the step runner parses the entries. Its value is an environment
+// variable of the step runner, and a function's variables share 4 KB.
+const (
+	httpAllowPattern   = `^[A-Za-z0-9.:/*_,-]*$`
+	httpAllowMaxLength = 1024
 )
 
 // NewStepflowStack defines Stepflow on AWS: the DynamoDB table and the
@@ -161,8 +174,26 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		"STEPFLOW_RUNS_PER_MINUTE": jsii.String("60"),
 	})
 	authFn := fn("authorizer", 128, 10, map[string]*string{"STEPFLOW_TOKEN_TABLE": tokens.TableName()})
+	// What http steps may call: public hosts always, private ones (and
+	// CIDRs) only when listed here. A stack parameter, so an operator
+	// changes it with an update of the stack, not a new build.
+	httpAllow := awscdk.NewCfnParameter(stack, jsii.String("HttpAllowList"), &awscdk.CfnParameterProps{
+		Type: jsii.String("String"),
+		Description: jsii.String("Comma-separated host names and CIDRs that http steps may call although they are private " +
+			"(loopback, private, link-local). Empty: public hosts only."),
+		Default:               jsii.String(""),
+		AllowedPattern:        jsii.String(httpAllowPattern),
+		ConstraintDescription: jsii.String("host names and CIDRs separated by commas, no spaces"),
+		MaxLength:             jsii.Number(httpAllowMaxLength),
+	})
+	// The stack's secrets: SecureString parameters under a path named
+	// after the stack (the CloudFormation stack name, so a template
+	// deployed under another name reads its own).
+	secretsPrefix := deploy.SecretsPrefix(*awscdk.Aws_STACK_NAME())
 	runner := fn("steprunner", deploy.StepRunnerMemoryMB, stepRunnerTimeout, tableEnv, map[string]*string{
 		"STEPFLOW_QUEUE_VISIBILITY": jsii.String(fmt.Sprintf("%ds", 6*stepRunnerTimeout)),
+		deploy.EnvHTTPAllow:         httpAllow.ValueAsString(),
+		deploy.EnvSecretsPrefix:     jsii.String(secretsPrefix),
 	})
 	sweeperFn := fn("sweeper", deploy.SweeperMemoryMB, 60, tableEnv)
 	redriveFn := fn("redrive", 128, 300, map[string]*string{"STEPFLOW_QUEUE_URL": queue.QueueUrl(), "STEPFLOW_DLQ_URL": dlq.QueueUrl()})
@@ -180,6 +211,26 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	table.Grant(sweeperFn, *jsii.Strings(sweeperTableActions...)...)
 	queue.Grant(sweeperFn, *jsii.Strings(sweeperQueueActions...)...)
 	tokens.Grant(authFn, *jsii.Strings(tokenReadActions...)...)
+	// The runner reads the stack's secrets, one parameter at a time, and
+	// no other parameter. No kms:Decrypt: parameters encrypted with the
+	// AWS managed key aws/ssm are decrypted through SSM for any principal
+	// of the account by that key's own policy; a customer managed key
+	// would need kms:Decrypt on it, with kms:ViaService ssm.<region>.
+	secretsARN := stack.FormatArn(&awscdk.ArnComponents{
+		Service:      jsii.String("ssm"),
+		Resource:     jsii.String("parameter"),
+		ResourceName: jsii.String(strings.TrimPrefix(secretsPrefix, "/") + "*"),
+		ArnFormat:    awscdk.ArnFormat_SLASH_RESOURCE_NAME,
+	})
+	runner.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(runnerSecretActions...),
+		Resources: jsii.Strings(*secretsARN),
+	}))
+	cdknag.NagSuppressions_AddResourceSuppressions(runner, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("The step runner reads the stack's secrets by name; the wildcard is the names under the stack's own secrets path."),
+		AppliesTo: &[]any{&cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):ssm:(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]{12}):parameter\/stepflow\/<AWS::StackName>\/secrets\/\*$/g`)}},
+	}}, jsii.Bool(true))
 	dlq.GrantConsumeMessages(redriveFn)
 	queue.GrantSendMessages(redriveFn)
 	tokenAdmin := awsiam.NewManagedPolicy(stack, jsii.String("TokenAdmin"), &awsiam.ManagedPolicyProps{

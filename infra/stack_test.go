@@ -211,6 +211,11 @@ func TestResources(t *testing.T) {
 	if _, ok := functionEnv(t, raw, "steprunner")["STEPFLOW_QUEUE_VISIBILITY"]; !ok {
 		t.Error("the step runner is not told the queue's visibility timeout")
 	}
+	check(t, "parameter HttpAllowList, empty by default", func() {
+		tpl.HasParameter(jsii.String("HttpAllowList"), like(map[string]any{
+			"Type": "String", "Default": "", "AllowedPattern": httpAllowPattern, "MaxLength": httpAllowMaxLength,
+		}))
+	})
 	// The dashboard's files, its examples under examples/ with their index
 	// (next to the page, where the picker fetches them), are staged.
 	staged := map[string]bool{}
@@ -486,6 +491,56 @@ func TestLeastPrivilege(t *testing.T) {
 	// The authorizer is told the token table's name and nothing else.
 	if env := functionEnv(t, raw, "authorizer"); len(env) != 1 || env["STEPFLOW_TOKEN_TABLE"] == nil {
 		t.Errorf("authorizer environment %v, want STEPFLOW_TOKEN_TABLE alone", env)
+	}
+}
+
+// TestStepRunnerSecretsAndHTTP: the step runner is told the HTTP allow
+// list (the stack parameter) and its secrets path, may read parameters
+// under that path alone, and no other function may read any.
+func TestStepRunnerSecretsAndHTTP(t *testing.T) {
+	_, raw := synth(t)
+	env := functionEnv(t, raw, "steprunner")
+	if got, _ := json.Marshal(env[deploy.EnvHTTPAllow]); string(got) != `{"Ref":"HttpAllowList"}` {
+		t.Errorf("%s = %s, want the HttpAllowList parameter", deploy.EnvHTTPAllow, got)
+	}
+	const marker = "STACK"
+	before, after, _ := strings.Cut(deploy.SecretsPrefix(marker), marker)
+	wantPrefix, _ := json.Marshal(map[string]any{"Fn::Join": []any{"", []any{before, map[string]any{"Ref": "AWS::StackName"}, after}}})
+	if got, _ := json.Marshal(env[deploy.EnvSecretsPrefix]); string(got) != string(wantPrefix) {
+		t.Errorf("%s = %s, want %s", deploy.EnvSecretsPrefix, got, wantPrefix)
+	}
+	for _, fn := range []string{"api", "sweeper", "redrive", "authorizer"} {
+		for _, k := range []string{deploy.EnvHTTPAllow, deploy.EnvSecretsPrefix} {
+			if _, ok := functionEnv(t, raw, fn)[k]; ok {
+				t.Errorf("%s is given %s", fn, k)
+			}
+		}
+	}
+	wantARN := `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":ssm:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},` +
+		`":parameter` + before + `",{"Ref":"AWS::StackName"},"` + after + `*"]]}`
+	all := grants(t, raw)
+	for fn, gs := range all {
+		for _, g := range gs {
+			service, _, _ := strings.Cut(g.action, ":")
+			switch {
+			case service == "kms":
+				t.Errorf("%s may %s on %s; the AWS managed key aws/ssm needs no grant", fn, g.action, g.resource)
+			case service != "ssm":
+			case fn != "steprunner":
+				t.Errorf("%s may %s on %s; only the step runner reads secrets", fn, g.action, g.resource)
+			case !slices.Contains(runnerSecretActions, g.action) || g.resource != wantARN:
+				t.Errorf("the step runner may %s on %s, want %v on %s alone", g.action, g.resource, runnerSecretActions, wantARN)
+			}
+		}
+	}
+	var reads []string
+	for _, g := range all["steprunner"] {
+		if strings.HasPrefix(g.action, "ssm:") {
+			reads = append(reads, g.action)
+		}
+	}
+	if !slices.Equal(reads, runnerSecretActions) {
+		t.Errorf("the step runner's ssm actions are %v, want %v", reads, runnerSecretActions)
 	}
 }
 
