@@ -257,8 +257,9 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	})
 
 	// Every route requires a token checked by the authorizer except
-	// GET /healthz and CORS preflights (browsers send no credentials with
-	// them; the API Lambda answers them for the dashboard's origin only).
+	// GET /healthz, CORS preflights (browsers send no credentials with
+	// them; the API Lambda answers them for the dashboard's origin only)
+	// and POST /callbacks/{token} (its path holds its credential).
 	// The authorizer authenticates only, so its answer depends on the
 	// Authorization header alone, the cache key: results are cached for
 	// 30 s, so a revoked token works at most 30 s more at the gateway; the
@@ -290,6 +291,11 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	}
 	open("/healthz", awsapigatewayv2.HttpMethod_GET, "The health check answers {\"status\":\"ok\"} and reads nothing.")
 	open("/{proxy+}", awsapigatewayv2.HttpMethod_OPTIONS, "CORS preflights carry no credentials by design; the API Lambda answers them and nothing else without a token.")
+	// A waiting step's callback URL is a capability: the token in its
+	// path is the credential, checked by the API Lambda, and the caller
+	// (another system) has no Stepflow token. Access logs record the
+	// route key, not the path, so the token is not logged.
+	open("/callbacks/{token}", awsapigatewayv2.HttpMethod_POST, "A callback URL's path token is its credential (a capability URL), checked by the API Lambda; callers hold no Stepflow token.")
 	accessLogs := awslogs.NewLogGroup(stack, jsii.String("APIAccessLogs"), &awslogs.LogGroupProps{
 		Retention:     awslogs.RetentionDays_ONE_MONTH,
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,

@@ -155,15 +155,11 @@ func TestResources(t *testing.T) {
 	})
 	// The authorizer authenticates only, so its cached answer may be keyed
 	// on the Authorization header alone (see TestAuthorizerCache).
-	check(t, "the token authorizer on every route but GET /healthz and preflights", func() {
+	check(t, "the token authorizer", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Authorizer"), like(map[string]any{
 			"AuthorizerType": "REQUEST", "EnableSimpleResponses": true, "AuthorizerPayloadFormatVersion": "2.0",
 			"IdentitySource": []any{"$request.header.Authorization"}, "AuthorizerResultTtlInSeconds": 30,
 		}))
-		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(3))
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "$default", "AuthorizationType": "CUSTOM", "AuthorizerId": assertions.Match_AnyValue()}))
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "GET /healthz", "AuthorizationType": "NONE"}))
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), like(map[string]any{"RouteKey": "OPTIONS /{proxy+}", "AuthorizationType": "NONE"}))
 	})
 	check(t, "API access logs", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
@@ -492,6 +488,56 @@ func TestLeastPrivilege(t *testing.T) {
 	if env := functionEnv(t, raw, "authorizer"); len(env) != 1 || env["STEPFLOW_TOKEN_TABLE"] == nil {
 		t.Errorf("authorizer environment %v, want STEPFLOW_TOKEN_TABLE alone", env)
 	}
+}
+
+// TestRoutesAuthorization: every route requires the token authorizer
+// except the health check, CORS preflights and callbacks (whose path token
+// is the credential); all reach the API Lambda.
+func TestRoutesAuthorization(t *testing.T) {
+	tpl, raw := synth(t)
+	open := map[string]bool{"GET /healthz": true, "OPTIONS /{proxy+}": true, "POST /callbacks/{token}": true}
+	authorizer := logicalID(t, raw, "AWS::ApiGatewayV2::Authorizer", "")
+	integrations := resources(raw, "AWS::ApiGatewayV2::Integration")
+	if len(integrations) != 1 {
+		t.Fatalf("want one integration (the API Lambda), found %d", len(integrations))
+	}
+	var integration string
+	for id := range integrations {
+		integration = id
+	}
+	seen := map[string]bool{}
+	for id, r := range resources(raw, "AWS::ApiGatewayV2::Route") {
+		props := r["Properties"].(map[string]any)
+		key, _ := props["RouteKey"].(string)
+		seen[key] = true
+		auth, _ := json.Marshal(props["AuthorizerId"])
+		switch {
+		case open[key]:
+			if props["AuthorizationType"] != "NONE" || props["AuthorizerId"] != nil {
+				t.Errorf("route %s (%s): authorization %v %s, want NONE", key, id, props["AuthorizationType"], auth)
+			}
+		case props["AuthorizationType"] != "CUSTOM" || !strings.Contains(string(auth), `"`+authorizer+`"`):
+			t.Errorf("route %s (%s): authorization %v %s, want CUSTOM with the token authorizer", key, id, props["AuthorizationType"], auth)
+		}
+		if target, _ := json.Marshal(props["Target"]); !strings.Contains(string(target), `"`+integration+`"`) {
+			t.Errorf("route %s (%s) targets %s, want the API Lambda's integration", key, id, target)
+		}
+	}
+	for key := range open {
+		if !seen[key] {
+			t.Errorf("no route %s", key)
+		}
+	}
+	if !seen["$default"] || len(seen) != len(open)+1 {
+		t.Errorf("routes %v, want $default (with the authorizer) and %v", seen, open)
+	}
+	// Access logs name the route, never the path, which holds a
+	// callback's token.
+	check(t, "access logs without the path", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
+			"AccessLogSettings": like(map[string]any{"Format": assertions.Match_StringLikeRegexp(jsii.String(`^((?!\$context\.path)(?!\$request\.path).)*$`))}),
+		}))
+	})
 }
 
 // TestStepRunnerSecretsAndHTTP: the step runner is told the HTTP allow
