@@ -7,11 +7,11 @@ import (
 	"embed"
 	"encoding/json"
 	"io/fs"
-	"net"
 	"net/http"
 	"strings"
 
 	"stepflow/examples"
+	"stepflow/internal/loopback"
 )
 
 //go:embed index.html ui
@@ -59,8 +59,9 @@ func Handler(c Config) http.Handler {
 			h.Set("Cache-Control", "no-store")
 			// The token goes only to pages loaded from a loopback host name,
 			// so a page on another domain that resolves to 127.0.0.1 (DNS
-			// rebinding) cannot read it.
-			if loopbackHost(r.Host) {
+			// rebinding) cannot read it, even where no loopback.Guard
+			// stands in front of this handler.
+			if loopback.Host(r.Host) {
 				_, _ = w.Write(cfg)
 			} else {
 				_, _ = w.Write(cfgPublic)
@@ -74,14 +75,6 @@ func Handler(c Config) http.Handler {
 			static.ServeHTTP(w, r)
 		}
 	})
-}
-
-func loopbackHost(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // Serves reports whether path belongs to the dashboard rather than the API.

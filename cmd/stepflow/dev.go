@@ -23,6 +23,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address of the API")
 	table := fs.String("table", envOr("STEPFLOW_TABLE", "stepflow"), "DynamoDB table name")
 	origins := fs.String("cors-origins", os.Getenv("STEPFLOW_CORS_ORIGINS"), "comma-separated extra origins allowed by CORS")
+	hosts := fs.String("allowed-hosts", os.Getenv("STEPFLOW_ALLOWED_HOSTS"), "comma-separated host names the server answers besides loopback names (and IP addresses when --addr is not loopback)")
 	jsonLogs := fs.Bool("json-logs", false, "log JSON instead of text")
 	concurrency := fs.Int("concurrency", 4, "step batches processed at once (the event source mapping's maximum concurrency)")
 	batch := fs.Int("batch-size", 10, "messages per batch, 1 to 10")
@@ -50,7 +51,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(h)
 
 	st, err := devstack.Start(ctx, devstack.Config{
-		Addr: *addr, Table: *table, ExtraOrigins: api.SplitOrigins(*origins), Logger: log,
+		Addr: *addr, Table: *table, ExtraOrigins: api.SplitOrigins(*origins), AllowedHosts: splitList(*hosts), Logger: log,
 		Concurrency: *concurrency, BatchSize: *batch, VisibilityTimeout: *visibility, Retry: &policy,
 		MaxReceiveCount: *maxReceive, SweepInterval: *sweepEvery, SweepGrace: *sweepGrace, LeaseMargin: *leaseMargin,
 		RunsPerMinute: *runsPerMinute, NoAutoSignIn: *noAutoSignIn,
@@ -125,6 +126,17 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func envOr(name, def string) string {

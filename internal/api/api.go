@@ -132,6 +132,7 @@ func New(cfg Config) http.Handler {
 	s := &server{Config: cfg, mux: http.NewServeMux()}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.serve)
+	h = requireJSON(cfg.Logger, h)
 	if cfg.Auth != nil {
 		h = s.authorize(h)
 	}

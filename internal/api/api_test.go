@@ -55,6 +55,9 @@ func (b *bundle) do(method, path, body string, headers ...string) response {
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -78,6 +79,42 @@ func cors(origins []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// requireJSON refuses with 415 a write (POST, PUT, PATCH, DELETE) that
+// carries a body without Content-Type: application/json (parameters such as
+// charset allowed). Browsers send a cross-origin form post or a text/plain
+// body as a "simple" request, with no CORS preflight; a JSON body always
+// takes a preflight, which only the allowed origins pass. A write without a
+// body (POST /runs/{id}/cancel from curl without -d) needs no Content-Type.
+func requireJSON(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			if hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
+				if r.Method == http.MethodPost {
+					w.Header().Set("Accept-Post", "application/json")
+				}
+				writeError(w, r, log, &httpError{status: http.StatusUnsupportedMediaType,
+					msg: "a request body must be JSON: send the header Content-Type: application/json"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hasBody reports whether r announced a body: a length above zero, or
+// chunked (unknown length).
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 || len(r.TransferEncoding) > 0
+}
+
+// isJSON reports whether a Content-Type header is application/json, in any
+// case and with any parameters.
+func isJSON(contentType string) bool {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mediaType == "application/json"
 }
 
 type statusWriter struct {

@@ -324,6 +324,7 @@ func (r *rig) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventRe
 func (r *rig) startRun(s runStart) error {
 	req := httptest.NewRequest(http.MethodPost, "/workflows/"+s.workflow+"/runs", strings.NewReader(s.body))
 	req.Header.Set("Authorization", "Bearer "+r.cred)
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	t := time.Now()
 	r.handler.ServeHTTP(rec, req)
@@ -456,7 +457,9 @@ func prepare(ctx context.Context, plain *store.Store, loads []load) ([]runStart,
 	setup := api.New(api.Config{Store: plain})
 	post := func(path, body string) (string, error) {
 		rec := httptest.NewRecorder()
-		setup.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body)))
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		setup.ServeHTTP(rec, req)
 		if rec.Code/100 != 2 {
 			return "", fmt.Errorf("POST %s: %d %s", path, rec.Code, rec.Body)
 		}

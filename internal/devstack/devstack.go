@@ -5,6 +5,18 @@
 // uses the kumo emulator embedded in the process. Missing tables and queues
 // are created and existing data is left alone, so a restart against a
 // persistent endpoint resumes where it stopped.
+//
+// The stack is for this machine, and web pages on other sites must not
+// reach it by DNS rebinding (a name of theirs pointed at 127.0.0.1). Its
+// server answers only requests whose Host header is a loopback name
+// (localhost, *.localhost, 127.0.0.1, [::1], any port; see package
+// loopback) and refuses others with 421 before any handler runs. Bound to a
+// non-loopback address on purpose (Addr "0.0.0.0:8080", to be reached from
+// a VM or another machine), it also answers any IP address as the Host,
+// which cannot be rebound, and the names in AllowedHosts: a name it is
+// reached by, such as "devbox.lan", must be listed. The embedded emulator
+// checks no credentials, so it is held tighter (Emulator): loopback names
+// only, whatever Addr is, and no request from a web browser at all.
 package devstack
 
 import (
@@ -18,14 +30,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sivchari/kumo"
-
 	"stepflow/frontend"
 	"stepflow/internal/api"
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
 	"stepflow/internal/id"
+	"stepflow/internal/loopback"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
 	"stepflow/internal/redrive"
@@ -47,6 +58,10 @@ type Config struct {
 	Endpoint string
 	// ExtraOrigins are CORS origins allowed besides the stack's own.
 	ExtraOrigins []string
+	// AllowedHosts are host names the server answers besides loopback
+	// names (and, on a non-loopback address, IP addresses); see the package
+	// comment.
+	AllowedHosts []string
 	// Concurrency and BatchSize configure the step runner's poller.
 	Concurrency, BatchSize int
 	// VisibilityTimeout of the work queue (default 30s).
@@ -159,8 +174,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		st.SQS = awsclient.EnvEndpoint("SQS")
 	}
 	if st.DynamoDB == "" || st.SQS == "" {
-		emu := kumo.NewServer()
-		st.closers = append(st.closers, emu.Close)
+		emu, err := StartEmulator()
+		if err != nil {
+			return nil, err
+		}
+		st.closers = append(st.closers, func() { _ = emu.Close() })
 		st.Embedded = true
 		if st.DynamoDB == "" {
 			st.DynamoDB = emu.URL
@@ -245,8 +263,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 		h.ServeHTTP(w, r)
 	})
+	hosts := loopback.Hosts{Names: cfg.AllowedHosts}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		// Bound to a public or an unspecified address on purpose: it is
+		// reached by one of its addresses, which cannot be rebound.
+		hosts.IPs = true
+	}
 	st.srv = &http.Server{
-		Handler:           root,
+		Handler:           loopback.Guard(hosts, root),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,

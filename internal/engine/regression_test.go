@@ -145,7 +145,9 @@ func TestRetryOfAHundredStepRunFailedAtItsRoot(t *testing.T) {
 	}
 	def := `{"name":"wide","steps":[` + strings.Join(steps, ",") + `]}`
 	rec := httptest.NewRecorder()
-	s.api.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/workflows", strings.NewReader(def)))
+	req := httptest.NewRequest(http.MethodPost, "/workflows", strings.NewReader(def))
+	req.Header.Set("Content-Type", "application/json")
+	s.api.ServeHTTP(rec, req)
 	var wf struct{ ID string }
 	_ = json.Unmarshal(rec.Body.Bytes(), &wf)
 	_, d := s.call(s.gatedAPI, http.MethodPost, "/workflows/"+wf.ID+"/runs")

@@ -157,7 +157,9 @@ func (r *rig) call(h http.Handler, method, path string) (int, wire.RunDetail) {
 func (r *rig) start(def string) string {
 	r.t.Helper()
 	rec := httptest.NewRecorder()
-	r.api.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/workflows", strings.NewReader(def)))
+	req := httptest.NewRequest(http.MethodPost, "/workflows", strings.NewReader(def))
+	req.Header.Set("Content-Type", "application/json")
+	r.api.ServeHTTP(rec, req)
 	var wf struct{ ID string }
 	_ = json.Unmarshal(rec.Body.Bytes(), &wf)
 	code, d := r.call(r.api, http.MethodPost, "/workflows/"+wf.ID+"/runs")

@@ -919,6 +919,9 @@ func (h *harness) shape(withOrder bool) string {
 func (h *harness) call(ctx context.Context, method, path, body string) (int, map[string]any) {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(method, path, strings.NewReader(body)).WithContext(ctx)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	h.api.ServeHTTP(rec, req)
 	var v map[string]any
 	_ = json.Unmarshal(rec.Body.Bytes(), &v)
