@@ -43,7 +43,14 @@ func (s *Store) FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire
 		attrPK: str(pk), attrSK: str(sk), defWorkflow: str(w.ID),
 	}, defWorkflow, w.ID, "definition hash "+hash)
 	if err == nil {
-		return w, false, s.CreateWorkflowIfAbsent(ctx, w)
+		err := s.CreateWorkflowIfAbsent(ctx, w)
+		if errors.Is(err, ErrConflict) {
+			// A concurrent creator of the same definition found the
+			// hash and wrote the workflow under this ID first.
+			found, gerr := s.GetWorkflow(ctx, w.ID)
+			return found, false, gerr
+		}
+		return w, false, err
 	}
 	if !errors.Is(err, ErrConflict) {
 		return w, false, err
@@ -71,5 +78,6 @@ func (s *Store) FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire
 	} else if err != nil {
 		return w, false, err
 	}
-	return w, false, nil
+	// Written here under the first writer's ID: that writer created it.
+	return w, true, nil
 }
