@@ -22,6 +22,7 @@ Commands:
   token       create, list or revoke API tokens (stepflow token create --name NAME --role operator)
   emulator  run the kumo AWS emulator as its own process
   bench     measure the step engine on a local endpoint
+  demo-services  serve demo payment, shipment and notification services for "http" steps (127.0.0.1:8090)
 
 Run "stepflow <command> -h" for a command's flags.
 `
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return redriveCmd(ctx, args[1:], stdout, stderr)
 	case "emulator":
 		return emulatorCmd(ctx, args[1:], stdout, stderr)
+	case "demo-services":
+		return demoServicesCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
