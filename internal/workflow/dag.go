@@ -1,8 +1,11 @@
 package workflow
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+
+	"stepflow/internal/template"
 )
 
 // TopoSort returns the indices of steps in dependency order: every step comes
@@ -119,6 +122,8 @@ type PlannedStep struct {
 	Index      int
 	Parents    []int
 	Dependents []int
+	// Needs is what an http step's templates read when it runs.
+	Needs template.Needs
 }
 
 // Plan is a definition's steps in dependency order: every step comes after
@@ -152,16 +157,57 @@ func NewPlan(def Definition) (Plan, error) {
 		}
 		slices.Sort(ps.Dependents)
 		slices.Sort(ps.Parents)
+		if ps.Type == TypeHTTP {
+			if err := ps.readNeeds(index); err != nil {
+				return nil, err
+			}
+		}
 		out[p] = ps
 	}
 	return out, nil
 }
 
-// MaxDuration is the longest duration_seconds of any step.
+// MaxDuration is the longest time any step's attempt may take (see
+// Step.Seconds).
 func (p Plan) MaxDuration() float64 {
 	longest := 0.0
 	for _, s := range p {
-		longest = max(longest, s.Config.DurationSeconds)
+		longest = max(longest, s.Seconds())
 	}
 	return longest
+}
+
+// Seconds is how long one attempt of the step may run: a task's
+// duration_seconds, an http step's timeout_seconds; a wait or an approval
+// holds no runner while it waits, so 0.
+func (s Step) Seconds() float64 {
+	switch s.Type {
+	case TypeHTTP:
+		return s.Config.TimeoutSeconds
+	case TypeWait, TypeApproval:
+		return 0
+	}
+	return s.Config.DurationSeconds
+}
+
+// readNeeds lists what the step's templates read.
+func (ps *PlannedStep) readNeeds(ids map[string]int) error {
+	steps := make(map[string]bool, len(ids))
+	for id := range ids {
+		steps[id] = true
+	}
+	if err := ps.Needs.AddString(ps.Config.URL, steps); err != nil {
+		return fmt.Errorf("step %s url: %w", ps.ID, err)
+	}
+	for _, v := range ps.Config.Headers {
+		if err := ps.Needs.AddString(v, steps); err != nil {
+			return fmt.Errorf("step %s headers: %w", ps.ID, err)
+		}
+	}
+	if ps.Config.Body != nil {
+		if err := ps.Needs.Add(ps.Config.Body, steps); err != nil {
+			return fmt.Errorf("step %s body: %w", ps.ID, err)
+		}
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package workflow
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -26,7 +28,7 @@ const (
 	MaxRetries        = 10
 	DefaultDuration   = 1.0
 	DefaultMaxRetries = 3
-	DefaultType       = "task"
+	DefaultType       = TypeTask
 )
 
 // Definition is a validated workflow definition with defaults applied. Steps
@@ -44,17 +46,29 @@ type Step struct {
 	DependsOn []string `json:"depends_on"`
 }
 
-// Config says what a step does and how it is retried.
+// Config says what a step does and how it is retried. Which fields apply
+// depends on the step's type (see types.go).
 type Config struct {
 	// Action names an order action (see package status); any other value,
-	// or none, makes the step a plain task.
+	// or none, makes the step a plain step of its type.
 	Action string `json:"action"`
-	// DurationSeconds is how long the simulated task takes.
+	// DurationSeconds is how long the simulated task takes (task).
 	DurationSeconds float64 `json:"duration_seconds"`
-	// FailProbability is the chance, 0..1, that one attempt fails.
+	// FailProbability is the chance, 0..1, that one attempt fails (task).
 	FailProbability float64 `json:"fail_probability"`
 	// MaxRetries is how many times a failed attempt is retried.
 	MaxRetries int `json:"max_retries"`
+	// URL, Method, Headers and Body describe the request of an http step;
+	// strings in URL, Headers and Body may hold templates.
+	URL     string            `json:"url,omitempty"`
+	Method  string            `json:"method,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    json.RawMessage   `json:"body,omitempty"`
+	// TimeoutSeconds bounds an http step's request, or how long an
+	// approval waits for a decision (0: for ever).
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	// Seconds is how long a wait step waits.
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // Input is a definition as a client sent it: optional fields are pointers so
@@ -74,10 +88,16 @@ type StepInput struct {
 
 // ConfigInput is a step's config as sent by a client.
 type ConfigInput struct {
-	Action          *string  `json:"action"`
-	DurationSeconds *float64 `json:"duration_seconds"`
-	FailProbability *float64 `json:"fail_probability"`
-	MaxRetries      *int     `json:"max_retries"`
+	Action          *string           `json:"action"`
+	DurationSeconds *float64          `json:"duration_seconds"`
+	FailProbability *float64          `json:"fail_probability"`
+	MaxRetries      *int              `json:"max_retries"`
+	URL             *string           `json:"url"`
+	Method          *string           `json:"method"`
+	Headers         map[string]string `json:"headers"`
+	Body            json.RawMessage   `json:"body"`
+	TimeoutSeconds  *float64          `json:"timeout_seconds"`
+	Seconds         *float64          `json:"seconds"`
 }
 
 // FieldError reports invalid input. Field is a JSON path such as
@@ -147,6 +167,9 @@ func (in Input) Normalize() (Definition, error) {
 	if _, err := TopoSort(def.Steps); err != nil {
 		return Definition{}, err
 	}
+	if err := checkTemplates(def); err != nil {
+		return Definition{}, err
+	}
 	return def, nil
 }
 
@@ -169,11 +192,20 @@ func (s StepInput) normalize(path string) (Step, error) {
 		if err := checkText(path+".type", *s.Type, MaxTypeLen); err != nil {
 			return st, err
 		}
+		if !slices.Contains(Types, *s.Type) {
+			return st, fieldErr(path+".type", "must be one of %s, got %q", strings.Join(Types, ", "), *s.Type)
+		}
 		st.Type = *s.Type
 	}
 	st.Config = Config{DurationSeconds: DefaultDuration, MaxRetries: DefaultMaxRetries}
+	if st.Type != TypeTask {
+		st.Config = Config{MaxRetries: defaultRetries[st.Type]}
+	}
 	if c := s.Config; c != nil {
 		cp := path + ".config"
+		if err := c.fieldsOf(st.Type, cp); err != nil {
+			return st, err
+		}
 		if c.Action != nil {
 			if len(*c.Action) > MaxActionLen || !printable(*c.Action) {
 				return st, fieldErr(cp+".action", "must be at most %d printable characters", MaxActionLen)
@@ -201,6 +233,12 @@ func (s StepInput) normalize(path string) (Step, error) {
 			}
 			st.Config.MaxRetries = r
 		}
+		if err := c.normalizeTyped(st.Type, cp, &st.Config); err != nil {
+			return st, err
+		}
+	}
+	if err := st.Config.complete(st.Type, path+".config"); err != nil {
+		return st, err
 	}
 	st.DependsOn = append([]string{}, s.DependsOn...)
 	return st, nil

@@ -3,6 +3,7 @@ package workflow
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -18,19 +19,34 @@ func parse(t *testing.T, s string) Input {
 
 func TestNormalizeAppliesDefaults(t *testing.T) {
 	t.Parallel()
-	def, err := parse(t, `{"name":"  etl ","steps":[{"id":"a"},{"id":"b","type":"http","config":{"action":"x","duration_seconds":0,"fail_probability":0.5,"max_retries":0},"depends_on":["a"]}]}`).Normalize()
+	def, err := parse(t, `{"name":"  etl ","steps":[
+		{"id":"a"},
+		{"id":"b","type":"task","config":{"action":"x","duration_seconds":0,"fail_probability":0.5,"max_retries":0},"depends_on":["a"]},
+		{"id":"c","type":"http","config":{"url":"https://pay.example/charges"},"depends_on":["a"]},
+		{"id":"d","type":"wait","config":{"seconds":60}},
+		{"id":"e","type":"approval"}]}`).Normalize()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if def.Name != "etl" {
 		t.Errorf("name not trimmed: %q", def.Name)
 	}
-	a, b := def.Steps[0], def.Steps[1]
-	if a.Type != "task" || a.Config != (Config{DurationSeconds: 1, MaxRetries: 3}) || a.DependsOn == nil {
-		t.Errorf("defaults not applied: %+v", a)
+	want := []struct {
+		typ string
+		cfg Config
+	}{
+		{"task", Config{DurationSeconds: 1, MaxRetries: 3}},
+		// Explicit zero values are kept, not replaced by defaults.
+		{"task", Config{Action: "x", FailProbability: 0.5}},
+		{"http", Config{URL: "https://pay.example/charges", Method: "POST", TimeoutSeconds: 10, MaxRetries: 3}},
+		{"wait", Config{Seconds: 60}},
+		{"approval", Config{}},
 	}
-	if b.Type != "http" || b.Config != (Config{Action: "x", FailProbability: 0.5}) {
-		t.Errorf("explicit zero values were replaced by defaults: %+v", b)
+	for i, w := range want {
+		s := def.Steps[i]
+		if s.Type != w.typ || !reflect.DeepEqual(s.Config, w.cfg) || s.DependsOn == nil {
+			t.Errorf("step %s = %s %+v (depends_on %v), want %s %+v", s.ID, s.Type, s.Config, s.DependsOn, w.typ, w.cfg)
+		}
 	}
 }
 
@@ -73,6 +89,22 @@ func TestNormalizeRejects(t *testing.T) {
 		{"self dependency", `{"name":"w","steps":[{"id":"a"},{"id":"b","depends_on":["a","b"]}]}`, "steps[1].depends_on[1]", "itself"},
 		{"repeated dependency", `{"name":"w","steps":[{"id":"a"},{"id":"b","depends_on":["a","a"]}]}`, "steps[1].depends_on[1]", "twice"},
 		{"two-step cycle", `{"name":"w","steps":[{"id":"a","depends_on":["b"]},{"id":"b","depends_on":["a"]}]}`, "steps", "cycle"},
+		{"unknown type", `{"name":"w","steps":[{"id":"a","type":"htp"}]}`, "steps[0].type", `one of task, http, wait, approval, got "htp"`},
+		{"task field on http step", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example","duration_seconds":1}}]}`, "steps[0].config.duration_seconds", "does not apply to a http step"},
+		{"http field on task", `{"name":"w","steps":[{"id":"a","config":{"url":"https://x.example"}}]}`, "steps[0].config.url", "does not apply to a task step"},
+		{"http without url", `{"name":"w","steps":[{"id":"a","type":"http"}]}`, "steps[0].config.url", "required"},
+		{"ftp url", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"ftp://x.example/f"}}]}`, "steps[0].config.url", "http:// or https://"},
+		{"url with password", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://u:p@x.example/"}}]}`, "steps[0].config.url", "password"},
+		{"unknown method", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example","method":"TRACE"}}]}`, "steps[0].config.method", "TRACE"},
+		{"reserved header", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example","headers":{"Idempotency-Key":"k"}}}]}`, "steps[0].config.headers.Idempotency-Key", "set by Stepflow"},
+		{"bad header name", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example","headers":{"a b":"k"}}}]}`, "steps[0].config.headers.a b", "not a valid header name"},
+		{"long http timeout", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example","timeout_seconds":301}}]}`, "steps[0].config.timeout_seconds", "between 0.001 and 300"},
+		{"wait without seconds", `{"name":"w","steps":[{"id":"a","type":"wait"}]}`, "steps[0].config.seconds", "required"},
+		{"wait over a year", `{"name":"w","steps":[{"id":"a","type":"wait","config":{"seconds":31536001}}]}`, "steps[0].config.seconds", "a year"},
+		{"retries on a wait", `{"name":"w","steps":[{"id":"a","type":"wait","config":{"seconds":1,"max_retries":1}}]}`, "steps[0].config.max_retries", "does not apply to a wait step"},
+		{"template of a step not depended on", `{"name":"w","steps":[{"id":"a"},{"id":"b","type":"http","config":{"url":"https://x.example","body":{"v":"{{steps.a.output.id}}"}}}]}`, "steps[1].config.body.v", "a"},
+		{"template with unknown root", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example/{{env.HOME}}"}}]}`, "steps[0].config.url", "env"},
+		{"malformed template", `{"name":"w","steps":[{"id":"a","type":"http","config":{"url":"https://x.example","headers":{"X":"{{input.a"}}}]}`, "steps[0].config.headers.X", "{{"},
 		{"cycle behind a valid prefix", `{"name":"w","steps":[{"id":"root"},{"id":"x","depends_on":["root","z"]},{"id":"y","depends_on":["x"]},{"id":"z","depends_on":["y"]}]}`, "steps", "cycle"},
 	}
 	for _, tt := range tests {
