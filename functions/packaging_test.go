@@ -94,7 +94,8 @@ func TestBootstrapsAnswerUnderTheRuntimeEmulator(t *testing.T) {
 	env := append(os.Environ(),
 		"AWS_ENDPOINT_URL="+testenv.SQSEndpoint(t), "AWS_ENDPOINT_URL_DYNAMODB="+testenv.Endpoint(t),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
-		"STEPFLOW_TABLE="+table, "STEPFLOW_TOKEN_TABLE="+tokenTable, "STEPFLOW_QUEUE_URL="+qs.URL, "STEPFLOW_DLQ_URL="+qs.DLQURL)
+		"STEPFLOW_TABLE="+table, "STEPFLOW_TOKEN_TABLE="+tokenTable, "STEPFLOW_QUEUE_URL="+qs.URL, "STEPFLOW_DLQ_URL="+qs.DLQURL,
+		"STEPFLOW_SECRETS_PREFIX=/stepflow/test/secrets/", "STEPFLOW_HTTP_ALLOW=*")
 
 	tests := []struct {
 		fn, event string

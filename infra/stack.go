@@ -61,11 +61,12 @@ const (
 // needs PutItem, an Update item UpdateItem, a ConditionCheck item
 // ConditionCheckItem); SendMessageBatch is authorized as SendMessage.
 var (
-	// The step runner (engine): Plan and Fence (GetItem), LoadRun
-	// (BatchGetItem), ClaimSteps and EndRun (UpdateItem, or a transaction of
-	// Update items), and CommitGroup (a transaction of Put and Update
-	// items).
-	runnerTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"}
+	// The step runner (engine): Plan, Fence and the callback key (GetItem,
+	// PutItem once), LoadItems and outputs (BatchGetItem), a run's input
+	// (Query), claims, order reservations and EndRunIfRunning (UpdateItem,
+	// or a transaction of Update items), and CommitIfHeld (a transaction
+	// of Put, Update and, for an approval's callback item, Delete items).
+	runnerTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
 	// It sends ready steps and retries, and keeps a long step's message
 	// hidden; the SQS event source adds what Lambda needs to receive and
 	// delete.
@@ -179,8 +180,10 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	// changes it with an update of the stack, not a new build.
 	httpAllow := awscdk.NewCfnParameter(stack, jsii.String("HttpAllowList"), &awscdk.CfnParameterProps{
 		Type: jsii.String("String"),
-		Description: jsii.String("Comma-separated host names and CIDRs that http steps may call although they are private " +
-			"(loopback, private, link-local). Empty: public hosts only."),
+		Description: jsii.String("Comma-separated hosts that http steps may call: host names (api.example.com), " +
+			"wildcards (*.example.com), IPs and CIDRs; * admits any host whose addresses are all public. A loopback, " +
+			"private or link-local address is called only when an entry names its host or covers its address. " +
+			"Empty: http steps may call nothing."),
 		Default:               jsii.String(""),
 		AllowedPattern:        jsii.String(httpAllowPattern),
 		ConstraintDescription: jsii.String("host names and CIDRs separated by commas, no spaces"),

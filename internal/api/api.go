@@ -2,15 +2,18 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"stepflow/internal/auth"
 	"stepflow/internal/id"
 	"stepflow/internal/runstate"
+	"stepflow/internal/status"
 	"stepflow/internal/store"
 	"stepflow/internal/wire"
 	"stepflow/internal/workflow"
@@ -34,7 +37,8 @@ type Store interface {
 	ListWorkflows(ctx context.Context, p store.Page) ([]wire.WorkflowSummary, string, error)
 	// Plan returns a workflow and its plan (cached: workflows never change).
 	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
-	CreateRunIfAbsent(ctx context.Context, r runstate.State) error
+	// CreateRunIfAbsent stores a new run with its input (nil: none).
+	CreateRunIfAbsent(ctx context.Context, r runstate.State, input json.RawMessage) error
 	GetRun(ctx context.Context, id string) (wire.RunDetail, error)
 	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
 	// ListRuns leaves out runs it cannot read, and names them.
@@ -51,6 +55,16 @@ type Store interface {
 	// FindOrCreateWorkflow stores w, or returns the existing workflow
 	// with an identical definition and true.
 	FindOrCreateWorkflow(ctx context.Context, w wire.Workflow) (wire.Workflow, bool, error)
+	// LoadRun reads a whole run and its order's status, consistently.
+	LoadRun(ctx context.Context, ref store.RunRef) (runstate.State, status.OrderStatus, error)
+	// CommitIfHeld writes a decision on a waiting approval (see
+	// runstate.Commit).
+	CommitIfHeld(ctx context.Context, c runstate.Commit, token string) error
+	// CallbackFor names the waiting approval of a callback token's hash,
+	// or returns ErrNotFound.
+	CallbackFor(ctx context.Context, hash string) (store.Callback, error)
+	// CallbackKey is the key callback tokens are derived from.
+	CallbackKey(ctx context.Context) ([]byte, error)
 }
 
 // Authenticator authenticates a request's Authorization header; its errors
@@ -90,10 +104,13 @@ type Config struct {
 	// may GET, operators may also POST. Without it the API is open.
 	Auth Authenticator
 	// Limiter and RunsPerMinute cap the runs each caller starts (or
-	// retries) per minute; 0 means no cap.
-	Limiter       RunLimiter
-	RunsPerMinute int
-	Logger        *slog.Logger
+	// retries) per minute; 0 means no cap. CallbacksPerMinute caps the
+	// POST /callbacks/{token} requests from one source address (default
+	// DefaultCallbacksPerMinute), so that tokens cannot be guessed.
+	Limiter            RunLimiter
+	RunsPerMinute      int
+	CallbacksPerMinute int
+	Logger             *slog.Logger
 	// AllowedOrigins are the origins allowed by CORS, such as
 	// "https://d123.cloudfront.net". "*" allows any origin.
 	AllowedOrigins []string
@@ -129,6 +146,9 @@ func New(cfg Config) http.Handler {
 	if cfg.SweepGrace == 0 {
 		cfg.SweepGrace = time.Minute
 	}
+	if cfg.CallbacksPerMinute == 0 {
+		cfg.CallbacksPerMinute = DefaultCallbacksPerMinute
+	}
 	s := &server{Config: cfg, mux: http.NewServeMux()}
 	s.routes()
 	var h http.Handler = http.HandlerFunc(s.serve)
@@ -153,6 +173,9 @@ func (s *server) routes() {
 	s.mux.HandleFunc("GET /runs/{id}", s.getRun)
 	s.mux.HandleFunc("POST /runs/{id}/cancel", s.cancelRun)
 	s.mux.HandleFunc("POST /runs/{id}/retry", s.retryRun)
+	s.mux.HandleFunc("POST /runs/{id}/steps/{step}/complete", s.completeStep)
+	s.mux.HandleFunc("POST /runs/{id}/steps/{step}/fail", s.failStep)
+	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)
 	if s.Redriver != nil {
 		s.mux.HandleFunc("POST /redrive", s.redrive)
 		s.mux.HandleFunc("GET /dlq", s.dlqDepth)
@@ -203,12 +226,29 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 
 type callerKey struct{}
 
+// roleKey holds the caller's role (absent when the API is open).
+type roleKey struct{}
+
+// operator reports whether the request's caller may write: an operator, or
+// anyone when the API is open.
+func (s *server) operator(r *http.Request) bool {
+	if s.Auth == nil {
+		return true
+	}
+	role, _ := r.Context().Value(roleKey{}).(auth.Role)
+	return role == auth.Operator
+}
+
 // authorize requires valid credentials with a role that allows the
 // request's method, on every route but GET /healthz.
 func (s *server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/callbacks/") && r.Method == http.MethodPost {
+			next.ServeHTTP(w, r) // the token in the path is the credential
 			return
 		}
 		tok, err := s.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
@@ -226,7 +266,8 @@ func (s *server) authorize(next http.Handler) http.Handler {
 				msg: fmt.Sprintf("a %s token may only read; this needs an operator token", tok.Role)})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, tok.ID)))
+		ctx := context.WithValue(r.Context(), callerKey{}, tok.ID)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, roleKey{}, tok.Role)))
 	})
 }
 

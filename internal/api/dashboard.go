@@ -86,7 +86,9 @@ func (s *server) createOrReuseWorkflow(w http.ResponseWriter, r *http.Request) {
 // margin and the sweeper's grace. Time a step spends waiting for a
 // scheduled retry does not count.
 func (s *server) stalled(r wire.RunSummary, p workflow.Plan, now time.Time) bool {
-	if r.Status.Terminal() {
+	if r.Status.Terminal() || slices.Contains(r.StepStatuses, status.StepWaiting) {
+		// A waiting step is not stalled: its wait's messages, or a
+		// decision, move it (and the sweeper replaces a lost message).
 		return false
 	}
 	longest := time.Duration(p.MaxDuration() * float64(time.Second))

@@ -46,7 +46,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case errors.Is(err, store.ErrConflict):
 		he = &httpError{status: http.StatusConflict, msg: "conflict with the current state"}
 	default:
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggedPath(r.URL.Path), "error", err)
 		he = &httpError{status: http.StatusInternalServerError, msg: "internal error"}
 	}
 	writeJSON(w, he.status, errorBody{Error: he.msg, Field: he.field})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,7 +53,29 @@ func (s *server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 }
 
 type startRunRequest struct {
-	OrderID *string `json:"order_id"`
+	OrderID *string         `json:"order_id"`
+	Input   json.RawMessage `json:"input"`
+}
+
+// MaxInputBytes bounds a run's input (POST /workflows/{id}/runs, POST
+// /runs/{id}/retry) and an approval's output.
+const MaxInputBytes = 64 << 10
+
+// checkData checks a run's input or a decision's output: at most
+// MaxInputBytes of JSON; JSON null stands for none (nil).
+func checkData(field string, v json.RawMessage) (json.RawMessage, error) {
+	if len(v) == 0 || string(v) == "null" {
+		return nil, nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		return nil, badRequest(field, field+" is not valid JSON")
+	}
+	if b.Len() > MaxInputBytes {
+		return nil, &httpError{status: http.StatusRequestEntityTooLarge, field: field,
+			msg: fmt.Sprintf("%s is %d bytes; the maximum is %d (64 KiB)", field, b.Len(), MaxInputBytes)}
+	}
+	return b.Bytes(), nil
 }
 
 func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
@@ -70,6 +93,11 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, unprocessable("order_id", fmt.Sprintf("order_id %q names no order", *req.OrderID)))
 		return
 	}
+	input, err := checkData("input", req.Input)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
 	wf, plan, err := s.Store.Plan(r.Context(), wfID)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
@@ -83,7 +111,7 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		orderID = *req.OrderID
 	}
 	run := runstate.New(s.IDs.New("run"), wf.ID, wf.Name, orderID, plan, s.Now())
-	if err := s.Store.CreateRunIfAbsent(r.Context(), run); err != nil {
+	if err := s.Store.CreateRunIfAbsent(r.Context(), run, input); err != nil {
 		if errors.Is(err, store.ErrOrderNotFound) {
 			err = unprocessable("order_id", fmt.Sprintf("order_id %q names no order", orderID))
 		}
@@ -91,7 +119,11 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.start(r, run, plan)
-	writeJSON(w, http.StatusAccepted, store.RunView(run, plan, nil, s.Now()))
+	var data store.RunData
+	if input != nil {
+		data.Inputs = []store.Input{{Input: input, SetAt: run.CreatedAt}}
+	}
+	writeJSON(w, http.StatusAccepted, store.RunView(run, plan, nil, data, s.Now()))
 }
 
 // start enqueues the steps of a stored run that can start; if that fails,
@@ -157,10 +189,26 @@ func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
 // retryRun resumes a failed or cancelled run from its failed and never-run
 // steps in a new generation, with one write; completed steps and their
 // effects stay as they are.
+//
+// An optional {"input": ...} replaces the run's input for the steps that
+// run again; completed steps keep their outputs.
 func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Input json.RawMessage `json:"input"`
+	}
+	if err := decodeJSON(r.Body, &req, true); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	input, err := checkData("input", req.Input)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
 	limited := false
 	s.adminRun(w, r, http.StatusAccepted, func(run runstate.State) error {
 		rs, err := runstate.Retry(run, s.Now())
+		rs.Input = input
 		if errors.Is(err, runstate.ErrNotRetryable) {
 			return conflict(fmt.Sprintf("run is %s; only failed or cancelled runs can be retried", run.Reported()))
 		}
@@ -257,6 +305,12 @@ func (s *server) writeRun(w http.ResponseWriter, r *http.Request, runID string, 
 		return
 	}
 	d.Stalled = s.stalled(d.RunSummary, plan, s.Now())
+	if s.operator(r) {
+		if err := s.withCallbacks(r.Context(), &d, plan); err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+	}
 	writeJSON(w, code, d)
 }
 

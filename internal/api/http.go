@@ -137,9 +137,18 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		if sw.code >= 500 {
 			level = slog.LevelError
 		}
-		log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+		log.Log(r.Context(), level, "request", "method", r.Method, "path", loggedPath(r.URL.Path),
 			"status", sw.code, "duration_ms", time.Since(start).Milliseconds())
 	})
+}
+
+// loggedPath is the path as logged: a callback token, a capability, is
+// left out.
+func loggedPath(p string) string {
+	if strings.HasPrefix(p, "/callbacks/") {
+		return "/callbacks/[token]"
+	}
+	return p
 }
 
 // SplitOrigins parses a comma-separated origin list.

@@ -20,10 +20,10 @@ const SweepInterval = time.Minute
 
 // Environment variables the stack sets on the step runner.
 const (
-	// EnvHTTPAllow holds the stack parameter HttpAllowList: a
-	// comma-separated list of host names and CIDRs that http steps may
-	// call although they are private (loopback, private, link-local and
-	// the like). Empty: public hosts only.
+	// EnvHTTPAllow holds the stack parameter HttpAllowList: the
+	// comma-separated entries of the http steps' allow-list (see
+	// httpstep.Policy; "*" admits any public host). Empty: http steps may
+	// call nothing.
 	EnvHTTPAllow = "STEPFLOW_HTTP_ALLOW"
 	// EnvSecretsPrefix holds the SSM parameter path under which the step
 	// runner reads {{secrets.NAME}} (see SecretsPrefix); the runner's IAM

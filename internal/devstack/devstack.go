@@ -35,12 +35,14 @@ import (
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/httpstep"
 	"stepflow/internal/id"
 	"stepflow/internal/loopback"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
 	"stepflow/internal/redrive"
 	"stepflow/internal/retry"
+	"stepflow/internal/secrets"
 	"stepflow/internal/store"
 	"stepflow/internal/sweeper"
 )
@@ -88,8 +90,17 @@ type Config struct {
 	// whole request, for the handler and response, and between requests on
 	// a keep-alive connection (defaults 5s, 30s, 60s and 2m).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// Task runs steps (default engine.Simulated).
-	Task   engine.Task
+	// Task runs task steps (default engine.Simulated).
+	Task engine.Task
+	// HTTP makes http steps' requests (default: an httpstep.Client under
+	// httpstep.LocalPolicy, which lets steps call services on this
+	// machine); Secrets resolves their {{secrets.NAME}} (default: the
+	// STEPFLOW_SECRET_<NAME> environment variables).
+	HTTP    engine.HTTPClient
+	Secrets engine.Secrets
+	// Hop is the longest delay of one step message (default 15m, SQS's
+	// limit): a longer wait is a chain of messages.
+	Hop    time.Duration
 	Logger *slog.Logger
 }
 
@@ -216,8 +227,15 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		task = engine.Simulated{Rand: rand.Float64}
 	}
 	work := &queue.SQS{Client: sq, URL: st.QueueURL}
+	if cfg.HTTP == nil {
+		cfg.HTTP = httpstep.New(httpstep.LocalPolicy())
+	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = secrets.Env{}
+	}
 	eng, err := engine.New(engine.Config{
-		Store: sto, Queue: work, Task: task, Retry: policy, Logger: cfg.Logger,
+		Store: sto, Queue: work, Task: task, HTTP: cfg.HTTP, Secrets: cfg.Secrets, Hop: cfg.Hop,
+		Retry: policy, Logger: cfg.Logger,
 		Visibility: work, QueueVisibility: cfg.VisibilityTimeout, LeaseMargin: cfg.LeaseMargin,
 	})
 	if err != nil {

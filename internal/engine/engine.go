@@ -40,6 +40,14 @@ type Store interface {
 	ReleaseIfHeld(ctx context.Context, runID string, swaps []runstate.Swap) error
 	CommitIfHeld(ctx context.Context, c runstate.Commit, token string) error
 	EndRunIfRunning(ctx context.Context, e runstate.End) error
+	// LoadData reads a run's input and its steps' outputs, for an http
+	// step's templates.
+	LoadData(ctx context.Context, runID string, gen int, input bool, steps []int) (store.RunData, error)
+	// ReserveOrderIfFree reserves an order for an http step that moves it
+	// (see store.ReserveOrderIfFree).
+	ReserveOrderIfFree(ctx context.Context, r store.Reservation) error
+	// CallbackKey is the key approvals' callback tokens are derived from.
+	CallbackKey(ctx context.Context) ([]byte, error)
 }
 
 // Queue sends step messages. A failed Send may have sent some messages.
@@ -94,9 +102,12 @@ const (
 	// one storage round trip of this.
 	MaxCommitWindow = 100 * time.Millisecond
 	// maxStepsPerCommit keeps a commit within DynamoDB's 100 items per
-	// transaction: per step at most a history entry and a failure's record,
-	// plus at most 7 run items and the order.
-	maxStepsPerCommit = 40
+	// transaction: per step at most a history entry, an output or a
+	// callback, and a failure's record, with at most 7 run items and the
+	// order; maxCommitBytes keeps it well within its 4 MB (outputs are at
+	// most 64 KiB each).
+	maxStepsPerCommit = 30
+	maxCommitBytes    = 1 << 20
 	// maxConflicts bounds the claims and commits one invocation rebuilds
 	// after a conflict; every conflict means another writer made progress.
 	maxConflicts = 64
@@ -104,9 +115,18 @@ const (
 
 // Config configures an Engine.
 type Config struct {
-	Store  Store
-	Queue  Queue
-	Task   Task
+	Store Store
+	Queue Queue
+	// Task runs task steps (the simulation); HTTP makes http steps'
+	// requests and Secrets resolves their secrets (without them, http
+	// steps fail).
+	Task    Task
+	HTTP    HTTPClient
+	Secrets Secrets
+	// Hop is the longest delay of one message: a wait longer than that is
+	// a chain of messages (default and at most runstate.DefaultHop, SQS's
+	// 15 minutes).
+	Hop    time.Duration
 	Retry  retry.Policy
 	Logger *slog.Logger
 	// LeaseMargin is added to a step's duration to form its lease (default
@@ -195,6 +215,12 @@ func New(cfg Config) (*Engine, error) {
 		cfg.CommitWindow = 0
 	case cfg.CommitWindow > MaxCommitWindow:
 		return nil, fmt.Errorf("engine: commit window %v exceeds %v", cfg.CommitWindow, MaxCommitWindow)
+	}
+	switch {
+	case cfg.Hop == 0:
+		cfg.Hop = runstate.DefaultHop
+	case cfg.Hop < time.Second || cfg.Hop > runstate.DefaultHop:
+		return nil, fmt.Errorf("engine: hop %v is not between 1s and %v", cfg.Hop, runstate.DefaultHop)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

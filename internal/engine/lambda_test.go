@@ -48,7 +48,7 @@ func TestHandleSQSRecordedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := runstate.New("run_01KMZQ4Y8V5W3X2Y1Z0A9B8C7D", wf.ID, wf.Name, "", plan, time.Now())
-	if err := st.CreateRunIfAbsent(ctx, run); err != nil {
+	if err := st.CreateRunIfAbsent(ctx, run, nil); err != nil {
 		t.Fatal(err)
 	}
 	eng, err := engine.New(engine.Config{Store: st, Queue: &queue.SQS{Client: sq, URL: url}, Task: engine.Simulated{Rand: func() float64 { return 0.5 }},

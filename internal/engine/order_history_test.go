@@ -52,7 +52,7 @@ func TestOrderOutlivesTenThousandRuns(t *testing.T) {
 			for range work {
 				now := time.Now()
 				r := runstate.New(ids.New("run"), w.ID, w.Name, o.ID, plan, now)
-				if err := b.store.CreateRunIfAbsent(ctx, r); err != nil {
+				if err := b.store.CreateRunIfAbsent(ctx, r, nil); err != nil {
 					errs <- err
 					return
 				}

@@ -112,7 +112,27 @@ func (e *Engine) handleRun(ctx context.Context, ds []Delivery) []error {
 		e.hide(ctx, log, ds[mi], until.Sub(now)+time.Second)
 		errs[mi] = ErrBusy
 	}
-	if len(dec.Claim) == 0 {
+	if len(dec.Later) > 0 {
+		// Waits still to end: the next message of each chain, and this
+		// one is done.
+		var next []queue.Message
+		var idx []int
+		for mi, until := range dec.Later {
+			m := queue.For(r, ds[mi].StepIndex, r.Steps[ds[mi].StepIndex].Attempt, now)
+			due := now.Add(e.cfg.Hop)
+			if until.Before(due) {
+				due = until
+			}
+			m.Delay = e.delay(due, now)
+			next, idx = append(next, m), append(idx, mi)
+		}
+		if err := e.cfg.Queue.Send(ctx, next); err != nil {
+			for _, mi := range idx {
+				errs[mi] = fmt.Errorf("send the next message of a wait: %w", err)
+			}
+		}
+	}
+	if len(dec.Claim) == 0 && len(dec.Expire) == 0 {
 		return errs
 	}
 	rn := &runner{
@@ -122,12 +142,15 @@ func (e *Engine) handleRun(ctx context.Context, ds []Delivery) []error {
 	}
 	cfg := runstate.SchedConfig{
 		Parallelism: e.cfg.Parallelism, Window: e.cfg.CommitWindow, Budget: e.cfg.InlineBudget,
-		Began: now, Policy: e.cfg.Retry, MaxSteps: maxStepsPerCommit,
+		Began: now, Policy: e.cfg.Retry, MaxSteps: maxStepsPerCommit, MaxBytes: maxCommitBytes, Hop: e.cfg.Hop,
 	}
 	if deadline, ok := ctx.Deadline(); ok {
 		cfg.Deadline = deadline
 	}
 	rn.s = runstate.NewSched(plan, r, order, cfg, rn.terms, dec.Claim)
+	for _, i := range dec.Expire {
+		rn.s.Resolve(rn.expired(ctx, i, r.Steps[i], r.Gen, now), now)
+	}
 	if err := rn.loop(ctx); err != nil {
 		if !errors.Is(err, ErrCrashed) {
 			log.WarnContext(ctx, "run handling failed; its messages will come back", "error", err)
@@ -244,10 +267,13 @@ func (rn *runner) claim(ctx context.Context, steps []int) error {
 		if e.crash(AfterClaim, rn.ds) {
 			return ErrCrashed
 		}
-		rn.keepHidden(ctx, leases)
+		// Start at once: no request between the claim that proved the
+		// run live and the starts, so that a cancel acknowledged after
+		// the claim finds the steps running, never about to start.
 		for _, l := range leases {
 			rn.launch(ctx, l.Step)
 		}
+		rn.keepHidden(ctx, leases)
 		return nil
 	case errors.Is(err, store.ErrRunMoved):
 		// The claim landed while its answer was lost, and the run was
@@ -318,13 +344,12 @@ func (rn *runner) launch(ctx context.Context, i int) {
 		RunID: run.ID, StepID: rn.plan[i].ID, Index: i, Attempt: held.Attempt, Generation: run.Gen,
 		Config: rn.plan[i].Config,
 	}
-	err := rn.s.OrderCheck(i)
-	if err != nil {
-		// What the runner knew of the order may be older than the run's
-		// slots (a read of several items is not isolated): read again.
-		if rerr := rn.read(ctx, runstate.ItemsFor(rn.plan, []int{i})); rerr == nil {
-			err = rn.s.OrderCheck(i)
-		}
+	var err error
+	if !runstate.ReservesOrder(rn.plan, i, run.OrderID) {
+		// (The scheduler read the order again before a refusal. A step
+		// that reserves the order checks it there, atomically, and
+		// learns which run moved it.)
+		err = rn.s.OrderCheck(i)
 	}
 	if err != nil {
 		// The order is not where the action needs it: the attempt fails
@@ -338,9 +363,12 @@ func (rn *runner) launch(ctx context.Context, i int) {
 		e.cfg.OnStart(in, msg, start)
 	}
 	e.cfg.Go(func() {
-		err := e.cfg.Task.Run(ctx, in)
+		a := rn.run(ctx, i, held, run, start, in)
 		end := e.cfg.Now()
-		rn.results <- result{o: runstate.Outcome{Step: i, Start: start, End: end, Err: err}, learnt: end}
+		rn.results <- result{o: runstate.Outcome{
+			Step: i, Start: start, End: end, Err: a.err, Output: a.output, RetryAfter: a.retryAfter,
+			Wait: a.wait, Until: a.until, Callback: a.callback,
+		}, learnt: end}
 	})
 }
 
@@ -512,9 +540,7 @@ func (rn *runner) send(ctx context.Context) error {
 	var msgs []queue.Message
 	for _, n := range rn.s.Sends() {
 		m := queue.For(run, n.Step, n.Attempt, now)
-		// SQS delays in whole seconds: round up, so the message never
-		// arrives before its due time.
-		m.Delay = max(0, n.Due.Sub(now)+time.Second-1).Truncate(time.Second)
+		m.Delay = e.delay(n.Due, now)
 		msgs = append(msgs, m)
 	}
 	if err := e.cfg.Queue.Send(ctx, msgs); err != nil {
@@ -525,6 +551,13 @@ func (rn *runner) send(ctx context.Context) error {
 		return ErrCrashed
 	}
 	return nil
+}
+
+// delay is the delay of a message due at due, sent at now: SQS delays in
+// whole seconds, so it is rounded up (the message never arrives before it
+// is due), and at most SQS's 15 minutes.
+func (e *Engine) delay(due, now time.Time) time.Duration {
+	return min(runstate.DefaultHop, max(0, due.Sub(now)+time.Second-1).Truncate(time.Second))
 }
 
 // end ends the run as completed; another writer ending it first is fine.

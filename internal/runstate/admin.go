@@ -1,6 +1,7 @@
 package runstate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -64,6 +65,9 @@ type Reset struct {
 	// write and the retry reads again.
 	Swaps []Swap
 	At    time.Time
+	// Input, if not nil, replaces the run's input from the new generation
+	// on (completed steps keep their outputs).
+	Input json.RawMessage
 }
 
 // Retry decides the retry of run r (read whole) at now: failed and pending

@@ -1,6 +1,7 @@
 package runstate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,15 +12,33 @@ import (
 	"stepflow/internal/workflow"
 )
 
-// Outcome is a finished attempt of a step, to be committed.
+// Outcome is a finished attempt of a step, to be committed: a success, a
+// failure, or the start of a wait (Wait).
 type Outcome struct {
 	Step int
-	// Held is the slot the runner holds the step by (see Lease).
+	// Held is the slot the runner holds the step by (see Lease), or the
+	// waiting slot a decision or a deadline ends.
 	Held       Slot
 	Start, End time.Time
 	// Err is nil for a successful attempt.
 	Err error
+	// Output is a successful attempt's output (JSON), or nil.
+	Output json.RawMessage
+	// RetryAfter is the least delay before the next attempt of a failed
+	// one (an HTTP service's Retry-After), on top of the retry policy's.
+	RetryAfter time.Duration
+	// Wait: the attempt began a wait (a wait step, or an approval), which
+	// ends at Until (zero: only a decision ends it). The step is waiting
+	// once this commits.
+	Wait  bool
+	Until time.Time
+	// Callback is the hash of the callback token of an approval: stored
+	// when its wait begins, deleted when the wait ends.
+	Callback string
 }
+
+// size is about how many bytes the outcome adds to a transaction.
+func (o Outcome) size() int { return len(o.Output) + len(o.Callback) + 600 }
 
 // Done is a step's commit record: put once, in the commit, with the
 // condition that it does not exist. For an order action on a run with an
@@ -28,6 +47,19 @@ type Done struct {
 	Step    int
 	Attempt int
 	History *HistoryEntry
+	// Output, when set, is stored as an item of its own, which is then the
+	// commit record (put on the condition that it does not exist) unless
+	// History is.
+	Output json.RawMessage
+}
+
+// Waiting is a step whose wait begins with a commit.
+type Waiting struct {
+	Step, Attempt int
+	Until         time.Time
+	// Callback is the hash of an approval's callback token, stored so that
+	// the token can be looked up (empty for a wait step).
+	Callback string
 }
 
 // HistoryEntry is one change to an order: a status transition, or a
@@ -73,6 +105,10 @@ type Commit struct {
 	Swaps    []Swap
 	Done     []Done
 	Failures []Failure
+	// Waits are the steps whose waits begin; Resolved are the callback
+	// hashes of approvals whose waits end.
+	Waits    []Waiting
+	Resolved []string
 	Order    *OrderChange
 	// End is the run's new status if this commit ends it (completed, or
 	// failed by a step with no retries left), else "".
@@ -83,7 +119,8 @@ type Commit struct {
 	// and goes on to the dependents if steps completed.
 	SameGen bool
 	At      time.Time
-	// Retries are the messages to send once the commit landed.
+	// Retries are the messages to send once the commit landed: next
+	// attempts, and the first message of each wait with a deadline.
 	Retries []NextAttempt
 	// Refused are successful attempts of order actions that fail because
 	// the order, as the runner knows it, is not in the status the action
@@ -148,8 +185,36 @@ type CommitInput struct {
 	Terms   LeaseTerms
 	Now     time.Time
 	// MaxSteps bounds the outcomes of one transaction (DynamoDB's 100
-	// items: per step at most a history entry and a failure record).
-	MaxSteps int
+	// items: per step at most a history entry, an output and a failure
+	// record); MaxBytes bounds the bytes of their outputs (DynamoDB's 4 MB
+	// per transaction). An outcome larger than MaxBytes goes alone.
+	MaxSteps, MaxBytes int
+	// Hop is the longest delay of one message (SQS's 15 minutes): a wait
+	// longer than that is a chain of messages.
+	Hop time.Duration
+}
+
+// DefaultHop is the longest delay SQS gives a message.
+const DefaultHop = 15 * time.Minute
+
+// groups splits outcomes (in plan order) into transactions of at most
+// maxSteps outcomes and maxBytes bytes each (an outcome larger than
+// maxBytes goes alone).
+func groups(outcomes []Outcome, maxSteps, maxBytes int) [][]Outcome {
+	var out [][]Outcome
+	start, bytes := 0, 0
+	for i, o := range outcomes {
+		n := i - start
+		if n > 0 && (n >= maxSteps || (maxBytes > 0 && bytes+o.size() > maxBytes)) {
+			out = append(out, outcomes[start:i])
+			start, bytes = i, 0
+		}
+		bytes += o.size()
+	}
+	if start < len(outcomes) {
+		out = append(out, outcomes[start:])
+	}
+	return out
 }
 
 // BuildCommits decides the commits of in.Outcomes: one transaction, or
@@ -182,9 +247,13 @@ func BuildCommits(in CommitInput) []Commit {
 	order := in.Order
 	ended := !r.Live()
 	decided := map[int]bool{} // outcomes committed or dropped so far
+	hop := in.Hop
+	if hop <= 0 {
+		hop = DefaultHop
+	}
 	var commits []Commit
-	for start := 0; start < len(sorted); start += maxSteps {
-		group := sorted[start:min(len(sorted), start+maxSteps)]
+	all := groups(sorted, maxSteps, in.MaxBytes)
+	for gi, group := range all {
 		c := Commit{RunID: r.ID, OrderID: r.OrderID, Gen: r.Gen, Items: Items(len(r.Steps)), At: now, SameGen: ended}
 		orderBefore := order
 		committed := map[int]bool{}
@@ -198,6 +267,24 @@ func BuildCommits(in CommitInput) []Commit {
 			}
 			step := p[o.Step]
 			err := o.Err
+			begin, end := Ms(o.Start), Ms(o.End)
+			if h.Status == status.StepWaiting && o.Callback != "" {
+				c.Resolved = append(c.Resolved, o.Callback)
+			}
+			if o.Wait && err == nil {
+				until := o.Until
+				if !until.IsZero() {
+					until = Ms(until)
+				}
+				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
+					Status: status.StepWaiting, Attempt: h.Attempt, Start: begin, End: until,
+				})})
+				c.Waits = append(c.Waits, Waiting{Step: o.Step, Attempt: h.Attempt, Until: until, Callback: o.Callback})
+				if !until.IsZero() {
+					c.Retries = append(c.Retries, NextAttempt{Step: o.Step, Attempt: h.Attempt, Due: minTime(until, now.Add(hop))})
+				}
+				continue
+			}
 			var entry *HistoryEntry
 			if err == nil && r.OrderID != "" {
 				if a, ok := status.Actions[step.Config.Action]; ok {
@@ -212,18 +299,17 @@ func BuildCommits(in CommitInput) []Commit {
 					}
 				}
 			}
-			begin, end := Ms(o.Start), Ms(o.End)
 			if err == nil {
 				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
 					Status: status.StepCompleted, Attempt: h.Attempt, Start: begin, End: end,
 				})})
-				c.Done = append(c.Done, Done{Step: o.Step, Attempt: h.Attempt, History: entry})
+				c.Done = append(c.Done, Done{Step: o.Step, Attempt: h.Attempt, History: entry, Output: o.Output})
 				committed[o.Step] = true
 				continue
 			}
 			c.Failures = append(c.Failures, Failure{Step: o.Step, Gen: r.Gen, Attempt: h.Attempt, Start: begin, End: end, Error: err.Error()})
 			if RetriesLeft(p, o.Step, h.Attempt) && !errors.Is(err, ErrPermanent) {
-				due := Ms(now.Add(in.Policy.Delay(h.Attempt + 1)))
+				due := Ms(now.Add(max(in.Policy.Delay(h.Attempt+1), o.RetryAfter)))
 				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
 					Status: status.StepPending, Attempt: h.Attempt + 1, Due: due, End: end,
 				})})
@@ -258,7 +344,7 @@ func BuildCommits(in CommitInput) []Commit {
 		case failed:
 			c.End = moveRun(r.Status, status.RunFailed)
 			ended = true
-		case start+maxSteps >= len(sorted) && after.AllCompleted():
+		case gi == len(all)-1 && after.AllCompleted():
 			c.End = moveRun(r.Status, status.RunCompleted)
 			ended = true
 		}
@@ -271,6 +357,13 @@ func BuildCommits(in CommitInput) []Commit {
 		}
 	}
 	return commits
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // parentsDone reports whether every parent of step i is completed in r or

@@ -28,6 +28,13 @@ type Delivery struct {
 	// Need lists items (see ItemOf) that were not read and that the
 	// decision needs: read them and decide again.
 	Need []int
+	// Expire lists waiting steps whose deadline has come, ascending: their
+	// waits end (a wait step completes, an approval times out).
+	Expire []int
+	// Later maps the index of a message of a waiting step whose deadline
+	// is still to come to that deadline: a new message is sent, delayed
+	// as long as a message may be, and this one is done.
+	Later map[int]time.Time
 }
 
 // Deliver decides what to do with msgs, the messages of run r that arrived
@@ -41,12 +48,18 @@ type Delivery struct {
 // (Slot.Inline), taking it over once expired. Anything else is dropped: a
 // message for an ended run, a step that is not ready (the last of its
 // parents to commit claims it), or a failed step.
+//
+// A message of a waiting step whose deadline has come ends its wait
+// (Expire); one whose deadline is still to come is replaced by a later
+// message (Later): a wait longer than a message's longest delay is a chain
+// of messages. An approval with no deadline has no messages.
 func Deliver(r State, p workflow.Plan, msgs []Message, now time.Time) Delivery {
-	d := Delivery{Wait: map[int]time.Time{}}
+	d := Delivery{Wait: map[int]time.Time{}, Later: map[int]time.Time{}}
 	if !r.Live() {
 		return d
 	}
 	claim := map[int]bool{}
+	expire := map[int]bool{}
 	wait := func(mi int, until time.Time) {
 		if w, ok := d.Wait[mi]; !ok || until.Before(w) {
 			d.Wait[mi] = until
@@ -86,25 +99,29 @@ func Deliver(r State, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 			} else {
 				claim[m.Step] = true
 			}
+		case status.StepWaiting:
+			switch {
+			case s.WaitOver(now):
+				expire[m.Step] = true
+			case !s.End.IsZero():
+				d.Later[mi] = s.End
+			}
 		case status.StepCompleted:
-			r.walk(p, m.Step, now, claim, func(until time.Time) { wait(mi, until) }, need)
+			r.walk(p, m.Step, now, claim, expire, func(until time.Time) { wait(mi, until) }, need)
 		}
 	}
 	if len(d.Need) > 0 {
 		slices.Sort(d.Need)
-		return Delivery{Wait: map[int]time.Time{}, Need: d.Need}
+		return Delivery{Wait: map[int]time.Time{}, Later: map[int]time.Time{}, Need: d.Need}
 	}
-	for i := range claim {
-		d.Claim = append(d.Claim, i)
-	}
-	slices.Sort(d.Claim)
+	d.Claim, d.Expire = sortedKeys(claim), sortedKeys(expire)
 	return d
 }
 
 // walk visits the steps below completed step from, through completed
 // steps, and claims, waits for or asks to read what a message of from
 // answers for (see Deliver).
-func (r State) walk(p workflow.Plan, from int, now time.Time, claim map[int]bool, wait func(time.Time), need func(int)) {
+func (r State) walk(p workflow.Plan, from int, now time.Time, claim, expire map[int]bool, wait func(time.Time), need func(int)) {
 	seen := map[int]bool{from: true}
 	next := []int{from}
 	for len(next) > 0 {
@@ -123,6 +140,12 @@ func (r State) walk(p workflow.Plan, from int, now time.Time, claim map[int]bool
 			switch s.Status {
 			case status.StepCompleted:
 				next = append(next, c)
+			case status.StepWaiting:
+				// It has messages of its own; one lost to a crash is
+				// replaced here once its deadline has come.
+				if s.WaitOver(now) {
+					expire[c] = true
+				}
 			case status.StepRunning:
 				switch {
 				case !s.Inline:
@@ -239,7 +262,8 @@ func Release(c Claim, gen int) []Swap {
 	return out
 }
 
-// StepDuration is step i's configured duration.
+// StepDuration is how long one attempt of step i may run (see
+// workflow.Step.Seconds): what its lease covers.
 func StepDuration(p workflow.Plan, i int) time.Duration {
-	return time.Duration(p[i].Config.DurationSeconds * float64(time.Second))
+	return time.Duration(p[i].Seconds() * float64(time.Second))
 }

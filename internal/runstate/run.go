@@ -154,8 +154,8 @@ func (r State) Reported() status.RunStatus {
 }
 
 // StepReported is the status the API shows for step i at now. A step that
-// will not run because its run ended (pending, or running under a lease
-// that expired after the run ended) is skipped in a failed run and cancelled
+// will not run because its run ended (pending, waiting, or running under a
+// lease that expired after the run ended) is skipped in a failed run and cancelled
 // in a cancelled one; nothing is stored for these. A pending step of an
 // ended run with a parent still running under a live lease is reported
 // pending: its runner may have decided to start it right after that
@@ -163,7 +163,7 @@ func (r State) Reported() status.RunStatus {
 // "Why it holds"), so its fate is known only when that attempt is over.
 func (r State) StepReported(p workflow.Plan, i int, now time.Time) status.StepStatus {
 	s := r.Steps[i]
-	abandoned := s.Status == status.StepPending || (s.Status == status.StepRunning && !s.LeaseLive(now))
+	abandoned := s.Status == status.StepPending || s.Status == status.StepWaiting || (s.Status == status.StepRunning && !s.LeaseLive(now))
 	if r.Live() || !abandoned {
 		return s.Status
 	}
@@ -192,8 +192,8 @@ func (r State) ProgressAt() time.Time {
 	later(r.RetriedAt)
 	for _, s := range r.Steps {
 		later(s.Start)
-		if s.Status != status.StepRunning {
-			later(s.End) // a running step's End is its lease's
+		if s.Status != status.StepRunning && s.Status != status.StepWaiting {
+			later(s.End) // a running step's End is its lease's, a waiting one's its deadline
 		}
 	}
 	return t

@@ -72,6 +72,8 @@ func TestSlotRoundTrip(t *testing.T) {
 		{Status: status.StepRunning, Attempt: 2, Token: "abcd2345", Start: t0, End: t0.Add(time.Minute), Inline: true},
 		{Status: status.StepCompleted, Attempt: 1, Start: t0, End: t0.Add(time.Second)},
 		{Status: status.StepFailed, Start: t0, End: t0},
+		{Status: status.StepWaiting, Attempt: 1, Start: t0, End: t0.Add(365 * 24 * time.Hour)},
+		{Status: status.StepWaiting, Start: t0}, // an approval with no timeout
 	} {
 		enc := s.Encode()
 		got, err := ParseSlot(enc)
@@ -82,7 +84,7 @@ func TestSlotRoundTrip(t *testing.T) {
 			t.Errorf("slot %q is longer than the 33 bytes the layout assumes", enc)
 		}
 	}
-	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz", "P1:1:2:3", "R0:tok:1", "R0::1:2", "R0:tok:1:2:x", "C0:1", "F0:1:2:3", "C-1:1:2"} {
+	for _, bad := range []string{"", "X1", "P", "Px", "P1:zz", "P1:1:2:3", "R0:tok:1", "R0::1:2", "R0:tok:1:2:x", "C0:1", "F0:1:2:3", "C-1:1:2", "W0:1", "W0:-:1", "W0:1:2:3"} {
 		if _, err := ParseSlot(bad); err == nil {
 			t.Errorf("ParseSlot(%q) accepted", bad)
 		}

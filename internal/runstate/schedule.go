@@ -1,6 +1,7 @@
 package runstate
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -54,12 +55,15 @@ type Sched struct {
 	// deferred: ready here but not started (out of budget or parallelism)
 	// while a parent was still uncommitted: sent once it is committed.
 	deferred map[int]bool
-	sends    []NextAttempt
-	need     []int
-	fenced   bool
-	stopped  bool
-	endRun   bool
-	refused  bool // storage refused a commit as invalid once
+	// orderRead: order actions whose check failed on what was known, and
+	// for which the order was read again before they start (once).
+	orderRead map[int]bool
+	sends     []NextAttempt
+	need      []int
+	fenced    bool
+	stopped   bool
+	endRun    bool
+	refused   bool // storage refused a commit as invalid once
 }
 
 // SchedConfig configures a Sched.
@@ -76,8 +80,10 @@ type SchedConfig struct {
 	Budget          time.Duration
 	Began, Deadline time.Time
 	Policy          retry.Policy
-	// MaxSteps bounds the outcomes of one commit transaction.
-	MaxSteps int
+	// MaxSteps and MaxBytes bound the outcomes of one commit transaction
+	// (see CommitInput); Hop is the longest delay of one message.
+	MaxSteps, MaxBytes int
+	Hop                time.Duration
 }
 
 // ActionKind names what a runner does next.
@@ -123,6 +129,7 @@ func NewSched(p workflow.Plan, r State, order status.OrderStatus, cfg SchedConfi
 	s := &Sched{
 		plan: p, cfg: cfg, terms: terms, run: r, order: order,
 		held: map[int]Slot{}, running: map[int]time.Time{}, learnt: map[int]time.Time{}, deferred: map[int]bool{},
+		orderRead: map[int]bool{},
 	}
 	if s.cfg.Parallelism < 1 {
 		s.cfg.Parallelism = 1
@@ -290,8 +297,21 @@ func (s *Sched) startable(now time.Time) (claims, inline []int) {
 			keep = append(keep, i)
 			continue
 		}
+		inl, claim := s.inlineReady(i, now), Claimable(s.run, s.plan, i, now)
+		if (inl || claim) && s.orderDoubt(i) {
+			// Read the order again before deciding on a refusal: what
+			// the runner knew of it may be older than the slots (a read
+			// of several items is not isolated). Nothing is requested
+			// between a claim or a fence and the starts that follow it.
+			s.orderRead[i] = true
+			s.needSteps([]int{i})
+			s.need = appendItem(s.need, ItemOf(i))
+			slices.Sort(s.need)
+			keep = append(keep, i)
+			continue
+		}
 		switch {
-		case s.inlineReady(i, now):
+		case inl:
 			if !s.fits(now, i) {
 				s.deferred[i] = true
 				continue
@@ -299,7 +319,7 @@ func (s *Sched) startable(now time.Time) (claims, inline []int) {
 			inline = append(inline, i)
 			keep = append(keep, i) // until Started
 			free--
-		case Claimable(s.run, s.plan, i, now):
+		case claim:
 			if s.learnt[i] != (time.Time{}) && !s.fits(now, i) {
 				// A dependent, ready in storage, that does not fit:
 				// its message goes to the queue.
@@ -318,6 +338,12 @@ func (s *Sched) startable(now time.Time) (claims, inline []int) {
 	}
 	s.queue = keep
 	return claims, inline
+}
+
+// orderDoubt reports whether order action i fails its check on what is
+// known and the order was not read again for it yet.
+func (s *Sched) orderDoubt(i int) bool {
+	return !s.orderRead[i] && !ReservesOrder(s.plan, i, s.run.OrderID) && s.OrderCheck(i) != nil
 }
 
 // readPending reports whether an item holding a parent of step i is to be
@@ -340,7 +366,7 @@ func (s *Sched) inlineReady(i int, now time.Time) bool {
 		return false
 	}
 	slot := s.run.Steps[i]
-	if slot.Status != status.StepPending || slot.Due.After(now) {
+	if slot.Status != status.StepPending || slot.Due.After(now) || ReservesOrder(s.plan, i, s.run.OrderID) {
 		return false
 	}
 	mine := false
@@ -360,10 +386,20 @@ func (s *Sched) inlineReady(i int, now time.Time) bool {
 func (s *Sched) succeededHere(i int) bool {
 	for _, o := range s.ended {
 		if o.Step == i {
-			return o.Err == nil
+			return o.Err == nil && !o.Wait
 		}
 	}
 	return false
+}
+
+// ReservesOrder reports whether step i of a run on order orderID reserves
+// the order before it calls out: an http step whose order action moves the
+// order. Such a step never starts in the same invocation as a parent
+// before that parent's commit (its reservation needs the order where the
+// commits leave it): it is claimed once its parents are committed.
+func ReservesOrder(p workflow.Plan, i int, orderID string) bool {
+	a, ok := status.Actions[p[i].Config.Action]
+	return orderID != "" && ok && a.ChangesStatus() && p[i].Type == workflow.TypeHTTP
 }
 
 // fits reports whether step i, started at now, ends within the inline
@@ -494,10 +530,13 @@ func (s *Sched) Ended(o Outcome, learnt time.Time) {
 	}
 	s.ended = append(s.ended, o)
 	if o.Err != nil {
-		if !RetriesLeft(s.plan, o.Step, o.Held.Attempt) {
+		if !RetriesLeft(s.plan, o.Step, o.Held.Attempt) || errors.Is(o.Err, ErrPermanent) {
 			s.stopped = true // the run will fail: start nothing more
 		}
 		return
+	}
+	if o.Wait {
+		return // its dependents start when the wait ends
 	}
 	for _, c := range s.plan[o.Step].Dependents {
 		if _, mine := s.held[c]; mine || slices.Contains(s.queue, c) {
@@ -510,6 +549,15 @@ func (s *Sched) Ended(o Outcome, learnt time.Time) {
 			s.learnt[c] = learnt
 		}
 	}
+}
+
+// Resolve reports the end of a waiting step's wait (its deadline came, or
+// a decision was taken), as outcome o held by the waiting slot as known: it
+// is committed like an attempt that ended, and a success makes its
+// dependents candidates to start here.
+func (s *Sched) Resolve(o Outcome, learnt time.Time) {
+	s.held[o.Step] = s.run.Steps[o.Step]
+	s.Ended(o, learnt)
 }
 
 // StorageRefused reports that storage refused a commit as invalid. The
@@ -550,7 +598,7 @@ func (s *Sched) Commits(now time.Time) []Commit {
 	}
 	return BuildCommits(CommitInput{
 		Run: s.run, Plan: s.plan, Order: s.order, Outcomes: outcomes, Running: running,
-		Policy: s.cfg.Policy, Terms: s.terms, Now: now, MaxSteps: s.cfg.MaxSteps,
+		Policy: s.cfg.Policy, Terms: s.terms, Now: now, MaxSteps: s.cfg.MaxSteps, MaxBytes: s.cfg.MaxBytes, Hop: s.cfg.Hop,
 	})
 }
 
@@ -733,7 +781,7 @@ func (s *Sched) OrderCheck(i int) error {
 	ended := slices.Clone(s.ended)
 	slices.SortFunc(ended, func(a, b Outcome) int { return a.Step - b.Step })
 	for _, o := range ended {
-		if b, ok := status.Actions[s.plan[o.Step].Config.Action]; ok && o.Err == nil && b.ChangesStatus() && b.Check(order) == nil {
+		if b, ok := status.Actions[s.plan[o.Step].Config.Action]; ok && o.Err == nil && !o.Wait && b.ChangesStatus() && b.Check(order) == nil {
 			order = b.To
 		}
 	}

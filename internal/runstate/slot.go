@@ -11,7 +11,7 @@ import (
 )
 
 // Slot is the stored state of one step in the run's current generation.
-// Only four statuses are stored: pending, running, completed and failed.
+// Five statuses are stored: pending, running, waiting, completed and failed.
 type Slot struct {
 	Status status.StepStatus
 	// Attempt is the number of attempts of this step that failed in this
@@ -24,7 +24,8 @@ type Slot struct {
 	// failed).
 	Start time.Time
 	// End is when the attempt ended (completed, failed, and pending after a
-	// failed attempt) or when the lease of a running step ends.
+	// failed attempt), when the lease of a running step ends, or when a
+	// waiting step's wait ends (zero: an approval with no timeout).
 	End time.Time
 	// Due is the earliest start of a pending step's next attempt (a
 	// retry's backoff); zero means now.
@@ -40,13 +41,14 @@ type Slot struct {
 var Pending0 = Slot{Status: status.StepPending}
 
 var stepCodes = map[status.StepStatus]byte{
-	status.StepPending: 'P', status.StepRunning: 'R', status.StepCompleted: 'C', status.StepFailed: 'F',
+	status.StepPending: 'P', status.StepRunning: 'R', status.StepWaiting: 'W', status.StepCompleted: 'C', status.StepFailed: 'F',
 }
 
 // Encode returns the slot string stored for s:
 //
 //	P<attempt>[:<due>:<failed at>]     pending (after a failed attempt)
 //	R<attempt>:<token>:<start>:<until>[:i] running ([:i] when Inline)
+//	W<attempt>:<start>:<until>|-       waiting (- : no deadline)
 //	C<attempt>:<start>:<end>           completed
 //	F<attempt>:<start>:<end>           failed
 //
@@ -71,6 +73,13 @@ func (s Slot) Encode() string {
 		if s.Inline {
 			b.WriteString(":i")
 		}
+	case status.StepWaiting:
+		b.WriteString(":" + t36(s.Start) + ":")
+		if s.End.IsZero() {
+			b.WriteString("-")
+		} else {
+			b.WriteString(t36(s.End))
+		}
 	default:
 		b.WriteString(":" + t36(s.Start) + ":" + t36(s.End))
 	}
@@ -93,6 +102,8 @@ func ParseSlot(v string) (Slot, error) {
 		s.Status = status.StepCompleted
 	case 'F':
 		s.Status = status.StepFailed
+	case 'W':
+		s.Status = status.StepWaiting
 	default:
 		return bad("unknown status code")
 	}
@@ -127,7 +138,13 @@ func ParseSlot(v string) (Slot, error) {
 			return bad(err.Error())
 		}
 		s.Token, s.Start, s.End, s.Inline = parts[1], ts[0], ts[1], len(parts) == 5
-	case (s.Status == status.StepCompleted || s.Status == status.StepFailed) && len(parts) == 3:
+	case s.Status == status.StepWaiting && len(parts) == 3 && parts[2] == "-":
+		ts, err := times(parts[1])
+		if err != nil {
+			return bad(err.Error())
+		}
+		s.Start = ts[0]
+	case (s.Status == status.StepCompleted || s.Status == status.StepFailed || s.Status == status.StepWaiting) && len(parts) == 3:
 		ts, err := times(parts[1], parts[2])
 		if err != nil {
 			return bad(err.Error())
@@ -153,6 +170,12 @@ func (s Slot) to(next Slot) Slot {
 		panic(fmt.Sprintf("runstate: step may not move from %s to %s", s.Status, next.Status))
 	}
 	return next
+}
+
+// WaitOver reports whether a waiting step's deadline has come at now (never,
+// for an approval with no timeout).
+func (s Slot) WaitOver(now time.Time) bool {
+	return s.Status == status.StepWaiting && !s.End.IsZero() && !s.End.After(now)
 }
 
 // LeaseLive reports whether a running step's lease has not ended at now.

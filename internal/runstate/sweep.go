@@ -15,7 +15,8 @@ type SweepDecision struct {
 	End *End
 	// Enqueue are messages to send: steps whose runner is gone (a running
 	// step whose lease expired) or whose message was lost (a ready pending
-	// step that waited longer than grace).
+	// step that waited longer than grace, a waiting step whose deadline
+	// passed longer than grace ago).
 	Enqueue []Message
 }
 
@@ -41,6 +42,14 @@ func Sweep(r State, p workflow.Plan, now time.Time, grace time.Duration) SweepDe
 		case status.StepRunning:
 			progress = true
 			if !s.LeaseLive(now) {
+				d.Enqueue = append(d.Enqueue, Message{Step: i, Attempt: s.Attempt})
+			}
+		case status.StepWaiting:
+			// Waiting is progress: a wait's messages, or a decision, end
+			// it. One whose deadline passed longer than grace ago lost
+			// its message to a crash.
+			progress = true
+			if s.WaitOver(now.Add(-grace)) {
 				d.Enqueue = append(d.Enqueue, Message{Step: i, Attempt: s.Attempt})
 			}
 		case status.StepPending:

@@ -48,9 +48,10 @@ func (r RunStatus) Valid() bool { return contains(Runs, r) }
 // CanBecome reports whether a stored run status may move from r to next.
 func (r RunStatus) CanBecome(next RunStatus) bool { return contains(runEdges[r], next) }
 
-// StepStatus is the status of one step of a run. Four are stored per generation
-// (pending, running, completed, failed); skipped and cancelled are only
-// reported, for steps that will not run because their run ended.
+// StepStatus is the status of one step of a run. Five are stored per
+// generation (pending, running, waiting, completed, failed); skipped and
+// cancelled are only reported, for steps that will not run because their run
+// ended.
 type StepStatus string
 
 const (
@@ -65,6 +66,13 @@ const (
 	// (running again). A running attempt is never cut short: cancelling or
 	// failing its run lets it finish.
 	StepRunning StepStatus = "running"
+	// StepWaiting: a wait step waiting for its time, or an approval waiting
+	// for a decision (or its timeout), with no runner holding it. Entered
+	// by the commit of its start (from running, or from pending when it
+	// started in the same invocation as its parent); left when its time
+	// comes or the decision lands (completed), when an approval is
+	// refused or times out (failed), or by a run retry (pending).
+	StepWaiting StepStatus = "waiting"
 	// StepCompleted: its result and effect were committed. Terminal, and
 	// kept across run retries.
 	StepCompleted StepStatus = "completed"
@@ -82,17 +90,18 @@ const (
 // generation and by a run retry (which resets failed, pending and
 // abandoned running steps to pending).
 var stepEdges = map[StepStatus][]StepStatus{
-	StepPending:   {StepRunning, StepCompleted, StepFailed, StepPending},
-	StepRunning:   {StepCompleted, StepPending, StepFailed, StepRunning},
+	StepPending:   {StepRunning, StepWaiting, StepCompleted, StepFailed, StepPending},
+	StepRunning:   {StepWaiting, StepCompleted, StepPending, StepFailed, StepRunning},
+	StepWaiting:   {StepCompleted, StepFailed, StepPending},
 	StepCompleted: nil,
 	StepFailed:    {StepPending},
 }
 
 // Steps lists every step status the API reports.
-var Steps = []StepStatus{StepPending, StepRunning, StepCompleted, StepFailed, StepSkipped, StepCancelled}
+var Steps = []StepStatus{StepPending, StepRunning, StepWaiting, StepCompleted, StepFailed, StepSkipped, StepCancelled}
 
 // Terminal reports whether s will not change unless the run is retried.
-func (s StepStatus) Terminal() bool { return s != StepPending && s != StepRunning }
+func (s StepStatus) Terminal() bool { return s != StepPending && s != StepRunning && s != StepWaiting }
 
 // Valid reports whether s is a step status the API reports.
 func (s StepStatus) Valid() bool { return contains(Steps, s) }

@@ -56,6 +56,13 @@ func TestStepTransitions(t *testing.T) {
 		{StepFailed, StepPending, true}, // run retry
 		{StepFailed, StepRunning, false},
 		{StepRunning, StepCancelled, false},
+		{StepRunning, StepWaiting, true},   // a wait or an approval begins
+		{StepPending, StepWaiting, true},   // ... started with its parent's commit
+		{StepWaiting, StepCompleted, true}, // its time came, or approved
+		{StepWaiting, StepFailed, true},    // refused, or timed out
+		{StepWaiting, StepPending, true},   // run retry
+		{StepWaiting, StepRunning, false},  // nothing runs it again
+		{StepCompleted, StepWaiting, false},
 	}
 	for _, tt := range tests {
 		if got := tt.from.CanBecome(tt.to); got != tt.want {
@@ -67,7 +74,7 @@ func TestStepTransitions(t *testing.T) {
 			t.Errorf("%s not valid", s)
 		}
 	}
-	if StepPending.Terminal() || StepRunning.Terminal() || !StepCompleted.Terminal() || !StepSkipped.Terminal() {
+	if StepPending.Terminal() || StepRunning.Terminal() || StepWaiting.Terminal() || !StepCompleted.Terminal() || !StepSkipped.Terminal() {
 		t.Error("Terminal wrong")
 	}
 }

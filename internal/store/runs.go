@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -238,7 +239,10 @@ func decodeRun(ref RunRef, items map[int]map[string]types.AttributeValue) (runst
 // this creation's own; only on a real ID collision are the chunks this
 // creation wrote deleted again, each on the condition that it still holds
 // the token.
-func (s *Store) CreateRunIfAbsent(ctx context.Context, r runstate.State) error {
+//
+// input, if not nil, is the run's input (an item of its own, put like a
+// chunk).
+func (s *Store) CreateRunIfAbsent(ctx context.Context, r runstate.State, input json.RawMessage) error {
 	if r.OrderID != "" {
 		if _, err := s.get(ctx, orderKey, r.OrderID, true); errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("create run %s: %w", r.ID, ErrOrderNotFound)
@@ -248,17 +252,27 @@ func (s *Store) CreateRunIfAbsent(ctx context.Context, r runstate.State) error {
 	}
 	tok := newToken()
 	items := runItems(r)
+	if input != nil {
+		// Before the header, like a chunk: item number len(items).
+		items = append(items, inputItem(r.ID, r.Gen, input, r.CreatedAt))
+	}
+	name := func(k int) string {
+		if k >= runstate.Items(len(r.Steps)) {
+			return "run " + r.ID + " input"
+		}
+		return itemName(r.ID, k)
+	}
 	var written []int
 	undo := func(cause error) error {
 		for _, k := range written {
 			_, derr := s.db.DeleteItem(context.WithoutCancel(ctx), &dynamodb.DeleteItemInput{
-				TableName: aws.String(s.table), Key: runItemKey(r.ID, k),
+				TableName: aws.String(s.table), Key: map[string]types.AttributeValue{attrPK: items[k][attrPK], attrSK: items[k][attrSK]},
 				ConditionExpression:       aws.String("#tok = :tok"),
 				ExpressionAttributeNames:  map[string]string{"#tok": attrTok},
 				ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(tok)},
 			})
 			if derr != nil {
-				cause = errors.Join(cause, fmt.Errorf("delete %s: %w", itemName(r.ID, k), derr))
+				cause = errors.Join(cause, fmt.Errorf("delete %s: %w", name(k), derr))
 			}
 		}
 		return fmt.Errorf("create run %s: %w", r.ID, cause)
@@ -267,7 +281,7 @@ func (s *Store) CreateRunIfAbsent(ctx context.Context, r runstate.State) error {
 		items[k][attrTok] = str(tok)
 	}
 	for k := 1; k < len(items); k++ {
-		if err := s.putIfAbsent(ctx, items[k], attrTok, tok, itemName(r.ID, k)); err != nil {
+		if err := s.putIfAbsent(ctx, items[k], attrTok, tok, name(k)); err != nil {
 			return undo(err)
 		}
 		written = append(written, k)
@@ -340,12 +354,24 @@ func (s *Store) loadItems(ctx context.Context, ref RunRef, items []int) (runstat
 }
 
 // ReadRun reads a run's header, chunks and failed-attempt records with one
-// Query. It returns ErrNotFound if the run does not exist.
+// Query (not its inputs and outputs). It returns ErrNotFound if the run does
+// not exist.
 func (s *Store) ReadRun(ctx context.Context, runID string, consistent bool) (runstate.State, []runstate.Failure, error) {
 	for try := 1; ; try++ {
-		r, fs, err := s.readRun(ctx, runID, consistent)
+		r, fs, _, err := s.readRun(ctx, runID, consistent, false)
 		if !errors.Is(err, errTorn) || try == tornTries {
 			return r, fs, err
+		}
+	}
+}
+
+// ReadRunData is ReadRun with the run's inputs and its steps' outputs,
+// read by the same Query.
+func (s *Store) ReadRunData(ctx context.Context, runID string, consistent bool) (runstate.State, []runstate.Failure, RunData, error) {
+	for try := 1; ; try++ {
+		r, fs, d, err := s.readRun(ctx, runID, consistent, true)
+		if !errors.Is(err, errTorn) || try == tornTries {
+			return r, fs, d, err
 		}
 	}
 }
@@ -366,15 +392,25 @@ func IsUnreadable(err error) bool { return errors.Is(err, errUnreadable) }
 // tornTries bounds the reads of a run that keep seeing mixed generations.
 const tornTries = 5
 
-func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (runstate.State, []runstate.Failure, error) {
+func (s *Store) readRun(ctx context.Context, runID string, consistent, withData bool) (runstate.State, []runstate.Failure, RunData, error) {
 	pk, sk := runKey(runID)
 	in := s.prefixQuery(pk, sk, consistent)
+	if !withData {
+		// The header, the attempt records and the chunks sort before
+		// the inputs and outputs (RUN#I, RUN#O): leave those unread.
+		in.KeyConditionExpression = aws.String("pk = :pk AND sk BETWEEN :prefix AND :hi")
+		in.ExpressionAttributeValues[":hi"] = str("RUN#D")
+	}
 	items := map[int]map[string]types.AttributeValue{}
 	var failures []runstate.Failure
+	var data RunData
+	fail := func(err error) (runstate.State, []runstate.Failure, RunData, error) {
+		return runstate.State{}, nil, RunData{}, fmt.Errorf("read run %s: %w", runID, err)
+	}
 	for {
 		res, err := s.db.Query(ctx, in)
 		if err != nil {
-			return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, err)
+			return fail(err)
 		}
 		for _, it := range res.Items {
 			switch k := sAttr(it, attrSK); {
@@ -383,15 +419,19 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 			case strings.HasPrefix(k, "RUN#C"):
 				n, err := strconv.Atoi(k[len("RUN#C"):])
 				if err != nil || n < 1 {
-					return runstate.State{}, nil, fmt.Errorf("read run %s: bad chunk key %q", runID, k)
+					return fail(fmt.Errorf("bad chunk key %q", k))
 				}
 				items[n] = it
 			case strings.HasPrefix(k, "RUN#A"):
 				f, err := decodeFailure(it)
 				if err != nil {
-					return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, err)
+					return fail(err)
 				}
 				failures = append(failures, f)
+			default:
+				if _, err := data.collect(k, it); err != nil {
+					return fail(err)
+				}
 			}
 		}
 		if res.LastEvaluatedKey == nil {
@@ -400,10 +440,11 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent bool) (run
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
 	if items[0] == nil {
-		return runstate.State{}, nil, fmt.Errorf("read run %s: %w", runID, ErrNotFound)
+		return fail(ErrNotFound)
 	}
 	r, err := decodeWhole(runID, items)
-	return r, failures, err
+	data.Inputs = sortedInputs(data.Inputs)
+	return r, failures, data, err
 }
 
 // decodeWhole decodes a run read whole: every item its header's step count
@@ -600,14 +641,24 @@ func sortedKeys[V any](m map[int]V) []int {
 // single item, else one transaction, so the write is all or nothing and
 // takes effect at one instant.
 func (s *Store) writeItems(ctx context.Context, runID string, updates map[int]*update, token string, opts ...func(*dynamodb.Options)) error {
+	return s.writeItemsAnd(ctx, runID, updates, nil, token, opts...)
+}
+
+// writeItemsAnd is writeItems with items to put in the same transaction.
+func (s *Store) writeItemsAnd(ctx context.Context, runID string, updates map[int]*update, puts *txn, token string, opts ...func(*dynamodb.Options)) error {
 	keys := sortedKeys(updates)
-	if len(keys) == 1 {
+	if len(keys) == 1 && (puts == nil || len(puts.items) == 0) {
 		return s.updateItem(ctx, runItemKey(runID, keys[0]), updates[keys[0]], itemName(runID, keys[0]))
 	}
 	t := &txn{}
 	for _, k := range keys {
 		u := updates[k]
 		t.add(types.TransactWriteItem{Update: u.item(s.table, runItemKey(runID, k))}, u.describe(itemName(runID, k)))
+	}
+	if puts != nil {
+		for n, it := range puts.items {
+			t.add(it, puts.what[n])
+		}
 	}
 	return s.writeTxn(ctx, t, token, opts...)
 }
@@ -774,6 +825,13 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	}
 	record := recordValue(token, c.At)
 	for _, d := range c.Done {
+		if d.Output != nil {
+			put(outputItem(c.RunID, d.Step, d.Attempt, d.Output, token), "attribute_not_exists(pk)",
+				fmt.Sprintf("run %s output of step %d (requires none yet)", c.RunID, d.Step))
+			if d.History == nil {
+				continue // the output is the commit record
+			}
+		}
 		if d.History == nil {
 			u := updateOf(runstate.ItemOf(d.Step))
 			name, v := runstate.RecordName(d.Step), fmt.Sprintf(":d%03d", d.Step)
@@ -795,6 +853,14 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 		it["token"] = str(token)
 		put(it, "", fmt.Sprintf("run %s attempt record of step %d", c.RunID, f.Step))
 	}
+	for _, w := range c.Waits {
+		if w.Callback != "" {
+			put(callbackItem(c.RunID, c.Gen, w), "attribute_not_exists(pk)", fmt.Sprintf("callback of run %s step %d (requires a new token)", c.RunID, w.Step))
+		}
+	}
+	for _, h := range c.Resolved {
+		t.add(types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.table), Key: callbackKey(h)}}, fmt.Sprintf("callback of run %s", c.RunID))
+	}
 	if c.End != "" {
 		header := updateOf(0)
 		header.cond = append(header.cond, "#st = :running")
@@ -812,9 +878,12 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	}
 	if o := c.Order; o != nil {
 		u := newUpdate()
-		u.set = append(u.set, "#st = :to", "updated_at = :at")
+		// Moving the order ends any reservation of it (see
+		// ReserveOrderIfFree) and records which run moved it.
+		u.set = append(u.set, "#st = :to", "updated_at = :at", attrByRun+" = :by")
+		u.remove = append(u.remove, attrResRun, attrResStep, attrResUntil)
 		u.cond = append(u.cond, "#st = :from")
-		u.values[":to"], u.values[":from"], u.values[":at"] = str(string(o.To)), str(string(o.From)), ts(c.At)
+		u.values[":to"], u.values[":from"], u.values[":at"], u.values[":by"] = str(string(o.To)), str(string(o.From)), ts(c.At), str(c.RunID)
 		t.add(types.TransactWriteItem{Update: u.item(s.table, key(orderKey(o.OrderID)))}, fmt.Sprintf("order %s (requires status %s)", o.OrderID, o.From))
 	}
 	err := s.writeTxn(ctx, t, token)
@@ -840,6 +909,10 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 // or, for a commit of claims only, the claimed slots.
 func (s *Store) commitLanded(ctx context.Context, c runstate.Commit, token string) (bool, error) {
 	switch {
+	case len(c.Done) > 0 && c.Done[0].Output != nil:
+		pk, _ := runKey(c.RunID)
+		_, ours, err := s.holds(ctx, key(pk, outputSK(c.Done[0].Step)), "token", token)
+		return ours, err
 	case len(c.Done) > 0 && c.Done[0].History == nil:
 		d := c.Done[0]
 		_, ours, err := s.holds(ctx, runItemKey(c.RunID, runstate.ItemOf(d.Step)), runstate.RecordName(d.Step), recordValue(token, c.At))
@@ -882,7 +955,7 @@ func (s *Store) EndRunIfRunning(ctx context.Context, e runstate.End) error {
 		u.inGen(e.Gen)
 	}
 	chunks[0] = header
-	if err := s.runLevelWrite(ctx, e.RunID, chunks, endTokAttr(e.Gen), tok); err != nil {
+	if err := s.runLevelWrite(ctx, e.RunID, chunks, nil, endTokAttr(e.Gen), tok); err != nil {
 		return fmt.Errorf("end run %s as %s: %w", e.RunID, e.To, err)
 	}
 	return nil
@@ -936,7 +1009,13 @@ func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
 	} {
 		header.values[k] = v
 	}
-	if err := s.runLevelWrite(ctx, rs.RunID, updates, retryTokAttr(rs.Gen), tok); err != nil {
+	var puts *txn
+	if rs.Input != nil {
+		puts = &txn{}
+		puts.add(types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: inputItem(rs.RunID, rs.Gen+1, rs.Input, rs.At)}},
+			fmt.Sprintf("run %s input of generation %d", rs.RunID, rs.Gen+1))
+	}
+	if err := s.runLevelWrite(ctx, rs.RunID, updates, puts, retryTokAttr(rs.Gen), tok); err != nil {
 		return fmt.Errorf("retry run %s: %w", rs.RunID, err)
 	}
 	return nil
@@ -945,8 +1024,8 @@ func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
 // runLevelWrite writes a run-level change whose header update sets the
 // token tok in attribute attr; after a failure or a lost answer, the header
 // is read back and the write landed if it holds tok there.
-func (s *Store) runLevelWrite(ctx context.Context, runID string, updates map[int]*update, attr, tok string) error {
-	err := s.writeItems(ctx, runID, updates, "")
+func (s *Store) runLevelWrite(ctx context.Context, runID string, updates map[int]*update, puts *txn, attr, tok string) error {
+	err := s.writeItemsAnd(ctx, runID, updates, puts, "")
 	if !landedOrNot(err) {
 		return err
 	}

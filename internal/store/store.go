@@ -49,6 +49,7 @@ type Store struct {
 	db    DynamoDB
 	table string
 	plans planCache
+	keyCache
 }
 
 // New returns a Store over the table named table.

@@ -68,7 +68,7 @@ func createRun(t *testing.T, s *store.Store, w wire.Workflow, orderID string) ru
 		}
 	}
 	r := runstate.New(ids.New("run"), w.ID, w.Name, orderID, mustPlan(t, w), now)
-	if err := s.CreateRunIfAbsent(ctx, r); err != nil {
+	if err := s.CreateRunIfAbsent(ctx, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -282,7 +282,7 @@ func TestCreateRunWithUnknownOrderWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runstate.New(ids.New("run"), w.ID, w.Name, ids.New("ord"), mustPlan(t, w), now)
-	if err := s.CreateRunIfAbsent(ctx, r); !errors.Is(err, store.ErrOrderNotFound) {
+	if err := s.CreateRunIfAbsent(ctx, r, nil); !errors.Is(err, store.ErrOrderNotFound) {
 		t.Fatalf("err = %v, want ErrOrderNotFound", err)
 	}
 	if _, err := s.GetRun(ctx, r.ID); !errors.Is(err, store.ErrNotFound) {
@@ -773,7 +773,7 @@ func TestALostAnswerIsNotACollision(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := runstate.New(ids.New("run"), w.ID, w.Name, "", mustPlan(t, w), now)
-			if err := s.CreateRunIfAbsent(ctx, r); err != nil {
+			if err := s.CreateRunIfAbsent(ctx, r, nil); err != nil {
 				return err
 			}
 			_, err := s.GetRun(ctx, r.ID)
@@ -785,7 +785,7 @@ func TestALostAnswerIsNotACollision(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := runstate.New(ids.New("run"), w.ID, w.Name, "", mustPlan(t, w), now)
-			if err := s.CreateRunIfAbsent(ctx, r); err != nil {
+			if err := s.CreateRunIfAbsent(ctx, r, nil); err != nil {
 				return err
 			}
 			if _, err := s.GetRun(ctx, r.ID); err != nil {

@@ -18,7 +18,7 @@ import (
 // GetRun returns the run as the API shows it, with its steps, or
 // ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, id string) (wire.RunDetail, error) {
-	r, failures, err := s.ReadRun(ctx, id, true)
+	r, failures, data, err := s.ReadRunData(ctx, id, true)
 	if err != nil {
 		return wire.RunDetail{}, err
 	}
@@ -26,7 +26,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (wire.RunDetail, error) {
 	if err != nil {
 		return wire.RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
 	}
-	return RunView(r, p, failures, time.Now()), nil
+	return RunView(r, p, failures, data, time.Now()), nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -80,8 +80,14 @@ func runSummary(r runstate.State, p workflow.Plan, failures []runstate.Failure, 
 // RunView is the API's view of run r of plan p, with the records of its
 // failed attempts, at now. A step's attempts are those of the current and
 // the previous generation, oldest first.
-func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, now time.Time) wire.RunDetail {
-	d := wire.RunDetail{RunSummary: runSummary(r, p, failures, now), Steps: make([]wire.StepDetail, len(r.Steps))}
+func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, data RunData, now time.Time) wire.RunDetail {
+	d := wire.RunDetail{
+		RunSummary: runSummary(r, p, failures, now), Steps: make([]wire.StepDetail, len(r.Steps)),
+		Input: data.InputAt(r.Gen), Inputs: make([]wire.RunInput, 0, len(data.Inputs)),
+	}
+	for _, in := range data.Inputs {
+		d.Inputs = append(d.Inputs, wire.RunInput{Generation: in.Gen, Input: in.Input, SetAt: in.SetAt})
+	}
 	byStep := map[int][]runstate.Failure{}
 	for _, f := range failures {
 		if f.Gen >= r.Gen-1 {
@@ -103,14 +109,22 @@ func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, now
 			return a.Attempt - b.Attempt
 		})
 		for _, f := range fs {
-			v.Attempts = append(v.Attempts, wire.Attempt{StartedAt: f.Start, EndedAt: f.End, Error: f.Error})
+			v.Attempts = append(v.Attempts, wire.Attempt{Generation: ptr(f.Gen), StartedAt: f.Start, EndedAt: f.End, Error: f.Error})
 		}
 		switch s.Status {
 		case status.StepCompleted, status.StepFailed:
 			if s.Status == status.StepCompleted {
-				v.Attempts = append(v.Attempts, wire.Attempt{StartedAt: s.Start, EndedAt: s.End})
+				a := wire.Attempt{StartedAt: s.Start, EndedAt: s.End}
+				if r.Gen == 0 || !s.Start.Before(r.RetriedAt) {
+					a.Generation = ptr(r.Gen)
+				}
+				v.Attempts = append(v.Attempts, a)
+				v.Output = data.Outputs[i]
 			}
 			v.CompletedAt = timePtr(s.End)
+		case status.StepWaiting:
+			v.AttemptStartedAt = timePtr(s.Start)
+			v.WaitUntil = timePtr(s.End)
 		case status.StepRunning:
 			v.AttemptStartedAt = timePtr(s.Start)
 		case status.StepPending:
@@ -123,7 +137,7 @@ func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, now
 		}
 		if len(v.Attempts) > 0 {
 			v.StartedAt = ptr(v.Attempts[0].StartedAt)
-		} else if s.Status == status.StepRunning {
+		} else if s.Status == status.StepRunning || s.Status == status.StepWaiting {
 			v.StartedAt = ptr(s.Start)
 		}
 		if s.Status != status.StepCompleted && len(fs) > 0 && fs[len(fs)-1].Gen == r.Gen {

@@ -68,7 +68,7 @@ func (b *bundle) run(steps ...string) (runstate.State, workflow.Plan) {
 		b.t.Fatal(err)
 	}
 	r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, b.now)
-	if err := b.store.CreateRunIfAbsent(ctx, r); err != nil {
+	if err := b.store.CreateRunIfAbsent(ctx, r, nil); err != nil {
 		b.t.Fatal(err)
 	}
 	return r, p
@@ -249,7 +249,7 @@ func TestSweepFailsARunThatCannotProgress(t *testing.T) {
 	p, _ := workflow.NewPlan(def)
 	r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, t0)
 	r.Steps[0] = runstate.Slot{Status: status.StepFailed, Start: t0, End: t0}
-	if err := b.store.CreateRunIfAbsent(ctx, r); err != nil {
+	if err := b.store.CreateRunIfAbsent(ctx, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	if rep := b.sweep(); rep.Finished != 1 {
@@ -269,7 +269,7 @@ func TestSweepKeepsGoingPastABadRun(t *testing.T) {
 	good, _ := b.run("a")
 	broken := &failingReads{Store: b.store, bad: ids.New("run")}
 	bad := runstate.New(broken.bad, good.WorkflowID, "w", "", workflow.Plan{{}}, t0)
-	if err := b.store.CreateRunIfAbsent(context.Background(), bad); err != nil {
+	if err := b.store.CreateRunIfAbsent(context.Background(), bad, nil); err != nil {
 		t.Fatal(err)
 	}
 	b.sw.Store = broken

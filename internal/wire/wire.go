@@ -65,7 +65,19 @@ type RunSummary struct {
 // RunDetail is a run with its steps in step_index order.
 type RunDetail struct {
 	RunSummary
-	Steps []StepDetail `json:"steps"`
+	// Input is the input of the current generation (null if none); Inputs
+	// lists each input given, with the generation it applies from.
+	Input  json.RawMessage `json:"input"`
+	Inputs []RunInput      `json:"inputs"`
+	Steps  []StepDetail    `json:"steps"`
+}
+
+// RunInput is an input given to a run when it was created (generation 0)
+// or retried, which its steps see from that generation on.
+type RunInput struct {
+	Generation int             `json:"generation"`
+	Input      json.RawMessage `json:"input"`
+	SetAt      time.Time       `json:"set_at"`
 }
 
 // StepDetail is the state of one step of a run, as the API shows it.
@@ -90,13 +102,25 @@ type StepDetail struct {
 	// NextAttemptAt is when a pending step waiting for a retry's backoff
 	// may run next.
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	// Output is a completed step's output (null if it has none).
+	Output json.RawMessage `json:"output"`
+	// WaitUntil is when a waiting step's wait ends: a wait step resumes,
+	// an approval times out (absent: an approval with no timeout).
+	WaitUntil *time.Time `json:"wait_until,omitempty"`
+	// CallbackToken is a waiting approval's callback token, shown to
+	// operators only: POST /callbacks/{token} completes or fails the step
+	// without a bearer token.
+	CallbackToken *string `json:"callback_token,omitempty"`
 }
 
 // Attempt is one finished attempt of a step.
 type Attempt struct {
-	Number    int       `json:"number"`
-	StartedAt time.Time `json:"started_at"`
-	EndedAt   time.Time `json:"ended_at"`
+	Number int `json:"number"`
+	// Generation is the run's generation the attempt ran in (absent when
+	// it is not known: a step completed before the latest retry).
+	Generation *int      `json:"generation,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	EndedAt    time.Time `json:"ended_at"`
 	// Error is empty for the attempt that completed the step.
 	Error string `json:"error,omitempty"`
 }
