@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"stepflow/internal/callback"
 	"stepflow/internal/id"
@@ -88,6 +89,9 @@ func checkReason(text *string) (string, error) {
 	t := strings.TrimSpace(*text)
 	if len(t) > MaxDecisionError {
 		return "", badRequest("error", fmt.Sprintf("error is longer than %d bytes", MaxDecisionError))
+	}
+	if strings.ContainsFunc(t, unicode.IsControl) {
+		return "", badRequest("error", "error must not contain control characters")
 	}
 	return t, nil
 }
@@ -265,7 +269,7 @@ func (s *server) decide(ctx context.Context, runID string, pick func(workflow.Pl
 			Callback: callback.Hash(callback.Token(key, r.ID, i, r.Gen, slot.Attempt)),
 		}
 		if d.reason != "" {
-			o.Output, o.Err = nil, fmt.Errorf("approval refused: %s: %w", d.reason, runstate.ErrPermanent)
+			o.Output, o.Err = nil, runstate.Permanent(fmt.Errorf("approval refused: %s", d.reason))
 		}
 		cs := runstate.BuildCommits(runstate.CommitInput{Run: r, Plan: plan, Order: order, Outcomes: []runstate.Outcome{o}, Now: now, MaxSteps: 1})
 		if len(cs) != 1 || len(cs[0].Swaps) == 0 {

@@ -28,6 +28,7 @@ import (
 	"stepflow/internal/api"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/httpstep"
 	"stepflow/internal/id"
 	"stepflow/internal/queue"
 	"stepflow/internal/retry"
@@ -192,8 +193,7 @@ func (s *sched) yield(name string) {
 	s.cond.Broadcast()
 	for s.turn != name {
 		if s.aborted {
-			s.mu.Unlock()
-			runtime.Goexit()
+			runtime.Goexit() // the deferred Unlock releases the lock
 		}
 		s.cond.Wait()
 	}
@@ -460,6 +460,8 @@ type harness struct {
 	log        []string
 	failure    error // the harness's own, see fail
 	planned    map[string][]taskPlan
+	// svc is the service the schedule's http steps call.
+	svc *hservice
 	// shapeOf, if set, replaces the random workflow definitions.
 	shapeOf func(withOrder bool) string
 }
@@ -470,6 +472,7 @@ func newHarness(t *testing.T, cfg aws.Config, db *dynamodb.Client, seed uint64) 
 		planned:    map[string][]taskPlan{},
 		adminCalls: map[string]int{}, db: db, cfg: cfg}
 	h.q = &fakeQueue{clock: h.clock, h: h, visibility: hVisibility}
+	h.svc = &hservice{h: h, byKey: map[string]json.RawMessage{}, keyOf: map[string]string{}}
 	return h
 }
 
@@ -596,7 +599,9 @@ func attemptOf(in engine.TaskInput) string {
 // onStart records an execution as its runner starts it and draws what the
 // task will do.
 func (h *harness) onStart(in engine.TaskInput) {
-	ok := !(in.Config.FailProbability > 0 && h.s.chance(in.Config.FailProbability))
+	// (Only a task's success is drawn here: an http step's is the
+	// service's answer, a wait or an approval only begins.)
+	ok := in.Config.URL == "" && in.Config.Seconds == 0 && !(in.Config.FailProbability > 0 && h.s.chance(in.Config.FailProbability))
 	yields := 0
 	if in.Config.DurationSeconds > 0 {
 		yields = h.s.intn(4)
@@ -655,7 +660,7 @@ func (h *harness) run() error {
 	for i := range runners {
 		name := fmt.Sprintf("runner%d", i)
 		eng, err := engine.New(engine.Config{
-			Store: h.st, Queue: h.q, Task: task{h}, Retry: policy, LeaseMargin: hLeaseMargin,
+			Store: h.st, Queue: h.q, Task: task{h}, HTTP: h.svc, Hop: time.Second, Retry: policy, LeaseMargin: hLeaseMargin,
 			Parallelism: []int{1, 4, 16}[h.s.intn(3)],
 			OnStart:     func(in engine.TaskInput, _ queue.Message, _ time.Time) { h.onStart(in) },
 			// Attempts run on the runner's goroutine, so that a seed
@@ -730,6 +735,9 @@ func (h *harness) run() error {
 		}
 		if h.chaos && h.s.chance(0.05) {
 			h.adminCall(ctx)
+		}
+		if h.s.chance(0.1) {
+			h.decide(ctx)
 		}
 	})
 
@@ -846,6 +854,7 @@ func (h *harness) runnerTurn(ctx context.Context, name string, eng *engine.Engin
 func (h *harness) shape(withOrder bool) string {
 	type step struct {
 		ID        string         `json:"id"`
+		Type      string         `json:"type,omitempty"`
 		Config    map[string]any `json:"config"`
 		DependsOn []string       `json:"depends_on"`
 	}
@@ -912,8 +921,157 @@ func (h *harness) shape(withOrder bool) string {
 			}
 		}
 	}
+	if len(steps) < 20 {
+		// Steps that do real work: http steps (passing a parent's output
+		// along), waits longer and shorter than a message's hop, and
+		// approvals with and without a timeout.
+		for i := range steps {
+			st := &steps[i]
+			if !h.s.chance(0.35) {
+				continue
+			}
+			c := map[string]any{}
+			switch k := h.s.intn(4); {
+			case k <= 1:
+				st.Type = "http"
+				c["url"] = "http://svc.test/{{run.id}}/" + st.ID
+				c["timeout_seconds"], c["max_retries"] = 0.3, st.Config["max_retries"]
+				if a, ok := st.Config["action"]; ok {
+					c["action"] = a
+				}
+				for _, d := range st.DependsOn {
+					if steps[slices.IndexFunc(steps, func(x step) bool { return x.ID == d })].Type == "http" {
+						c["body"] = map[string]any{"from": "{{steps." + d + ".output.n}}"}
+					}
+				}
+			case k == 2:
+				st.Type = "wait"
+				c["seconds"] = []float64{0.5, 1.5, 3}[h.s.intn(3)]
+			default:
+				st.Type = "approval"
+				if h.s.chance(0.5) {
+					c["timeout_seconds"] = 2
+				}
+			}
+			st.Config = c
+		}
+	}
 	def, _ := json.Marshal(map[string]any{"name": fmt.Sprintf("shape-%d", h.seed), "steps": steps})
 	return string(def)
+}
+
+// hservice is the service the schedule's http steps call, in process: it
+// answers a repeated Idempotency-Key with its first success, as a service
+// that deduplicates does, and otherwise succeeds or fails (retryably, or
+// for good) as the schedule draws. Its successes are the steps' effects.
+type hservice struct {
+	h     *harness
+	mu    sync.Mutex
+	byKey map[string]json.RawMessage // the first success of each key
+	keyOf map[string]string          // "<run>/<step>" -> the key it sent
+	n     int
+}
+
+func (s *hservice) Do(ctx context.Context, r httpstep.Request) (json.RawMessage, error) {
+	name, _ := ctx.Value(actorKey{}).(string)
+	fail, permanent := s.h.s.chance(0.15), s.h.s.chance(0.03)
+	for range s.h.s.intn(3) {
+		s.h.s.yield(name) // the call takes time
+	}
+	path := strings.TrimPrefix(r.URL, "http://svc.test/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keyOf[path] = r.IdempotencyKey
+	if out, ok := s.byKey[r.IdempotencyKey]; ok {
+		return out, nil
+	}
+	switch {
+	case permanent:
+		return nil, fmt.Errorf("HTTP 400: %w", httpstep.ErrPermanent)
+	case fail:
+		return nil, &httpstep.RetryableError{Status: 500, Err: errors.New("HTTP 500")}
+	}
+	s.n++
+	out := json.RawMessage(fmt.Sprintf(`{"n":%d,"path":%q}`, s.n, path))
+	s.byKey[r.IdempotencyKey] = out
+	return out, nil
+}
+
+// decide takes a decision on a random waiting approval, through the
+// operator routes or the callback token.
+func (h *harness) decide(ctx context.Context) {
+	type wait struct {
+		run, step string
+	}
+	var waits []wait
+	h.mu.Lock()
+	runs := slices.Clone(h.runs)
+	h.mu.Unlock()
+	for _, r := range runs {
+		run, _, err := h.plain.ReadRun(context.Background(), r, true)
+		if err != nil || !run.Live() {
+			continue
+		}
+		_, plan, err := h.plain.Plan(context.Background(), run.WorkflowID)
+		if err != nil {
+			continue
+		}
+		for i, sl := range run.Steps {
+			if sl.Status == status.StepWaiting && plan[i].Type == workflow.TypeApproval {
+				waits = append(waits, wait{r, plan[i].ID})
+			}
+		}
+	}
+	if len(waits) == 0 {
+		return
+	}
+	w := waits[h.s.intn(len(waits))]
+	approve := h.s.chance(0.8)
+	path, body := "/runs/"+w.run+"/steps/"+w.step+"/complete", `{"output":{"by":"harness"}}`
+	if !approve {
+		path, body = "/runs/"+w.run+"/steps/"+w.step+"/fail", `{"error":"refused by the harness"}`
+	}
+	if h.s.chance(0.5) {
+		code, d := h.call(ctx, http.MethodGet, "/runs/"+w.run, "")
+		if code != http.StatusOK {
+			h.fail("GET /runs/%s: %d %v", w.run, code, d)
+			return
+		}
+		steps, _ := d["steps"].([]any)
+		for _, st := range steps {
+			st, _ := st.(map[string]any)
+			if tok, ok := st["callback_token"].(string); ok && st["step_id"] == w.step {
+				path = "/callbacks/" + tok
+				if !approve {
+					body = `{"error":"refused by the harness"}`
+				}
+			}
+		}
+	}
+	code, d := h.call(ctx, http.MethodPost, path, body)
+	switch {
+	case code == http.StatusOK:
+		h.note("%s %s decided (approve %v)", w.run, w.step, approve)
+		if approve {
+			run, _, err := h.plain.ReadRun(context.Background(), w.run, true)
+			if err == nil {
+				_, plan, _ := h.plain.Plan(context.Background(), run.WorkflowID)
+				at := h.s.now()
+				for i := range plan {
+					if plan[i].ID == w.step {
+						h.mu.Lock()
+						h.commits[fmt.Sprintf("%s/%d", w.run, i)]++
+						h.commitAt[fmt.Sprintf("%s/%d", w.run, i)] = at
+						h.mu.Unlock()
+					}
+				}
+			}
+		}
+	case code == http.StatusConflict, code == http.StatusNotFound:
+		// The wait ended meanwhile (timed out, cancelled, decided).
+	default:
+		h.fail("POST %s: %d %v", path, code, d)
+	}
 }
 
 func (h *harness) call(ctx context.Context, method, path, body string) (int, map[string]any) {
@@ -1063,6 +1221,12 @@ func (h *harness) check() error {
 			if got := h.commits[key]; got != want {
 				fail("step %s of %s committed %d times, want %d", plan[i].ID, runID, got, want)
 			}
+			// A wait ends no sooner than its time; an approval fails no
+			// sooner than its timeout, unless refused.
+			sl := run.Steps[i]
+			if d := time.Duration(plan[i].Config.Seconds * float64(time.Second)); plan[i].Type == workflow.TypeWait && sl.Status == status.StepCompleted && sl.End.Sub(sl.Start) < d {
+				fail("wait step %s of %s ended after %v, want %v", plan[i].ID, runID, sl.End.Sub(sl.Start), d)
+			}
 		}
 		if orderID := h.orders[runID]; orderID != "" {
 			errs = append(errs, h.checkOrder(runID, orderID, run, plan))
@@ -1141,6 +1305,37 @@ func (h *harness) checkStarts() error {
 	return errors.Join(errs...)
 }
 
+// checkEffect: an http step that completed had its effect at the
+// service, under its key, and stored the service's answer as its output;
+// one that did not complete had none, unless a crash or a lost response
+// came between the call and its commit.
+func (h *harness) checkEffect(runID string, run runstate.State, i int, ps workflow.PlannedStep) error {
+	key := engine.IdempotencyKey(runID, ps.ID, run.OrderID, ps.Config.Action)
+	h.svc.mu.Lock()
+	out, effect := h.svc.byKey[key]
+	sent, called := h.svc.keyOf[runID+"/"+ps.ID]
+	h.svc.mu.Unlock()
+	if called && sent != key {
+		return fmt.Errorf("http step %s of %s sent key %q, want %q", ps.ID, runID, sent, key)
+	}
+	completed := run.Steps[i].Status == status.StepCompleted
+	switch {
+	case completed && !effect:
+		return fmt.Errorf("http step %s of %s completed with no effect at the service", ps.ID, runID)
+	case !completed && effect && !h.faulty:
+		return fmt.Errorf("no crash, yet http step %s of %s had an effect and is %s", ps.ID, runID, run.Steps[i].Status)
+	case completed:
+		_, _, data, err := h.plain.ReadRunData(context.Background(), runID, true)
+		if err != nil {
+			return err
+		}
+		if string(data.Outputs[i]) != string(out) {
+			return fmt.Errorf("http step %s of %s stored output %s; the service answered %s", ps.ID, runID, data.Outputs[i], out)
+		}
+	}
+	return nil
+}
+
 // checkExecutions: no step ran after its commit; and in a schedule with no
 // crash and no lost response, no attempt ran twice and every completed
 // step's task succeeded exactly once (and no other step's did).
@@ -1177,7 +1372,10 @@ func (h *harness) checkExecutions() error {
 					}
 				}
 			}
-			if h.faulty {
+			if ps.Type == workflow.TypeHTTP {
+				errs = append(errs, h.checkEffect(runID, run, i, ps))
+			}
+			if h.faulty || ps.Type != workflow.TypeTask {
 				continue
 			}
 			want := 0

@@ -103,7 +103,7 @@ func (rn *runner) expired(ctx context.Context, i int, w runstate.Slot, gen int, 
 	if rn.plan[i].Type != workflow.TypeApproval {
 		return o
 	}
-	o.Err = fmt.Errorf("approval timed out: no decision within %v: %w", w.End.Sub(w.Start), runstate.ErrPermanent)
+	o.Err = runstate.Permanent(fmt.Errorf("approval timed out: no decision within %v", w.End.Sub(w.Start)))
 	if h, err := rn.approvalHash(ctx, i, gen, w.Attempt); err == nil {
 		o.Callback = h
 	}
@@ -116,7 +116,7 @@ func (rn *runner) expired(ctx context.Context, i int, w runstate.Slot, gen int, 
 func (rn *runner) call(ctx context.Context, i int, held runstate.Slot, run runstate.State) attempt {
 	e, step := rn.e, rn.plan[i]
 	if e.cfg.HTTP == nil {
-		return attempt{err: fmt.Errorf("http steps are not configured on this runner: %w", runstate.ErrPermanent)}
+		return attempt{err: runstate.Permanent(errors.New("http steps are not configured on this runner"))}
 	}
 	if runstate.ReservesOrder(rn.plan, i, run.OrderID) {
 		a := status.Actions[step.Config.Action]
@@ -174,13 +174,13 @@ func (rn *runner) call(ctx context.Context, i int, held runstate.Slot, run runst
 	case errors.As(err, &retryable):
 		return attempt{err: redacted(red, err), retryAfter: retryable.After}
 	case errors.Is(err, httpstep.ErrPermanent):
-		return attempt{err: redacted(red, fmt.Errorf("%w: %w", err, runstate.ErrPermanent))}
+		return attempt{err: redacted(red, runstate.Permanent(err))}
 	case err != nil:
 		return attempt{err: redacted(red, err)}
 	}
 	out = red.RedactJSON(out)
 	if len(out) > MaxOutputBytes {
-		return attempt{err: fmt.Errorf("the output is %d bytes; the most a step may output is %d (64 KiB): %w", len(out), MaxOutputBytes, runstate.ErrPermanent)}
+		return attempt{err: runstate.Permanent(fmt.Errorf("the output is %d bytes; the most a step may output is %d (64 KiB)", len(out), MaxOutputBytes))}
 	}
 	return attempt{output: out}
 }
@@ -193,7 +193,7 @@ func render(step workflow.PlannedStep, tc template.Context) (httpstep.Request, e
 	fail := func(field string, err error) (httpstep.Request, error) {
 		var re *template.RenderError
 		if errors.As(err, &re) {
-			return httpstep.Request{}, fmt.Errorf("config.%s: %w: %w", field, err, runstate.ErrPermanent)
+			return httpstep.Request{}, runstate.Permanent(fmt.Errorf("config.%s: %w", field, err))
 		}
 		return httpstep.Request{}, fmt.Errorf("config.%s: %w", field, err)
 	}

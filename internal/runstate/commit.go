@@ -162,6 +162,15 @@ func (c Commit) Claimed() []Lease {
 // fails at once, whatever retries it has left.
 var ErrPermanent = errors.New("permanent failure")
 
+// Permanent marks err as one no retry can cure (errors.Is(err,
+// ErrPermanent) holds), keeping its text as it is.
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
 // ErrStorage marks an attempt that failed because storage refused its
 // commit for good (a ValidationException).
 var ErrStorage = fmt.Errorf("storage refused the commit: %w", ErrPermanent)

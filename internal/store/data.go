@@ -204,10 +204,24 @@ func (s *Store) CallbackFor(ctx context.Context, hash string) (Callback, error) 
 // time. It is cached once read.
 func (s *Store) CallbackKey(ctx context.Context) ([]byte, error) {
 	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	if s.key != nil {
-		return s.key, nil
+	cached := s.key
+	s.keyMu.Unlock()
+	if cached != nil {
+		return cached, nil
 	}
+	// No lock across the requests: concurrent first calls read the same
+	// item (the put is conditional), so they agree.
+	b, err := s.readCallbackKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.keyMu.Lock()
+	s.key = b
+	s.keyMu.Unlock()
+	return b, nil
+}
+
+func (s *Store) readCallbackKey(ctx context.Context) ([]byte, error) {
 	k := key("KEY#callback", "KEY")
 	for try := 0; try < 3; try++ {
 		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: k, ConsistentRead: aws.Bool(true)})
@@ -219,7 +233,6 @@ func (s *Store) CallbackKey(ctx context.Context) ([]byte, error) {
 			if err != nil || len(b) < 32 {
 				return nil, errors.New("callback key: malformed")
 			}
-			s.key = b
 			return b, nil
 		}
 		fresh := make([]byte, 32)
