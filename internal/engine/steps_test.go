@@ -244,7 +244,9 @@ func stepNamed(d wire.RunDetail, id string) wire.StepDetail {
 }
 
 func waiting(step string) func(wire.RunDetail) bool {
-	return func(d wire.RunDetail) bool { return stepNamed(d, step).Status == status.StepWaiting || d.Status.Terminal() }
+	return func(d wire.RunDetail) bool {
+		return stepNamed(d, step).Status == status.StepWaiting || d.Status.Terminal()
+	}
 }
 
 func httpStep(id, url string, extra string) string {
