@@ -115,7 +115,7 @@ func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount 
 		orderID = o.ID
 		fmt.Fprintf(stdout, "order %s (amount %s)\n", o.ID, o.Amount)
 	}
-	run, err := c.StartRun(ctx, wf.ID, orderID)
+	run, err := c.StartRun(ctx, wf.ID, orderID, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 		return exitError
