@@ -60,17 +60,19 @@ func (f apiFlags) connect() *client.Client {
 	return c
 }
 
-// runCmd: stepflow run FILE [--order ID | --amount N] [--api URL] [--watch]
+// runCmd: stepflow run FILE [--order ID | --amount N] [--input JSON|@FILE] [--api URL] [--watch]
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api := addAPIFlags(fs)
 	orderID := fs.String("order", "", "tie the run to this existing order")
 	amount := fs.String("amount", "", "create an order of this amount and tie the run to it")
+	var in jsonFlag
+	fs.Var(&in, "input", "the run's input, which its steps read: `JSON`, @FILE or @- (standard input)")
 	watch := fs.Bool("watch", false, "show live progress until the run ends; the exit code is its final status")
 	interval := fs.Duration("interval", 500*time.Millisecond, "how often --watch polls")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stepflow run FILE [--order ID | --amount N] [--api URL] [--watch]")
+		fmt.Fprintln(stderr, "Usage: stepflow run FILE [--order ID | --amount N] [--input JSON|@FILE] [--api URL] [--watch]")
 		fs.PrintDefaults()
 	}
 	// Accept the file before or after the flags.
@@ -92,15 +94,21 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case *orderID != "" && *amount != "":
 		fmt.Fprintln(stderr, "stepflow run: --order and --amount exclude each other (an existing order, or a new one)")
 	default:
-		return startAndWatch(ctx, api.connect(), file, *orderID, *amount, *watch, *interval, stdout, stderr)
+		input, err := in.value("--input", os.Stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "stepflow run: %v\n", err)
+			return exitUsage
+		}
+		return startAndWatch(ctx, api.connect(), file, *orderID, *amount, input, *watch, *interval, stdout, stderr)
 	}
 	fs.Usage()
 	return exitUsage
 }
 
 // startAndWatch submits the workflow in file, starts a run (with an
-// order) and, with watch, follows it to its end.
-func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount string, watch bool, interval time.Duration, stdout, stderr io.Writer) int {
+// order, and input unless it is nil) and, with watch, follows it to its
+// end.
+func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount string, input json.RawMessage, watch bool, interval time.Duration, stdout, stderr io.Writer) int {
 	def, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
@@ -120,7 +128,7 @@ func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount 
 		orderID = o.ID
 		fmt.Fprintf(stdout, "order %s (amount %s)\n", o.ID, o.Amount)
 	}
-	run, err := c.StartRun(ctx, wf.ID, orderID, nil)
+	run, err := c.StartRun(ctx, wf.ID, orderID, input)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 		return exitError
