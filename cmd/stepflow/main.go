@@ -15,9 +15,13 @@ const usage = `Usage: stepflow <command> [flags]
 
 Commands:
   dev         run the whole stack locally (dashboard and API on 127.0.0.1:8080)
-  run         submit a workflow file and start a run (--watch shows live progress)
+  run         submit a workflow file and start a run (--input JSON; --watch shows live progress)
   runs        list recent runs
   run-status  show one run and its steps
+  cancel      cancel a pending or running run: stepflow cancel RUN
+  retry       run a failed or cancelled run again: its failed and unstarted steps (--input JSON: a new input)
+  approve     complete a waiting approval step: stepflow approve RUN STEP [--output JSON]
+  reject      fail a waiting approval step: stepflow reject RUN STEP --error TEXT
   redrive     move dead-lettered step messages back to the work queue
   token       create, list or revoke API tokens (stepflow token create --name NAME --role operator)
   emulator  run the kumo AWS emulator as its own process
@@ -47,6 +51,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runsCmd(ctx, args[1:], stdout, stderr)
 	case "run-status":
 		return runStatusCmd(ctx, args[1:], stdout, stderr)
+	case "cancel":
+		return cancelCmd(ctx, args[1:], stdout, stderr)
+	case "retry":
+		return retryCmd(ctx, args[1:], stdout, stderr)
+	case "approve":
+		return approveCmd(ctx, args[1:], stdout, stderr)
+	case "reject":
+		return rejectCmd(ctx, args[1:], stdout, stderr)
 	case "token":
 		return tokenCmd(ctx, args[1:], stdout, stderr)
 	case "redrive":

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,10 +13,13 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"stepflow/internal/client"
 	"stepflow/internal/status"
 	"stepflow/internal/wire"
+	"stepflow/internal/workflow"
 )
 
 // Exit codes of "stepflow run --watch" and "stepflow run-status".
@@ -55,17 +60,19 @@ func (f apiFlags) connect() *client.Client {
 	return c
 }
 
-// runCmd: stepflow run FILE [--order ID | --amount N] [--api URL] [--watch]
+// runCmd: stepflow run FILE [--order ID | --amount N] [--input JSON|@FILE] [--api URL] [--watch]
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api := addAPIFlags(fs)
 	orderID := fs.String("order", "", "tie the run to this existing order")
 	amount := fs.String("amount", "", "create an order of this amount and tie the run to it")
+	var in jsonFlag
+	fs.Var(&in, "input", "the run's input, which its steps read: `JSON`, @FILE or @- (standard input)")
 	watch := fs.Bool("watch", false, "show live progress until the run ends; the exit code is its final status")
 	interval := fs.Duration("interval", 500*time.Millisecond, "how often --watch polls")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stepflow run FILE [--order ID | --amount N] [--api URL] [--watch]")
+		fmt.Fprintln(stderr, "Usage: stepflow run FILE [--order ID | --amount N] [--input JSON|@FILE] [--api URL] [--watch]")
 		fs.PrintDefaults()
 	}
 	// Accept the file before or after the flags.
@@ -87,15 +94,21 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case *orderID != "" && *amount != "":
 		fmt.Fprintln(stderr, "stepflow run: --order and --amount exclude each other (an existing order, or a new one)")
 	default:
-		return startAndWatch(ctx, api.connect(), file, *orderID, *amount, *watch, *interval, stdout, stderr)
+		input, err := in.value("--input", os.Stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "stepflow run: %v\n", err)
+			return exitUsage
+		}
+		return startAndWatch(ctx, api.connect(), file, *orderID, *amount, input, *watch, *interval, stdout, stderr)
 	}
 	fs.Usage()
 	return exitUsage
 }
 
 // startAndWatch submits the workflow in file, starts a run (with an
-// order) and, with watch, follows it to its end.
-func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount string, watch bool, interval time.Duration, stdout, stderr io.Writer) int {
+// order, and input unless it is nil) and, with watch, follows it to its
+// end.
+func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount string, input json.RawMessage, watch bool, interval time.Duration, stdout, stderr io.Writer) int {
 	def, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
@@ -115,7 +128,7 @@ func startAndWatch(ctx context.Context, c *client.Client, file, orderID, amount 
 		orderID = o.ID
 		fmt.Fprintf(stdout, "order %s (amount %s)\n", o.ID, o.Amount)
 	}
-	run, err := c.StartRun(ctx, wf.ID, orderID)
+	run, err := c.StartRun(ctx, wf.ID, orderID, input)
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow run: %v\n", err)
 		return exitError
@@ -185,7 +198,7 @@ func exitCode(s status.RunStatus) int {
 
 var marks = map[status.StepStatus]string{
 	status.StepPending: "·", status.StepRunning: "▶", status.StepCompleted: "✓",
-	status.StepFailed: "✗", status.StepSkipped: "-", status.StepCancelled: "⊘",
+	status.StepWaiting: "◷", status.StepFailed: "✗", status.StepSkipped: "-", status.StepCancelled: "⊘",
 }
 
 // renderProgress draws a progress bar and one line per step.
@@ -224,8 +237,13 @@ func stepWidth(d wire.RunDetail) int {
 
 func stepLine(s wire.StepDetail, width int) string {
 	l := fmt.Sprintf("  %s %-*s  %-9s  retries %d/%d", marks[s.Status], width, s.StepID, s.Status, s.RetryCount, s.MaxRetries)
-	if s.ErrorMessage != nil {
-		l += "  error: " + *s.ErrorMessage
+	switch {
+	case s.ErrorMessage != nil:
+		l += "  error: " + printable(*s.ErrorMessage)
+	case s.Status == status.StepWaiting && waitsFor(s) != "":
+		l += "  " + waitsFor(s)
+	case hasData(s.Output):
+		l += "  output: " + brief(s.Output, maxLineData)
 	}
 	return l
 }
@@ -315,8 +333,19 @@ func runStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "stepflow run-status: %v\n", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "run %s of %s: %s (started %s, %s)\n", d.ID, d.WorkflowName, d.Status, when(d.StartedAt), duration(d.RunSummary))
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	printRun(stdout, d)
+	return exitCode(d.Status)
+}
+
+// printRun shows a run: a line for the run (and one for its input, if it
+// has one), a table of its steps, then a line for each step that waits or
+// has an output.
+func printRun(w io.Writer, d wire.RunDetail) {
+	fmt.Fprintf(w, "run %s of %s: %s (started %s, %s)\n", d.ID, d.WorkflowName, d.Status, when(d.StartedAt), duration(d.RunSummary))
+	if in := inputLine(d); in != "" {
+		fmt.Fprintln(w, in)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tSTEP\tSTATUS\tRETRIES\tDEPENDS ON\tSTARTED\tENDED\tERROR")
 	for _, s := range d.Steps {
 		deps, msg := strings.Join(s.DependsOn, ","), ""
@@ -324,13 +353,108 @@ func runStatusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			deps = "-"
 		}
 		if s.ErrorMessage != nil {
-			msg = *s.ErrorMessage
+			msg = printable(*s.ErrorMessage)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", s.StepIndex, s.StepID, s.Status, s.RetryCount, s.MaxRetries, deps, when(s.StartedAt), when(s.CompletedAt), msg)
 	}
 	_ = tw.Flush()
-	return exitCode(d.Status)
+	for _, s := range d.Steps {
+		switch {
+		case s.Status == status.StepWaiting && s.Type == workflow.TypeApproval:
+			fmt.Fprintf(w, "%s: waiting %s (stepflow approve|reject %s %s)\n", s.StepID, waitsFor(s), d.ID, s.StepID)
+		case s.Status == status.StepWaiting:
+			fmt.Fprintln(w, strings.TrimSpace(s.StepID+": waiting "+waitsFor(s)))
+		case hasData(s.Output):
+			fmt.Fprintf(w, "%s: output %s\n", s.StepID, brief(s.Output, maxData))
+		}
+	}
 }
+
+// inputLine is "input <JSON>" for a run with an input, saying which retry
+// gave it when one did; "" for a run without.
+func inputLine(d wire.RunDetail) string {
+	if !hasData(d.Input) {
+		return ""
+	}
+	l := "input " + brief(d.Input, maxData)
+	from := 0
+	for _, in := range d.Inputs {
+		if in.Generation <= d.Generation && in.Generation > from {
+			from = in.Generation
+		}
+	}
+	if from > 0 {
+		l += fmt.Sprintf(" (from retry %d)", from)
+	}
+	return l
+}
+
+// waitsFor says what a waiting step waits for: "for approval" (and until
+// when, if it times out) or "until <time>".
+func waitsFor(s wire.StepDetail) string {
+	var n []string
+	if s.Type == workflow.TypeApproval {
+		n = append(n, "for approval")
+	}
+	if s.WaitUntil != nil {
+		n = append(n, "until "+when(s.WaitUntil))
+	}
+	return strings.Join(n, " ")
+}
+
+func hasData(v json.RawMessage) bool {
+	return len(v) > 0 && string(v) != "null"
+}
+
+// How many characters show an input or an output: in run-status, and on a
+// step's line in --watch, where a line of a step whose id has up to 12
+// characters stays within 80 columns (a line that wraps would spoil the
+// view redrawn in place).
+const (
+	maxData     = 60
+	maxLineData = 30
+)
+
+// brief is a JSON value on one line, printable, in at most most characters:
+// when cut, it ends with "… (N bytes)", its whole size.
+func brief(v json.RawMessage, most int) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		b.Reset()
+		b.Write(v)
+	}
+	r := []rune(printable(b.String()))
+	if len(r) <= most {
+		return string(r)
+	}
+	size := fmt.Sprintf("… (%d bytes)", b.Len())
+	return string(r[:max(0, most-utf8.RuneCountInString(size))]) + size
+}
+
+// printable escapes what a terminal would act on rather than show: control
+// characters (an escape sequence in a step's error, say, which an outside
+// system can set through a callback) and invisible format characters.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, hidden) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case hidden(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func hidden(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 func when(t *time.Time) string {
 	if t == nil {

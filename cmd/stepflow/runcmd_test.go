@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"stepflow/internal/devstack"
 	"stepflow/internal/engine"
 	"stepflow/internal/retry"
+	"stepflow/internal/status"
 	"stepflow/internal/testenv"
+	"stepflow/internal/wire"
 )
 
 // localStack starts the local stack with steps that never fail unless
@@ -124,5 +128,76 @@ func TestTerminalViewUsage(t *testing.T) {
 	}
 	if code, _, errOut := cli(t, "runs", "--api", "http://127.0.0.1:1"); code != exitError || !strings.Contains(errOut, "cannot reach") {
 		t.Errorf("unreachable API: exit %d %s", code, errOut)
+	}
+}
+
+// TestStepViews: what --watch's step line and run-status add for a step
+// that waits, has an output or an error, and for the run's input.
+func TestStepViews(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 8, 10, 0, 5, 0, time.UTC)
+	text := func(s string) *string { return &s }
+	long := json.RawMessage(`{"items":[` + strings.Repeat(`"widget",`, 20) + `"last"]}`)
+	tests := []struct {
+		name       string
+		step       wire.StepDetail
+		line, note string // the --watch line after "retries n/m", and run-status's line for the step
+	}{
+		{"approval", wire.StepDetail{StepID: "a", Type: "approval", Status: status.StepWaiting},
+			"  for approval", "a: waiting for approval (stepflow approve|reject run_1 a)"},
+		{"approval with a timeout", wire.StepDetail{StepID: "a", Type: "approval", Status: status.StepWaiting, WaitUntil: &at},
+			"  for approval until " + when(&at), "a: waiting for approval until " + when(&at) + " (stepflow approve|reject run_1 a)"},
+		{"wait", wire.StepDetail{StepID: "w", Type: "wait", Status: status.StepWaiting, WaitUntil: &at},
+			"  until " + when(&at), "w: waiting until " + when(&at)},
+		{"output", wire.StepDetail{StepID: "h", Type: "http", Status: status.StepCompleted, Output: json.RawMessage(`{ "ok": true }`)},
+			`  output: {"ok":true}`, `h: output {"ok":true}`},
+		{"long output", wire.StepDetail{StepID: "h", Type: "http", Status: status.StepCompleted, Output: long},
+			`  output: {"items":["widget… (198 bytes)`, `h: output {"items":["widget","widget","widget","widget","… (198 bytes)`},
+		{"null output", wire.StepDetail{StepID: "t", Type: "task", Status: status.StepCompleted, Output: json.RawMessage(`null`)}, "", ""},
+		{"error", wire.StepDetail{StepID: "a", Type: "approval", Status: status.StepFailed, ErrorMessage: text("approval refused: no stock")},
+			"  error: approval refused: no stock", ""},
+		{"error that a terminal would act on", wire.StepDetail{StepID: "a", Status: status.StepFailed, ErrorMessage: text("a\x1b]52;c;aGk=\x07\nb\u202e")},
+			`  error: a\u001b]52;c;aGk=\u0007\nb\u202e`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			line := stepLine(tt.step, 1)
+			_, rest, _ := strings.Cut(line, "retries 0/0")
+			if rest != tt.line || strings.Contains(line, "\x1b") {
+				t.Errorf("--watch line %q, want it to end %q", line, tt.line)
+			}
+			if n := utf8.RuneCountInString(line); n > 80-11 && tt.step.ErrorMessage == nil {
+				t.Errorf("--watch line of %d characters: %q", n, line)
+			}
+			var b strings.Builder
+			printRun(&b, wire.RunDetail{RunSummary: wire.RunSummary{ID: "run_1"}, Steps: []wire.StepDetail{tt.step}})
+			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			note := ""
+			if len(lines) == 4 {
+				note = lines[3]
+			}
+			if len(lines) < 3 || len(lines) > 4 || note != tt.note || strings.Contains(b.String(), "\x1b") {
+				t.Errorf("run-status printed\n%s\nwant the step's note %q", b.String(), tt.note)
+			}
+		})
+	}
+
+	input := func(d wire.RunDetail) string {
+		var b strings.Builder
+		printRun(&b, d)
+		return strings.Split(b.String(), "\n")[1]
+	}
+	d := wire.RunDetail{Input: json.RawMessage(`{"customer":"ada"}`), Inputs: []wire.RunInput{{Generation: 0, Input: json.RawMessage(`{"customer":"ada"}`)}}}
+	if got := input(d); got != `input {"customer":"ada"}` {
+		t.Errorf("input line %q", got)
+	}
+	d.Generation, d.Input = 2, json.RawMessage(`{"customer":"bo"}`)
+	d.Inputs = append(d.Inputs, wire.RunInput{Generation: 1, Input: d.Input})
+	if got := input(d); got != `input {"customer":"bo"} (from retry 1)` {
+		t.Errorf("input line after retries %q", got)
+	}
+	if got := input(wire.RunDetail{Input: json.RawMessage(`null`)}); !strings.HasPrefix(got, "#") {
+		t.Errorf("a run without input has the line %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"stepflow/internal/wire"
@@ -99,21 +100,100 @@ func (c *Client) CreateOrder(ctx context.Context, amount string) (wire.Order, er
 	return o, err
 }
 
-// StartRun starts a run of a workflow, tied to orderID unless it is "".
-func (c *Client) StartRun(ctx context.Context, workflowID, orderID string) (wire.RunDetail, error) {
-	var d wire.RunDetail
-	body := []byte(`{}`)
-	if orderID != "" {
-		body, _ = json.Marshal(map[string]string{"order_id": orderID})
+// StartRun starts a run of a workflow, tied to orderID unless it is "",
+// with input (any JSON value) unless it is nil.
+func (c *Client) StartRun(ctx context.Context, workflowID, orderID string, input json.RawMessage) (wire.RunDetail, error) {
+	body, err := encode(struct {
+		OrderID string          `json:"order_id,omitempty"`
+		Input   json.RawMessage `json:"input,omitempty"`
+	}{orderID, input})
+	if err != nil {
+		return wire.RunDetail{}, fmt.Errorf("input: %w", err)
 	}
-	err := c.do(ctx, http.MethodPost, "/workflows/"+workflowID+"/runs", body, &d)
+	var d wire.RunDetail
+	err = c.do(ctx, http.MethodPost, "/workflows/"+url.PathEscape(workflowID)+"/runs", body, &d)
 	return d, err
+}
+
+// Cancel cancels a pending or running run. The API answers 409 for a run
+// that has ended.
+func (c *Client) Cancel(ctx context.Context, id string) (wire.RunDetail, error) {
+	var d wire.RunDetail
+	err := c.do(ctx, http.MethodPost, runPath(id)+"/cancel", nil, &d)
+	return d, err
+}
+
+// Retry runs a failed or cancelled run's failed and unstarted steps again,
+// with a new input unless input is nil (the steps that run again see it;
+// completed steps keep their outputs). The API answers 409 for a run that
+// has not failed or been cancelled.
+func (c *Client) Retry(ctx context.Context, id string, input json.RawMessage) (wire.RunDetail, error) {
+	body, err := optional("input", input)
+	if err != nil {
+		return wire.RunDetail{}, err
+	}
+	var d wire.RunDetail
+	err = c.do(ctx, http.MethodPost, runPath(id)+"/retry", body, &d)
+	return d, err
+}
+
+// Complete approves an approval step that is waiting, with output (any
+// JSON value) unless it is nil. The API answers 409 when the step is not a
+// waiting approval.
+func (c *Client) Complete(ctx context.Context, id, step string, output json.RawMessage) (wire.RunDetail, error) {
+	body, err := optional("output", output)
+	if err != nil {
+		return wire.RunDetail{}, err
+	}
+	var d wire.RunDetail
+	err = c.do(ctx, http.MethodPost, runPath(id)+"/steps/"+url.PathEscape(step)+"/complete", body, &d)
+	return d, err
+}
+
+// Fail refuses an approval step that is waiting: the step fails, for
+// reason, and with it the run. The API answers 409 when the step is not a
+// waiting approval.
+func (c *Client) Fail(ctx context.Context, id, step, reason string) (wire.RunDetail, error) {
+	body, err := encode(map[string]string{"error": reason})
+	if err != nil {
+		return wire.RunDetail{}, err
+	}
+	var d wire.RunDetail
+	err = c.do(ctx, http.MethodPost, runPath(id)+"/steps/"+url.PathEscape(step)+"/fail", body, &d)
+	return d, err
+}
+
+func runPath(id string) string { return "/runs/" + url.PathEscape(id) }
+
+// optional is the body {"<name>": v}, or no body when v is nil.
+func optional(name string, v json.RawMessage) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	body, err := encode(map[string]json.RawMessage{name: v})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return body, nil
+}
+
+// encode is json.Marshal without escaping <, > and &, so that a value
+// given as JSON is sent as given, compacted (and its size is the one the
+// API counts).
+func encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // Run returns a run with its steps.
 func (c *Client) Run(ctx context.Context, id string) (wire.RunDetail, error) {
 	var d wire.RunDetail
-	err := c.do(ctx, http.MethodGet, "/runs/"+id, nil, &d)
+	err := c.do(ctx, http.MethodGet, runPath(id), nil, &d)
 	return d, err
 }
 
