@@ -26,7 +26,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/sivchari/kumo"
@@ -217,6 +220,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rep.Shapes = append(rep.Shapes, e.shape(ctx, log, cfg, s))
 		}
 	}
+	// Step types, against a local service that answers at once.
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"n":1,"id":"ch_0123456789"}`)
+	}))
+	defer svc.Close()
+	for _, s := range typeShapes(svc.URL + "/charges") {
+		rep.Types = append(rep.Types, e.shape(ctx, log, cfg, s))
+	}
 	return rep, nil
 }
 
@@ -247,7 +259,7 @@ func (e env) compare(ctx context.Context, main func(pass) (result, error), p pas
 // shape time-out, and reports what happened, failures included.
 func (e env) shape(ctx context.Context, log *slog.Logger, cfg Config, s shape) ShapeResult {
 	p := pass{name: s.Name, loads: []load{{def: s.def, runs: 1}}, batchSize: 10, pollers: cfg.Concurrency, timeout: cfg.ShapeTimeout,
-		inlineBudget: s.inlineBudget}
+		inlineBudget: s.inlineBudget, hop: s.hop}
 	out := ShapeResult{Name: s.Name, Steps: len(s.def.Steps)}
 	log.Info("bench pass", "pass", p.name)
 	timed, err := e.run(ctx, p)

@@ -26,6 +26,20 @@ func TestBenchRunsAndAccounts(t *testing.T) {
 	if rep.Steps != 16 {
 		t.Fatalf("%d steps per pass, want 16", rep.Steps)
 	}
+	// An http step stores its output, an item of its own written in the
+	// commit's transaction (2 WU at least), and reads its parent's; each
+	// message of a wait's chain reads the run and writes nothing.
+	tc, ok := rep.typeCosts()
+	if !ok {
+		t.Fatalf("step types not all measured: %+v", rep.Types)
+	}
+	t.Logf("step types: %+v", tc)
+	for _, sh := range rep.Types {
+		t.Logf("  %s: %.2f WU, %.2f RU per step", sh.Name, sh.WU, sh.RU)
+	}
+	if tc.HTTPWU < 2 || tc.HTTPRU <= 0 || tc.HopRU <= 0 || math.Abs(tc.HopWU) > 0.5 {
+		t.Errorf("step type costs %+v", tc)
+	}
 	// Every step puts its commit record in a transaction (2 WU), every
 	// run is created (its header and three index entries, 4 WU) and read
 	// by the runner; so at least 3 WU and some reads per step of 4-step runs.

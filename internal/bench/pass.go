@@ -24,6 +24,7 @@ import (
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
 	"stepflow/internal/engine"
+	"stepflow/internal/httpstep"
 	"stepflow/internal/id"
 	"stepflow/internal/meter"
 	"stepflow/internal/poller"
@@ -64,8 +65,8 @@ type pass struct {
 	// long the runner takes to drain them.
 	oneAtATime bool
 	timeout    time.Duration
-	// inlineBudget is the engine's (0: its default).
-	inlineBudget time.Duration
+	// inlineBudget and hop are the engine's (0: its defaults).
+	inlineBudget, hop time.Duration
 }
 
 // result is what a pass measured. Costs are counted for every component a
@@ -291,7 +292,8 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 	})
 	r.engine, err = engine.New(engine.Config{
 		Store: r.eng.store, Queue: r.eng.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &r.tasks},
-		Retry: r.policy, Logger: r.logger, InlineBudget: p.inlineBudget,
+		Retry: r.policy, Logger: r.logger, InlineBudget: p.inlineBudget, Hop: p.hop,
+		HTTP: httpstep.New(httpstep.LocalPolicy()),
 		OnStart: func(_ engine.TaskInput, m queue.Message, at time.Time) {
 			if m.StepIndex > 0 && m.Attempt == 0 {
 				r.mu.Lock()

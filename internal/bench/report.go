@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -39,7 +40,9 @@ type Report struct {
 	// start, runs started one at a time.
 	HandoffP50, HandoffP99 time.Duration
 	Shapes                 []ShapeResult
-	Alternatives           []Alternative
+	// Types are the step-type shapes (see typeShapes).
+	Types        []ShapeResult
+	Alternatives []Alternative
 }
 
 // Pattern is what a step costs under one arrival pattern.
@@ -290,6 +293,16 @@ func (r Report) Print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 
+	if tc, ok := r.typeCosts(); ok {
+		fmt.Fprintf(w, "Step types (one run each, metered; units per committed step)\n")
+		for _, sh := range r.Types {
+			fmt.Fprintf(w, "  %-22s %4d/%-4d WU %6.2f  RU %6.2f  %s\n", sh.Name, sh.MeteredCommitted, sh.Steps, sh.WU, sh.RU, sh.Err)
+		}
+		fmt.Fprintf(w, "  an http step (output stored, the previous output read) beside a task: %+.2f WU, %+.2f RU\n", tc.HTTPWU, tc.HTTPRU)
+		fmt.Fprintf(w, "  a wait beside a task: %+.2f WU, %+.2f RU, and per message of its chain %+.2f WU, %+.2f RU\n", tc.WaitWU, tc.WaitRU, tc.HopWU, tc.HopRU)
+		fmt.Fprintf(w, "  (a message every %v here, every 15 minutes deployed: a day's wait is 96 messages)\n\n", typeHop)
+	}
+
 	fmt.Fprintln(w, "Comparison, per million steps")
 	fmt.Fprintf(w, "  %-36s %9s %14s\n", "", "0 s steps", "per step-second")
 	fmt.Fprintf(w, "  %-36s %9s %14s  measured above, flooded\n", "Stepflow (this run)", usd(r.Flooded.Total), usd(r.StepSecond.USDPerMillion))
@@ -325,6 +338,42 @@ func (r Report) chainReads(prefix string) (base, long float64, ok bool) {
 	return base, long, base > 0 && long > 0
 }
 
+// TypeCosts are the step types' own costs, in capacity units per step:
+// an http step's beyond a task's, a wait's beyond a task's (without its
+// chain's messages), and each message of a wait's chain.
+type TypeCosts struct {
+	HTTPWU, HTTPRU float64
+	WaitWU, WaitRU float64
+	HopWU, HopRU   float64
+}
+
+// typeCosts derives TypeCosts from the step-type shapes, when all were
+// measured.
+func (r Report) typeCosts() (TypeCosts, bool) {
+	by := map[string]ShapeResult{}
+	for _, s := range r.Types {
+		if s.Err == "" && s.MeteredCommitted == s.Steps {
+			by[s.Name] = s
+		}
+	}
+	task1, ok1 := by["types-task-1"]
+	task4, ok4 := by["types-task-chain-4"]
+	http4, okh := by["types-http-chain-4"]
+	short, oks := by[fmt.Sprintf("types-wait-%gs", waitShort)]
+	long, okl := by[fmt.Sprintf("types-wait-%gs", waitLong)]
+	if !ok1 || !ok4 || !okh || !oks || !okl {
+		return TypeCosts{}, false
+	}
+	hops := func(secs float64) float64 { return math.Ceil(secs / typeHop.Seconds()) }
+	perHopWU := (long.WU - short.WU) / (hops(waitLong) - hops(waitShort))
+	perHopRU := (long.RU - short.RU) / (hops(waitLong) - hops(waitShort))
+	return TypeCosts{
+		HTTPWU: http4.WU - task4.WU, HTTPRU: http4.RU - task4.RU,
+		WaitWU: short.WU - task1.WU - hops(waitShort)*perHopWU, WaitRU: short.RU - task1.RU - hops(waitShort)*perHopRU,
+		HopWU: perHopWU, HopRU: perHopRU,
+	}, true
+}
+
 // JSON writes the report as one JSON object.
 func (r Report) JSON(w io.Writer) error {
 	var chainRatio, longChainRatio any
@@ -341,6 +390,18 @@ func (r Report) JSON(w io.Writer) error {
 			"steps_per_second": s.StepsPerSecond, "seconds": s.Elapsed.Seconds(),
 			"wcu_per_step": s.WU, "rcu_per_step": s.RU, "failed_wcu_per_step": s.FailedWU,
 			"metered_committed": s.MeteredCommitted, "error": s.Err,
+		}
+	}
+	types := map[string]any{}
+	for _, s := range r.Types {
+		types[s.Name] = map[string]any{"steps": s.Steps, "metered_committed": s.MeteredCommitted, "wcu_per_step": s.WU, "rcu_per_step": s.RU, "error": s.Err}
+	}
+	var typeCosts any
+	if tc, ok := r.typeCosts(); ok {
+		typeCosts = map[string]any{
+			"http_step_extra_wcu": tc.HTTPWU, "http_step_extra_rcu": tc.HTTPRU,
+			"wait_step_extra_wcu": tc.WaitWU, "wait_step_extra_rcu": tc.WaitRU,
+			"wait_message_wcu": tc.HopWU, "wait_message_rcu": tc.HopRU,
 		}
 	}
 	var reqs []map[string]any
@@ -384,6 +445,8 @@ func (r Report) JSON(w io.Writer) error {
 		"outcome_commit_lag_p99_ms":          ms(r.CommitLagP99),
 		"outcome_commit_lag_max_ms":          ms(r.CommitLagMax),
 		"alternatives":                       alternativesJSON(r.Alternatives),
+		"step_types":                         types,
+		"step_type_costs":                    typeCosts,
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -9,11 +9,13 @@ import (
 // The workflows the bench runs, written as the API takes them.
 
 type stepDef struct {
-	ID        string     `json:"id"`
-	Config    stepConfig `json:"config"`
-	DependsOn []string   `json:"depends_on,omitempty"`
+	ID        string   `json:"id"`
+	Type      string   `json:"type,omitempty"`
+	Config    any      `json:"config"`
+	DependsOn []string `json:"depends_on,omitempty"`
 }
 
+// stepConfig is a task's config.
 type stepConfig struct {
 	Action          string  `json:"action,omitempty"`
 	DurationSeconds float64 `json:"duration_seconds"`
@@ -60,7 +62,7 @@ func order(seconds float64) workflowDef {
 		{"validate", "validate_order"}, {"charge", "charge_payment"}, {"ship", "ship_order"}, {"notify", "send_notification"},
 	} {
 		st := step(s.id, seconds, prev...)
-		st.Config.Action = s.action
+		st.Config = stepConfig{Action: s.action, DurationSeconds: seconds}
 		w.Steps = append(w.Steps, st)
 		prev = []string{s.id}
 	}
@@ -78,6 +80,8 @@ type shape struct {
 	Name         string
 	def          workflowDef
 	inlineBudget time.Duration
+	// hop is the engine's longest message delay (0: its default).
+	hop time.Duration
 }
 
 // shapes returns the scale section's workflows of n steps each: a chain,
@@ -145,4 +149,51 @@ func longChains(n int) []shape {
 		out = append(out, shape{Name: w.Name, def: w, inlineBudget: longBudget})
 	}
 	return out
+}
+
+// Step types: what an http step and a wait cost beside a task. Each
+// shape's workflow is measured alone; the differences are the step types'
+// own costs.
+const (
+	// typeHop is the bench's longest message delay, so that a wait of a
+	// few seconds is a chain of messages (deployed: 15 minutes).
+	typeHop = time.Second
+	// waitShort and waitLong are two waits, so that one hop's cost is
+	// their difference over their hops' difference.
+	waitShort, waitLong = 2.0, 4.0
+)
+
+// typeShapes returns a 1-step and a 4-step chain of tasks, a 4-step chain
+// of http steps calling url (each sending the previous one's output on),
+// and two runs of one wait step each, waitShort and waitLong seconds.
+func typeShapes(url string) []shape {
+	tasks4 := longChains(4)[0].def
+	tasks4.Name = "types-task-chain-4"
+	for i := range tasks4.Steps {
+		tasks4.Steps[i].Config = stepConfig{}
+	}
+	http4 := workflowDef{Name: "types-http-chain-4"}
+	for i := range 4 {
+		st := stepDef{ID: fmt.Sprintf("h%d", i), Type: "http"}
+		c := map[string]any{"url": url}
+		if i > 0 {
+			prev := http4.Steps[i-1].ID
+			st.DependsOn = []string{prev}
+			c["body"] = map[string]any{"previous": "{{steps." + prev + ".output.n}}"}
+		}
+		st.Config = c
+		http4.Steps = append(http4.Steps, st)
+	}
+	wait := func(secs float64) workflowDef {
+		return workflowDef{Name: fmt.Sprintf("types-wait-%gs", secs), Steps: []stepDef{
+			{ID: "w", Type: "wait", Config: map[string]any{"seconds": secs}},
+		}}
+	}
+	return []shape{
+		{Name: "types-task-1", def: workflowDef{Name: "types-task-1", Steps: []stepDef{{ID: "t", Config: stepConfig{}}}}, hop: typeHop},
+		{Name: tasks4.Name, def: tasks4, hop: typeHop},
+		{Name: http4.Name, def: http4, hop: typeHop},
+		{Name: fmt.Sprintf("types-wait-%gs", waitShort), def: wait(waitShort), hop: typeHop},
+		{Name: fmt.Sprintf("types-wait-%gs", waitLong), def: wait(waitLong), hop: typeHop},
+	}
 }
