@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -38,7 +37,7 @@ func main() {
 	base, errBase := envconfig.Duration("STEPFLOW_RETRY_BASE", policy.Base)
 	capDelay, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", policy.Cap)
 	visibility, errVis := envconfig.Duration("STEPFLOW_QUEUE_VISIBILITY", 30*time.Second)
-	allow := httpstep.Policy{Allow: splitList(os.Getenv(deploy.EnvHTTPAllow))}
+	allow := httpstep.Policy{Allow: httpstep.ParseAllowList(os.Getenv(deploy.EnvHTTPAllow))}
 	if err := errors.Join(errEnv, errBase, errCap, errVis, allow.Validate()); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
@@ -71,15 +70,4 @@ func main() {
 		os.Exit(1)
 	}
 	lambda.Start(eng.HandleSQS)
-}
-
-// splitList splits a comma-separated list, dropping empty entries.
-func splitList(s string) []string {
-	var out []string
-	for _, e := range strings.Split(s, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			out = append(out, e)
-		}
-	}
-	return out
 }

@@ -35,6 +35,19 @@ type Policy struct {
 	AllowLocal bool
 }
 
+// ParseAllowList splits a comma-separated allow-list (as the stack's
+// HttpAllowList parameter holds it) into a Policy's entries, dropping
+// blanks. The entries are checked by Policy.Validate.
+func ParseAllowList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // LocalPolicy is the policy of the local stack (stepflow dev), where the
 // endpoints a workflow calls usually run on the same machine: any host,
 // local addresses included. Never use it in a deployed stack.

@@ -3,6 +3,7 @@ package httpstep
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -219,5 +220,19 @@ func TestLocalPolicy(t *testing.T) {
 	p := LocalPolicy()
 	if err := p.Validate(); err != nil || !p.AllowLocal {
 		t.Fatalf("LocalPolicy() = %+v, %v", p, err)
+	}
+}
+
+func TestParseAllowList(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string][]string{
+		"":                                 nil,
+		" , ":                              nil,
+		"api.example.com":                  {"api.example.com"},
+		" *.example.com , 10.0.0.0/8,*,  ": {"*.example.com", "10.0.0.0/8", "*"},
+	} {
+		if got := ParseAllowList(in); !slices.Equal(got, want) {
+			t.Errorf("ParseAllowList(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
