@@ -238,6 +238,17 @@ func TestWorkflowsPage(t *testing.T) {
 		t.Fatalf("success rate %q (API %v), p50 %q, %d graph nodes", rate, stats["success_rate"], p50, nodes)
 	}
 	// A cell opens that step of that run.
+	// The legend is a badge per status, no text besides.
+	var legend struct {
+		Badges []string
+		Text   string
+	}
+	run(t, ctx, chromedp.Evaluate(`({ Badges: [...document.querySelectorAll(".legend .badge")].map(b => b.textContent),
+		Text: document.querySelector(".legend").textContent })`, &legend))
+	if len(legend.Badges) < 6 || legend.Badges[0] != "✓ completed" || strings.Join(legend.Badges, " ") != strings.TrimSpace(legend.Text) {
+		t.Fatalf("legend: badges %q, text %q", legend.Badges, legend.Text)
+	}
+	// A cell opens that step of that run.
 	run(t, ctx, chromedp.Click(fmt.Sprintf(`a.cell[data-cell="%s/transform"]`, runs[0]), chromedp.ByQuery),
 		until(`document.querySelector("#panel-title") && document.querySelector("#panel-title").textContent.startsWith("transform")`))
 	run(t, ctx, chromedp.Navigate(st.URL+"/#/workflows/"+wfID), until(`document.querySelectorAll("#run-grid a.cell").length === 16`))

@@ -1,7 +1,8 @@
 // DOM and formatting helpers. Text is always set as text, never parsed
 // as HTML.
 
-// h builds an element: h("a", {href: "#"}, "text", child...).
+// h builds an element: h("a", {href: "#"}, "text", child...). Children
+// may be nested in arrays; null, undefined and false are left out.
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -10,11 +11,19 @@ export function h(tag, attrs, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
+  el.append(...nodes(children));
   return el;
+}
+
+// fill replaces el's children with children, taken as h takes them.
+export function fill(el, ...children) {
+  el.replaceChildren(...nodes(children));
+  return el;
+}
+
+function nodes(children) {
+  return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
 }
 
 // Marks that repeat a status's colour in shape, for readers who do not
