@@ -29,7 +29,7 @@ function nodes(children) {
 // Marks that repeat a status's colour in shape, for readers who do not
 // tell the colours apart.
 export const MARKS = {
-  pending: "○", running: "▶", completed: "✓", failed: "✗", skipped: "–", cancelled: "⊘",
+  pending: "○", running: "▶", waiting: "◷", completed: "✓", failed: "✗", skipped: "–", cancelled: "⊘",
   validated: "●", charged: "●", shipped: "✓",
 };
 
