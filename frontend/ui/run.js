@@ -1,12 +1,13 @@
 // Run view, graph first: the step graph coloured by status, a side panel
-// for the selected step (config, every attempt, the order effect, the
-// next retry) or, with none selected, the run's order; the timeline below.
-// Live until the run ends.
+// for the selected step (its output, config, every attempt, the order
+// effect, the next retry) or, with none selected, the run's input and
+// order; the timeline below. Live until the run ends.
 import { api, canWrite, READ_ONLY } from "./api.js";
-import { h, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
+import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
 import { drawGraph } from "./graph.js";
 import { drawTimeline, attemptsOf } from "./timeline.js";
+import { jsonBlock, withExactData } from "./json.js";
 
 const ORDER_ACTIONS = new Set(["validate_order", "charge_payment", "ship_order", "send_notification"]);
 
@@ -27,6 +28,7 @@ export function renderRun(main, id, params) {
 
   const graphState = { expanded: new Set(), selected: params.get("step") || null, focus: null };
   const tlState = { focus: null };
+  const jsonState = new Map(); // which JSON values are open
   let last = null; // {run, order}
   let dlqAsked = false;
 
@@ -41,7 +43,8 @@ export function renderRun(main, id, params) {
   let stop = () => {};
   const start = () => {
     stop = poll(async () => {
-      const { data: run } = await api.get("/runs/" + id);
+      const { data, text } = await api.get("/runs/" + id);
+      const run = withExactData(data, text);
       let order = null;
       if (run.order_id) order = (await api.get("/orders/" + run.order_id)).data;
       last = { run, order, dlq: last ? last.dlq : undefined };
@@ -89,7 +92,8 @@ export function renderRun(main, id, params) {
       graphState, (stepID) => select(stepID === graphState.selected ? null : stepID, true), "Step graph: select a step for its details");
     drawTimeline(timeline, run, tlState, (stepID) => select(stepID, true));
     const step = run.steps.find((s) => s.step_id === graphState.selected);
-    panel.replaceChildren(...(step ? stepPanel(run, step, order, () => select(null)) : runPanel(run, order)).filter(Boolean));
+    const ui = { jsonState };
+    fill(panel, step ? stepPanel(run, step, order, () => select(null), ui) : runPanel(run, order, ui));
   }
 
   function drawWarning(run) {
@@ -131,8 +135,31 @@ function nodeDetail(s) {
   }
 }
 
-function runPanel(run, order) {
-  const out = [h("h2", {}, "Order")];
+// inputView shows the run's input; after a retry with an input, each
+// input with the generations that used it.
+function inputView(run, state) {
+  const list = run.inputs || (run.input !== null && run.input !== undefined ? [{ generation: 0, input: run.input }] : []);
+  if (!list.length) return [h("p", { class: "muted", id: "run-input" }, "None: the run was started without an input.")];
+  if (list.length === 1 && list[0].generation === 0) return [jsonBlock(list[0].input, { id: "run-input", key: "input:0", label: "JSON", state })];
+  const entries = list[0].generation > 0 ? [{ generation: 0 }, ...list] : list;
+  const current = run.generation || 0;
+  const gens = (a, b) => (a >= b ? `Generation ${a}` : b === a + 1 ? `Generations ${a} and ${b}` : `Generations ${a}–${b}`);
+  return [
+    h("p", { class: "muted hint" }, "Generation 0 is the run as started; each retry starts the next. A step ran with the input of its generation."),
+    h("ol", { class: "inputs", id: "run-inputs" }, entries.map((e, i) => {
+      const to = i + 1 < entries.length ? entries[i + 1].generation - 1 : current;
+      const latest = i === entries.length - 1;
+      return h("li", { dataset: { generation: String(e.generation) }, class: latest ? "current" : null },
+        h("p", { class: "input-gens" }, h("strong", {}, gens(e.generation, to)), latest ? " (current)" : "", e.set_at ? [" · given ", when(e.set_at)] : ""),
+        "input" in e
+          ? jsonBlock(e.input, { id: `run-input-${e.generation}`, key: `input:${e.generation}`, label: "JSON", state })
+          : h("p", { class: "muted" }, "No input."));
+    })),
+  ];
+}
+
+function runPanel(run, order, ui) {
+  const out = [h("h2", {}, "Input"), ...inputView(run, ui.jsonState), h("h2", {}, "Order")];
   if (!order) {
     out.push(h("p", { class: "muted" }, run.order_id ? "Loading…" : "This run has no order. Select a step in the graph for its details."));
     return out;
@@ -150,7 +177,17 @@ function runPanel(run, order) {
   return out;
 }
 
-function stepPanel(run, s, order, close) {
+// outputView shows a step's output. Only http steps and approvals have
+// one; for other types the section is left out unless an output is there.
+function outputView(s, state) {
+  const has = s.output !== null && s.output !== undefined;
+  if (!has && s.type !== "http" && s.type !== "approval") return null;
+  return [h("h3", {}, "Output"), has
+    ? jsonBlock(s.output, { id: "step-output", key: `output:${s.step_id}`, label: "JSON", state })
+    : h("p", { class: "muted", id: "step-output" }, s.status === "pending" || s.status === "running" || s.status === "waiting" ? "None yet." : "None.")];
+}
+
+function stepPanel(run, s, order, close, ui) {
   const c = s.config || {};
   const now = Date.now();
   const attempts = attemptsOf(s, now);
@@ -169,6 +206,7 @@ function stepPanel(run, s, order, close) {
       ? h("p", { class: "note", id: "next-attempt" }, `Attempt ${s.retry_count + 1} of ${s.max_retries + 1} is scheduled after a retry backoff: it starts by ${clock(s.next_attempt_at)} (${ago(s.next_attempt_at, now)}).`)
       : null,
     s.error_message ? h("p", { class: "error step-error" }, s.error_message) : null,
+    outputView(s, ui.jsonState),
     h("h3", {}, "Config"),
     h("dl", { class: "meta", id: "step-config" },
       h("div", {}, h("dt", {}, "Action"), h("dd", {}, c.action || "— (plain task)")),
