@@ -1,7 +1,8 @@
-// Run view, graph first: the step graph coloured by status, a side panel
-// for the selected step (its output, config, every attempt, the order
-// effect, the next retry) or, with none selected, the run's input and
-// order; the timeline below. Live until the run ends.
+// Run view, graph first: a failed run opens with a banner naming the
+// step that failed and its error; the step graph coloured by status, a
+// side panel for the selected step (its output, config, every attempt,
+// the order effect, the next retry) or, with none selected, the run's
+// input and order; the timeline below. Live until the run ends.
 import { api, canWrite, READ_ONLY } from "./api.js";
 import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
@@ -15,11 +16,12 @@ export function renderRun(main, id, params) {
   const title = h("h1", {}, "Run");
   const head = h("div", { class: "run-head" });
   const warn = h("div", { id: "stalled", class: "warning", role: "status", hidden: true });
+  const failure = h("div", { id: "failure", class: "failure", role: "status", hidden: true });
   const actions = h("div", { class: "actions" });
   const graphBox = h("div", { class: "graph", id: "graph" });
   const timeline = h("div", { class: "timeline", id: "timeline" });
   const panel = h("aside", { class: "panel", id: "step-panel", "aria-label": "Details", tabindex: "-1" });
-  main.replaceChildren(title, head, warn, actions,
+  main.replaceChildren(title, head, warn, failure, actions,
     h("div", { class: "run-layout" },
       h("section", { class: "run-main", "aria-label": "Steps" },
         h("h2", {}, "Steps"), graphBox,
@@ -87,6 +89,7 @@ export function renderRun(main, id, params) {
       h("div", {}, h("dt", {}, "Workflow"), h("dd", {}, h("a", { href: `#/workflows/${run.workflow_id}` }, idLabel(run.workflow_id)))),
       run.retries ? h("div", {}, h("dt", {}, "Retried"), h("dd", {}, `${run.retries}×, last `, when(run.retried_at))) : null));
     drawWarning(run);
+    drawFailure(run);
     drawActions(run);
     drawGraph(graphBox, run.steps.map((s) => ({ id: s.step_id, deps: s.depends_on, status: s.status, detail: nodeDetail(s) })),
       graphState, (stepID) => select(stepID === graphState.selected ? null : stepID, true), "Step graph: select a step for its details");
@@ -94,6 +97,29 @@ export function renderRun(main, id, params) {
     const step = run.steps.find((s) => s.step_id === graphState.selected);
     const ui = { jsonState };
     fill(panel, step ? stepPanel(run, step, order, () => select(null), ui) : runPanel(run, order, ui));
+  }
+
+  // drawFailure names, on a failed run, the step that failed and its
+  // error.
+  function drawFailure(run) {
+    failure.hidden = run.status !== "failed";
+    if (failure.hidden) return;
+    const failed = run.steps.filter((s) => s.status === "failed");
+    const first = failed.find((s) => s.error_message) || failed[0];
+    if (!first) {
+      fill(failure, h("strong", {}, "✗ This run failed."), " No step reports an error: see the timeline for the attempts.");
+      return;
+    }
+    const lastTry = first.attempts[first.attempts.length - 1];
+    const msg = first.error_message || (lastTry && lastTry.error) || "";
+    const others = failed.filter((s) => s !== first).map((s) => s.step_id);
+    fill(failure,
+      h("strong", {}, "✗ Step ", h("span", { class: "step-name", id: "failed-step" }, first.step_id), " failed"),
+      first.retry_count ? ` after ${plural(first.retry_count + 1, "attempt")}` : "",
+      msg ? [": ", h("span", { class: "failure-error", id: "failed-error" }, msg)] : ".",
+      others.length ? ` Also failed: ${others.join(", ")}.` : "",
+      graphState.selected === first.step_id ? null
+        : [" ", h("button", { type: "button", class: "small", id: "show-failed", onclick: () => { select(first.step_id, true); panel.focus(); } }, "Show the step")]);
   }
 
   function drawWarning(run) {
