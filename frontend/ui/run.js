@@ -1,8 +1,9 @@
 // Run view, graph first: a failed run opens with a banner naming the
 // step that failed and its error; the step graph coloured by status, a
-// side panel for the selected step (its output, config, every attempt,
-// the order effect, the next retry) or, with none selected, the run's
-// input and order; the timeline below. Live until the run ends.
+// side panel for the selected step (when a waiting step resumes, the
+// output, config, every attempt, the order effect, the next retry) or,
+// with none selected, the run's input and order; the timeline below.
+// Live until the run ends.
 import { api, canWrite, READ_ONLY } from "./api.js";
 import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
@@ -147,11 +148,40 @@ export function renderRun(main, id, params) {
   return () => stop();
 }
 
+// at is a time of day, or a date and time if not today.
+function at(t) {
+  const d = new Date(t);
+  const today = d.toDateString() === new Date().toDateString();
+  return h("time", { datetime: d.toISOString(), title: fullTime(t) }, today ? clock(t) : fullTime(t));
+}
+
+// waitNote says when a waiting step resumes: a wait when its time comes,
+// an approval when it is decided or times out.
+function waitNote(s, now) {
+  if (s.status !== "waiting") return null;
+  const until = s.wait_until ? Date.parse(s.wait_until) : null;
+  let body;
+  if (s.type === "approval") {
+    body = until === null
+      ? ["Waits for a decision, with no timeout."]
+      : ["Waits for a decision; it times out at ", at(until), ` (${ago(until, now)}) and then fails.`];
+  } else {
+    body = until === null ? ["Waiting."] : ["Waiting: resumes at ", at(until), ` (${ago(until, now)}).`];
+  }
+  return h("p", { class: "note wait-note", id: "wait-note" }, ...body);
+}
+
 // nodeDetail is a node's second line: how it went, in a few words.
 function nodeDetail(s) {
   const tries = s.retry_count ? ` · retry ${s.retry_count}/${s.max_retries}` : "";
   switch (s.status) {
     case "running": return `running ${fmtDuration(s.attempt_started_at, null)}${tries}`;
+    case "waiting": {
+      const until = s.wait_until ? Date.parse(s.wait_until) : null;
+      const due = until !== null && until <= Date.now();
+      if (s.type === "approval") return until === null ? "waits for a decision" : due ? "times out now" : `times out ${ago(until)}`;
+      return until === null ? "waiting" : due ? "resumes now" : `resumes ${ago(until)}`;
+    }
     case "completed": {
       const a = s.attempts[s.attempts.length - 1];
       return `done in ${a ? fmtMs(Date.parse(a.ended_at) - Date.parse(a.started_at)) : "—"}${tries}`;
@@ -203,6 +233,34 @@ function runPanel(run, order, ui) {
   return out;
 }
 
+// configRows lists what a step of its type is set to do.
+function configRows(s) {
+  const c = s.config || {};
+  const row = (dt, dd, cls) => h("div", {}, h("dt", {}, dt), h("dd", cls ? { class: cls } : {}, dd));
+  const secs = (v) => fmtMs(v * 1000);
+  const rows = [row("Type", s.type || "task")];
+  switch (s.type) {
+    case "http":
+      rows.push(row("Action", c.action || "— (no order action)"), row("Request", `${c.method || "POST"} ${c.url || "—"}`),
+        row("Timeout", `${c.timeout_seconds || 10} s`));
+      break;
+    case "wait":
+      if (c.action) rows.push(row("Action", c.action));
+      rows.push(row("Waits", c.seconds ? secs(c.seconds) : "—"));
+      break;
+    case "approval":
+      if (c.action) rows.push(row("Action", c.action));
+      rows.push(row("Times out after", c.timeout_seconds ? secs(c.timeout_seconds) : "never: it waits for a decision"));
+      break;
+    default:
+      rows.push(row("Action", c.action || "— (plain task)"), row("Duration", `${c.duration_seconds ?? "—"} s`),
+        row("Fail probability", c.fail_probability === undefined ? "—" : `${Math.round(c.fail_probability * 1000) / 10} %`));
+  }
+  rows.push(row("Retries", `${s.retry_count}/${s.max_retries}`, "attempts"),
+    row("Depends on", s.depends_on.length ? s.depends_on.join(", ") : "—"));
+  return rows;
+}
+
 // outputView shows a step's output. Only http steps and approvals have
 // one; for other types the section is left out unless an output is there.
 function outputView(s, state) {
@@ -215,12 +273,13 @@ function outputView(s, state) {
 
 function stepPanel(run, s, order, close, ui) {
   const c = s.config || {};
+  const kind = s.type && s.type !== "task" ? `${s.type} step` : "task";
   const now = Date.now();
   const attempts = attemptsOf(s, now);
   const effects = order ? order.history.filter((e) => e.run_id === run.id && e.step_id === s.step_id) : [];
   const isOrderAction = ORDER_ACTIONS.has(c.action);
   let effect;
-  if (!isOrderAction) effect = h("p", { class: "muted" }, c.action ? `"${c.action}" is not an order action: a plain task.` : "A plain task: it changes no order.");
+  if (!isOrderAction) effect = h("p", { class: "muted" }, c.action ? `"${c.action}" is not an order action: a plain ${kind}.` : `A plain ${kind}: it changes no order.`);
   else if (!run.order_id) effect = h("p", { class: "muted" }, `${c.action} acts on the run's order, and this run has none.`);
   else if (!effects.length) effect = h("p", { class: "muted" }, `${c.action}: no change to the order yet.`);
   else effect = h("ul", { class: "history" }, effects.map((e) => h("li", {}, h("strong", {}, e.event), " ", e.from ? `${e.from} → ${e.to}` : "", " ", when(e.at))));
@@ -232,20 +291,16 @@ function stepPanel(run, s, order, close, ui) {
       ? h("p", { class: "note", id: "next-attempt" }, `Attempt ${s.retry_count + 1} of ${s.max_retries + 1} is scheduled after a retry backoff: it starts by ${clock(s.next_attempt_at)} (${ago(s.next_attempt_at, now)}).`)
       : null,
     s.error_message ? h("p", { class: "error step-error" }, s.error_message) : null,
+    waitNote(s, now),
     outputView(s, ui.jsonState),
     h("h3", {}, "Config"),
-    h("dl", { class: "meta", id: "step-config" },
-      h("div", {}, h("dt", {}, "Action"), h("dd", {}, c.action || "— (plain task)")),
-      h("div", {}, h("dt", {}, "Duration"), h("dd", {}, `${c.duration_seconds ?? "—"} s`)),
-      h("div", {}, h("dt", {}, "Fail probability"), h("dd", {}, c.fail_probability === undefined ? "—" : `${Math.round(c.fail_probability * 1000) / 10} %`)),
-      h("div", {}, h("dt", {}, "Retries"), h("dd", { class: "attempts" }, `${s.retry_count}/${s.max_retries}`)),
-      h("div", {}, h("dt", {}, "Depends on"), h("dd", {}, s.depends_on.length ? s.depends_on.join(", ") : "—"))),
+    h("dl", { class: "meta", id: "step-config" }, configRows(s)),
     h("h3", {}, "Attempts"),
     attempts.length
       ? h("ol", { class: "attempt-list", id: "step-attempts" }, attempts.map((a) => h("li", { dataset: { attempt: String(a.n) } },
         h("span", { class: "a-head" }, h("strong", {}, `#${a.n}`), " ",
           h("time", { datetime: new Date(a.start).toISOString(), title: fullTime(a.start) }, clock(a.start)),
-          a.state === "running" ? " → now" : [" → ", h("time", { datetime: new Date(a.end).toISOString(), title: fullTime(a.end) }, clock(a.end))],
+          a.state === "running" || a.state === "waiting" ? " → now" : [" → ", h("time", { datetime: new Date(a.end).toISOString(), title: fullTime(a.end) }, clock(a.end))],
           ` · ${fmtMs(a.end - a.start)}`),
         h("span", { class: `a-result ${a.state}` }, a.error || a.state))))
       : h("p", { class: "muted" }, "Not started yet."),

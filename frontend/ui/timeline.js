@@ -8,14 +8,14 @@ import { roving } from "./graph.js";
 const STEPS_MS = [10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5];
 
 // attemptsOf returns a step's attempts as {n, start, end, state, error},
-// the running one included, plus the wait for a scheduled retry.
+// the running or waiting one included.
 export function attemptsOf(s, now) {
   const out = s.attempts.map((a) => ({
     n: a.number, start: Date.parse(a.started_at), end: Date.parse(a.ended_at),
     state: a.error ? "failed" : "completed", error: a.error || "",
   }));
-  if (s.status === "running" && s.attempt_started_at) {
-    out.push({ n: out.length + 1, start: Date.parse(s.attempt_started_at), end: now, state: "running", error: "" });
+  if ((s.status === "running" || s.status === "waiting") && s.attempt_started_at) {
+    out.push({ n: out.length + 1, start: Date.parse(s.attempt_started_at), end: now, state: s.status, error: "" });
   }
   return out;
 }
@@ -35,8 +35,9 @@ function tickLabel(ms, step) {
 
 export function describeAttempt(stepID, a) {
   const took = fmtMs(a.end - a.start);
-  const verb = a.state === "running" ? `running for ${took}` : `${a.state} after ${took}`;
-  return `${stepID} · attempt ${a.n} · ${verb} · started ${clock(a.start)}${a.state === "running" ? "" : `, ended ${clock(a.end)}`}${a.error ? ` · error: ${a.error}` : ""}`;
+  const live = a.state === "running" || a.state === "waiting";
+  const verb = live ? `${a.state} for ${took}` : `${a.state} after ${took}`;
+  return `${stepID} · attempt ${a.n} · ${verb} · started ${clock(a.start)}${live ? "" : `, ended ${clock(a.end)}`}${a.error ? ` · error: ${a.error}` : ""}`;
 }
 
 // drawTimeline renders the run's attempts into box. state.focus keeps the
