@@ -8,7 +8,7 @@ import { api, canWrite, READ_ONLY } from "./api.js";
 import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
 import { drawGraph } from "./graph.js";
-import { drawTimeline, attemptsOf } from "./timeline.js";
+import { drawTimeline, attemptsOf, genLabel } from "./timeline.js";
 import { jsonBlock, withExactData } from "./json.js";
 
 const ORDER_ACTIONS = new Set(["validate_order", "charge_payment", "ship_order", "send_notification"]);
@@ -275,7 +275,8 @@ function stepPanel(run, s, order, close, ui) {
   const c = s.config || {};
   const kind = s.type && s.type !== "task" ? `${s.type} step` : "task";
   const now = Date.now();
-  const attempts = attemptsOf(s, now);
+  const retried = run.retries > 0;
+  const attempts = attemptsOf(s, now, run);
   const effects = order ? order.history.filter((e) => e.run_id === run.id && e.step_id === s.step_id) : [];
   const isOrderAction = ORDER_ACTIONS.has(c.action);
   let effect;
@@ -297,11 +298,12 @@ function stepPanel(run, s, order, close, ui) {
     h("dl", { class: "meta", id: "step-config" }, configRows(s)),
     h("h3", {}, "Attempts"),
     attempts.length
-      ? h("ol", { class: "attempt-list", id: "step-attempts" }, attempts.map((a) => h("li", { dataset: { attempt: String(a.n) } },
+      ? h("ol", { class: "attempt-list", id: "step-attempts" }, attempts.map((a) => h("li", { dataset: { attempt: String(a.n) }, class: a.earlier ? "earlier" : null },
         h("span", { class: "a-head" }, h("strong", {}, `#${a.n}`), " ",
           h("time", { datetime: new Date(a.start).toISOString(), title: fullTime(a.start) }, clock(a.start)),
           a.state === "running" || a.state === "waiting" ? " → now" : [" → ", h("time", { datetime: new Date(a.end).toISOString(), title: fullTime(a.end) }, clock(a.end))],
           ` · ${fmtMs(a.end - a.start)}`),
+        retried ? h("span", { class: "a-gen muted" }, genLabel(a)) : null,
         h("span", { class: `a-result ${a.state}` }, a.error || a.state))))
       : h("p", { class: "muted" }, "Not started yet."),
     h("h3", {}, "Order effect"), effect,
