@@ -59,7 +59,14 @@ export async function canWrite() {
   return (await me()).role === "operator";
 }
 
-export const READ_ONLY = "Your token is a reader token: it can watch but not start, cancel, retry or redrive. Sign in with an operator token to do that.";
+export const READ_ONLY = "Your token is a reader token: it can watch but not start, cancel, retry, redrive or decide approvals. Sign in with an operator token to do that.";
+
+// apiBase is the API's base URL as the browser reaches it (the page's
+// own origin when config.json names none). It is known once a request
+// has loaded the config.
+export function apiBase() {
+  return (config && config.api_url) || location.origin;
+}
 
 // tryToken checks a token against the API without keeping it.
 export async function tryToken(t) {

@@ -119,17 +119,31 @@ export function plural(n, word) {
 
 // keepFocus runs render, which replaces elements inside root, and puts
 // the keyboard focus back on the element at the same place, so a refresh
-// does not throw a keyboard user back to the top of the page.
+// does not throw a keyboard user back to the top of the page. A field
+// that render kept (the same element, moved) gets its caret back too.
 export function keepFocus(root, render) {
   const a = document.activeElement;
   const path = [];
   if (a && a !== root && root.contains(a)) {
     for (let e = a; e !== root; e = e.parentElement) path.unshift([...e.parentElement.children].indexOf(e));
   }
+  let caret = null;
+  try {
+    if (a && (a.tagName === "TEXTAREA" || a.tagName === "INPUT") && a.selectionStart !== null) {
+      caret = [a.selectionStart, a.selectionEnd, a.selectionDirection, a.scrollTop];
+    }
+  } catch {
+    caret = null; // inputs without a caret (number, checkbox) throw
+  }
   render();
   const now = document.activeElement;
   if (!path.length || (now && now !== document.body && root.contains(now))) return;
   let e = root;
   for (const i of path) e = e && e.children[i];
-  if (e && e.tagName === a.tagName && e.getAttribute("tabindex") !== "-1") e.focus({ preventScroll: true });
+  if (!e || e.tagName !== a.tagName || e.getAttribute("tabindex") === "-1") return;
+  e.focus({ preventScroll: true });
+  if (caret && e === a) {
+    e.setSelectionRange(caret[0], caret[1], caret[2]);
+    e.scrollTop = caret[3];
+  }
 }

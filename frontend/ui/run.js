@@ -1,10 +1,14 @@
 // Run view, graph first: a failed run opens with a banner naming the
 // step that failed and its error; the step graph coloured by status, a
-// side panel for the selected step (when a waiting step resumes, the
-// output, config, every attempt, the order effect, the next retry) or,
-// with none selected, the run's input and order; the timeline below.
-// Live until the run ends.
-import { api, canWrite, READ_ONLY } from "./api.js";
+// side panel for the selected step (when a waiting step resumes, an
+// approval's decision, the output, config, every attempt, the order
+// effect, the next retry) or, with none selected, the run's input and
+// order; the timeline below. Live until the run ends.
+//
+// The view is drawn again on every refresh. What a person types (an
+// approval's output or reason) lives in elements made once and moved into
+// each new drawing, so a refresh never wipes it.
+import { api, apiBase, canWrite, READ_ONLY } from "./api.js";
 import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
 import { drawGraph } from "./graph.js";
@@ -32,6 +36,8 @@ export function renderRun(main, id, params) {
   const graphState = { expanded: new Set(), selected: params.get("step") || null, focus: null };
   const tlState = { focus: null };
   const jsonState = new Map(); // which JSON values are open
+  const decisions = new Map(); // an approval's decision form, by wait
+  let writer = null; // whether the caller may write; null until known
   let last = null; // {run, order}
   let dlqAsked = false;
 
@@ -74,11 +80,96 @@ export function renderRun(main, id, params) {
     };
   }
 
+  // decisionForm is the operator's form for a waiting approval: Complete
+  // with an optional JSON output, Fail with a reason, and the callback URL
+  // an outside system can use instead. One form per wait, kept across
+  // refreshes.
+  function decisionForm(run, s) {
+    const key = waitKey(run, s);
+    if (decisions.has(key)) return decisions.get(key);
+    const path = `/runs/${id}/steps/${encodeURIComponent(s.step_id)}`;
+    const output = h("textarea", { id: "decision-output", rows: "4", spellcheck: "false", "aria-describedby": "decision-output-hint decision-output-error" });
+    const outputErr = h("p", { id: "decision-output-error", class: "error", role: "alert" });
+    const reason = h("input", { id: "decision-reason", type: "text", maxlength: "1024", autocomplete: "off", "aria-describedby": "decision-reason-error" });
+    const reasonErr = h("p", { id: "decision-reason-error", class: "error", role: "alert" });
+    const buttons = [
+      h("button", { type: "submit", class: "primary", id: "complete" }, "Complete step"),
+      h("button", { type: "submit", id: "fail" }, "Fail step"),
+    ];
+    const decide = async (verb, body, field, err) => {
+      for (const b of buttons) b.disabled = true;
+      try {
+        await api.post(`${path}/${verb}`, body);
+        decisions.delete(key);
+        stop();
+        start();
+      } catch (e) {
+        fieldError(field, err, apiMessage(e), Boolean(e.field));
+        for (const b of buttons) b.disabled = false;
+      }
+    };
+    const complete = h("form", { id: "complete-form", class: "decide", novalidate: true },
+      h("label", { for: "decision-output" }, "Output (JSON, optional)"),
+      h("p", { class: "muted hint", id: "decision-output-hint" }, "Later steps read it as {{steps." + s.step_id + ".output}}."),
+      output, outputErr, buttons[0]);
+    complete.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      clearField(output, outputErr);
+      clearField(reason, reasonErr);
+      const text = output.value.trim();
+      if (text && !checkJSON(text, output, outputErr)) return;
+      decide("complete", text ? `{"output": ${text}}` : "{}", output, outputErr);
+    });
+    const fail = h("form", { id: "fail-form", class: "decide", novalidate: true },
+      h("label", { for: "decision-reason" }, "Reason to fail it (required)"),
+      reason, reasonErr, buttons[1]);
+    fail.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      clearField(output, outputErr);
+      clearField(reason, reasonErr);
+      const why = reason.value.trim();
+      if (!why) {
+        fieldError(reason, reasonErr, "Say why the step fails: the reason becomes its error.", true);
+        return;
+      }
+      decide("fail", { error: why }, reason, reasonErr);
+    });
+    let callback = null;
+    if (s.callback_token) {
+      const url = `${apiBase()}/callbacks/${encodeURIComponent(s.callback_token)}`;
+      const box = h("input", { id: "callback-url", type: "text", readonly: true, value: url, spellcheck: "false", "aria-describedby": "callback-hint" });
+      const note = h("span", { id: "copy-note", class: "muted", role: "status" });
+      const copy = h("button", { type: "button", class: "small", id: "copy-callback" }, "Copy");
+      copy.addEventListener("click", async () => {
+        try {
+          await navigator.clipboard.writeText(url);
+          note.textContent = "Copied.";
+        } catch {
+          box.focus();
+          box.select();
+          note.textContent = "Selected: press Ctrl+C (⌘C on a Mac) to copy.";
+        }
+      });
+      callback = [
+        h("label", { for: "callback-url" }, "Callback URL"),
+        h("p", { class: "muted hint", id: "callback-hint" },
+          "An outside system can decide instead, with no token: POST {\"output\": …} to complete the step or {\"error\": \"…\"} to fail it. Whoever has the URL can decide, so give it only to that system."),
+        h("div", { class: "copy-row" }, box, copy), note,
+      ];
+    }
+    const form = h("section", { class: "decision", id: "decision", "aria-labelledby": "decision-title" },
+      h("h3", { id: "decision-title" }, "Decision"), complete, fail, callback);
+    decisions.set(key, form);
+    return form;
+  }
+
   function draw(run, order) {
     keepFocus(main, () => drawNow(run, order));
   }
 
   function drawNow(run, order) {
+    const waiting = new Set(run.steps.filter(isDecidable).map((s) => waitKey(run, s)));
+    for (const k of decisions.keys()) if (!waiting.has(k)) decisions.delete(k);
     title.replaceChildren(run.workflow_name, " ", h("span", { class: "title-id" }, "run ", idLabel(run.id)));
     const done = run.steps.filter((s) => s.status === "completed").length;
     head.replaceChildren(h("dl", { class: "meta" },
@@ -96,7 +187,12 @@ export function renderRun(main, id, params) {
       graphState, (stepID) => select(stepID === graphState.selected ? null : stepID, true), "Step graph: select a step for its details");
     drawTimeline(timeline, run, tlState, (stepID) => select(stepID, true));
     const step = run.steps.find((s) => s.step_id === graphState.selected);
-    const ui = { jsonState };
+    let decision = null;
+    if (step && isDecidable(step)) {
+      if (writer) decision = decisionForm(run, step);
+      else if (writer === false) decision = h("p", { class: "muted readonly", id: "decision-readonly" }, "An operator can complete or fail this step here; your token is a reader token.");
+    }
+    const ui = { jsonState, decision };
     fill(panel, step ? stepPanel(run, step, order, () => select(null), ui) : runPanel(run, order, ui));
   }
 
@@ -133,19 +229,58 @@ export function renderRun(main, id, params) {
       " That is longer than its longest step plus the lease margin and the sweeper's grace, so recovery should have moved it by now. Check the step runner's logs and the dead-letter queue.", ...dlq);
   }
 
-  async function drawActions(run) {
-    const write = await canWrite().catch(() => false);
-    if (!write) {
+  function drawActions(run) {
+    if (writer === null) return;
+    if (!writer) {
       actions.replaceChildren(h("p", { class: "muted readonly", id: "readonly" }, READ_ONLY));
       return;
     }
-    actions.replaceChildren(
+    fill(actions,
       h("button", { type: "button", id: "cancel", disabled: terminal(run.status), onclick: act("cancel") }, "Cancel run"),
       h("button", { type: "button", id: "retry", disabled: !(run.status === "failed" || run.status === "cancelled"), onclick: act("retry") }, "Retry run"));
   }
 
+  canWrite().catch(() => false).then((w) => {
+    writer = w;
+    if (last) draw(last.run, last.order);
+  });
   start();
   return () => stop();
+}
+
+// isDecidable: an approval waiting for a decision.
+const isDecidable = (s) => s.type === "approval" && s.status === "waiting";
+
+// waitKey names one wait of a step: a retry of the run or of the step
+// starts another.
+const waitKey = (run, s) => `${s.step_id}#${run.generation || 0}#${s.retry_count}`;
+
+// checkJSON tells whether text is JSON, and says why not under field.
+function checkJSON(text, field, err) {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch (e) {
+    fieldError(field, err, `Not valid JSON: ${e.message}`, true);
+    field.focus();
+    return false;
+  }
+}
+
+function fieldError(field, err, msg, invalid) {
+  err.textContent = msg;
+  if (invalid) field.setAttribute("aria-invalid", "true");
+}
+
+function clearField(field, err) {
+  err.textContent = "";
+  field.removeAttribute("aria-invalid");
+}
+
+// apiMessage is the API's message, with the field it names if the
+// message does not.
+function apiMessage(e) {
+  return e.field && !e.message.includes(e.field) ? `${e.field}: ${e.message}` : e.message;
 }
 
 // at is a time of day, or a date and time if not today.
@@ -293,6 +428,7 @@ function stepPanel(run, s, order, close, ui) {
       : null,
     s.error_message ? h("p", { class: "error step-error" }, s.error_message) : null,
     waitNote(s, now),
+    ui.decision,
     outputView(s, ui.jsonState),
     h("h3", {}, "Config"),
     h("dl", { class: "meta", id: "step-config" }, configRows(s)),
