@@ -6,8 +6,8 @@
 // order; the timeline below. Live until the run ends.
 //
 // The view is drawn again on every refresh. What a person types (an
-// approval's output or reason) lives in elements made once and moved into
-// each new drawing, so a refresh never wipes it.
+// approval's output or reason, a retry's input) lives in elements made
+// once and moved into each new drawing, so a refresh never wipes it.
 import { api, apiBase, canWrite, READ_ONLY } from "./api.js";
 import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, terminal, idLabel, statusBar, plural, keepFocus } from "./dom.js";
 import { poll, showError } from "./app.js";
@@ -40,6 +40,19 @@ export function renderRun(main, id, params) {
   let writer = null; // whether the caller may write; null until known
   let last = null; // {run, order}
   let dlqAsked = false;
+
+  // Retry with an optional new input.
+  const retryText = h("textarea", { id: "retry-input", rows: "4", spellcheck: "false", "aria-describedby": "retry-input-hint retry-input-error" });
+  const retryErr = h("p", { id: "retry-input-error", class: "error", role: "alert" });
+  const retryButton = h("button", { type: "button", id: "retry", onclick: retry }, "Retry run");
+  const retryBox = h("details", { class: "retry-input", id: "retry-input-box" },
+    h("summary", {}, "Retry with a new input"),
+    h("label", { for: "retry-input" }, "New input (JSON)"),
+    h("p", { class: "muted hint", id: "retry-input-hint" }, "The steps that run again see it; completed steps keep what they did. Leave it empty to keep the current input."),
+    retryText, retryErr);
+  retryText.addEventListener("input", () => {
+    retryButton.textContent = retryText.value.trim() ? "Retry run with new input" : "Retry run";
+  });
 
   const select = (stepID, scroll) => {
     graphState.selected = stepID;
@@ -78,6 +91,33 @@ export function renderRun(main, id, params) {
         ev.target.disabled = false;
       }
     };
+  }
+
+  async function retry() {
+    const text = retryText.value.trim();
+    clearField(retryText, retryErr);
+    if (text && !checkJSON(text, retryText, retryErr)) {
+      retryBox.open = true;
+      retryText.focus();
+      return;
+    }
+    retryButton.disabled = true;
+    try {
+      await api.post(`/runs/${id}/retry`, text ? `{"input": ${text}}` : undefined);
+      retryText.value = "";
+      retryButton.textContent = "Retry run";
+      retryBox.open = false;
+      stop();
+      start();
+    } catch (e) {
+      if (e.field && e.field.startsWith("input")) {
+        retryBox.open = true;
+        fieldError(retryText, retryErr, apiMessage(e), true);
+      } else {
+        showError(e.message);
+      }
+      retryButton.disabled = false;
+    }
   }
 
   // decisionForm is the operator's form for a waiting approval: Complete
@@ -235,9 +275,11 @@ export function renderRun(main, id, params) {
       actions.replaceChildren(h("p", { class: "muted readonly", id: "readonly" }, READ_ONLY));
       return;
     }
+    const retryable = run.status === "failed" || run.status === "cancelled";
+    retryButton.disabled = !retryable;
     fill(actions,
       h("button", { type: "button", id: "cancel", disabled: terminal(run.status), onclick: act("cancel") }, "Cancel run"),
-      h("button", { type: "button", id: "retry", disabled: !(run.status === "failed" || run.status === "cancelled"), onclick: act("retry") }, "Retry run"));
+      retryButton, retryable ? retryBox : null);
   }
 
   canWrite().catch(() => false).then((w) => {
