@@ -17,9 +17,7 @@ import (
 
 	"stepflow/internal/auth"
 	"stepflow/internal/awsclient"
-	"stepflow/internal/id"
 	"stepflow/internal/retry"
-	"stepflow/internal/store"
 	"stepflow/internal/testenv"
 )
 
@@ -237,6 +235,16 @@ func TestWorkflowsPage(t *testing.T) {
 	if rate != "75 %" || stats["success_rate"] != 0.75 || p50 == "—" || nodes != 3 {
 		t.Fatalf("success rate %q (API %v), p50 %q, %d graph nodes", rate, stats["success_rate"], p50, nodes)
 	}
+	// The legend is a badge per status, no text besides.
+	var legend struct {
+		Badges []string
+		Text   string
+	}
+	run(t, ctx, chromedp.Evaluate(`({ Badges: [...document.querySelectorAll(".legend .badge")].map(b => b.textContent),
+		Text: document.querySelector(".legend").textContent })`, &legend))
+	if len(legend.Badges) < 6 || legend.Badges[0] != "✓ completed" || strings.Join(legend.Badges, " ") != strings.TrimSpace(legend.Text) {
+		t.Fatalf("legend: badges %q, text %q", legend.Badges, legend.Text)
+	}
 	// A cell opens that step of that run.
 	run(t, ctx, chromedp.Click(fmt.Sprintf(`a.cell[data-cell="%s/transform"]`, runs[0]), chromedp.ByQuery),
 		until(`document.querySelector("#panel-title") && document.querySelector("#panel-title").textContent.startsWith("transform")`))
@@ -357,18 +365,8 @@ func TestReaderSeesNoWriteControls(t *testing.T) {
 	a := apiOf(t, st)
 	ctx := browser(t)
 	runID, _ := a.start(orderFlow, "5")
-	tok, cred, err := auth.New(id.NewGenerator(nil, nil), "wallboard", auth.Reader, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := store.NewTokens(awsclient.DynamoDB(testenv.Config(t), st.DynamoDB), st.TokenTable)
-	if err := tokens.PutTokenIfAbsent(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
-	run(t, ctx, chromedp.Navigate(st.URL+"/#/signin"), wait(`#token`),
-		chromedp.SetValue(`#token`, cred, chromedp.ByQuery), chromedp.Click(`#signin button[type="submit"]`, chromedp.ByQuery),
-		wait(`#runs`), until(`document.getElementById("who").textContent === "wallboard · reader"`),
-		until(`document.getElementById("dlq") && !document.getElementById("dlq").hidden`))
+	signInAs(t, ctx, st, "wallboard", auth.Reader)
+	run(t, ctx, until(`document.getElementById("dlq") && !document.getElementById("dlq").hidden`))
 	// Controls a reader could press, and the reasons shown.
 	const writable = `[...document.querySelectorAll("#start, #cancel, #retry, #redrive, #new-run-link, [data-nav=new]")].filter(e => !e.disabled && e.getClientRects().length > 0).map(e => e.id || e.dataset.nav)`
 	var enabled []string
@@ -410,20 +408,26 @@ func TestPhoneLayout(t *testing.T) {
 	ctx := browser(t)
 	runID, orderID := a.start(orderFlow, "7.25")
 	failed, _ := a.start(`{"name":"a-workflow-with-a-rather-long-name-to-wrap","steps":[{"id":"a_step_with_a_long_identifier_name","config":{"duration_seconds":0,"fail_probability":1,"max_retries":1}}]}`, "")
+	// A waiting approval, and an input with a line wider than a phone.
+	approval := a.startInput(approvalFlow, `{"comment":"`+strings.Repeat("a long line without spaces ", 6)+`","id":"`+strings.Repeat("x", 120)+`"}`)
 	a.wait(runID, "completed")
 	a.wait(failed, "failed")
+	a.waitStep(approval, "approve", "waiting")
 	wfID := a.get("/runs/" + runID)["workflow_id"].(string)
 	run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	pages := map[string]string{
-		"#/":                               `document.querySelectorAll("#runs tr[data-run]").length === 2`,
+		"#/":                               `document.querySelectorAll("#runs tr[data-run]").length === 3`,
 		"#/runs/" + runID:                  `document.querySelector("#run-status .badge") !== null`,
 		"#/runs/" + runID + "?step=charge": `document.querySelector("#step-attempts") !== null`,
 		"#/runs/" + failed + "?step=a_step_with_a_long_identifier_name": `document.querySelector("#step-attempts") !== null`,
-		"#/new":               `document.querySelector('#example option[value^="ex:"]') !== null`,
-		"#/workflows/" + wfID: `document.querySelector("#run-grid") !== null`,
-		"#/orders":            `document.querySelector("#orders tr[data-order]") !== null`,
-		"#/orders/" + orderID: `document.querySelectorAll("#order-history li").length === 5`,
-		"#/signin":            `document.querySelector("#token") !== null`,
+		"#/runs/" + failed:                     `document.querySelector("#failure:not([hidden])") !== null`,
+		"#/runs/" + approval:                   `document.querySelector("#run-input .json-body") !== null`,
+		"#/runs/" + approval + "?step=approve": `document.querySelector("#callback-url") !== null`,
+		"#/new":                                `document.querySelector('#example option[value^="ex:"]') !== null`,
+		"#/workflows/" + wfID:                  `document.querySelector("#run-grid") !== null`,
+		"#/orders":                             `document.querySelector("#orders tr[data-order]") !== null`,
+		"#/orders/" + orderID:                  `document.querySelectorAll("#order-history li").length === 5`,
+		"#/signin":                             `document.querySelector("#token") !== null`,
 	}
 	widths := pageWidths(t, ctx, st.URL, pages)
 	for hash, w := range widths {
@@ -562,15 +566,19 @@ func TestContrastLightAndDark(t *testing.T) {
 	a.wait(failed, "failed")
 	cancelled, _ := a.start(`{"name":"slow","steps":[{"id":"s","config":{"duration_seconds":30}},{"id":"t","depends_on":["s"]}]}`, "")
 	a.post("/runs/"+cancelled+"/cancel", "")
+	approval := a.startInput(approvalFlow, `{"customer":"ada"}`)
+	a.waitStep(approval, "approve", "waiting")
 	wfID := a.get("/runs/" + failed)["workflow_id"].(string)
 	pages := map[string]string{
-		"#/":                           `document.querySelectorAll("#runs tr[data-run]").length === 3 && document.querySelector("#counts .n") !== null`,
-		"#/runs/" + failed + "?step=b": `document.querySelector("#step-attempts") !== null && document.querySelector(".tl-bar") !== null`,
-		"#/runs/" + runID:              `document.querySelectorAll("#order-history li").length === 5`,
-		"#/workflows/" + wfID:          `document.querySelector("#run-grid") !== null`,
-		"#/orders":                     `document.querySelector("#orders tr[data-order]") !== null`,
-		"#/orders/" + orderID:          `document.querySelectorAll("#order-history li").length === 5`,
-		"#/new":                        `document.querySelector('#example option[value^="ex:"]') !== null`,
+		"#/":                                   `document.querySelectorAll("#runs tr[data-run]").length === 4 && document.querySelector("#counts .n") !== null`,
+		"#/runs/" + failed + "?step=b":         `document.querySelector("#step-attempts") !== null && document.querySelector(".tl-bar") !== null`,
+		"#/runs/" + runID:                      `document.querySelectorAll("#order-history li").length === 5`,
+		"#/runs/" + approval + "?step=approve": `document.querySelector("#callback-url") !== null && document.querySelector(".tl-bar.waiting") !== null`,
+		"#/runs/" + approval:                   `document.querySelector("#run-input .json-body") !== null`,
+		"#/workflows/" + wfID:                  `document.querySelector("#run-grid") !== null`,
+		"#/orders":                             `document.querySelector("#orders tr[data-order]") !== null`,
+		"#/orders/" + orderID:                  `document.querySelectorAll("#order-history li").length === 5`,
+		"#/new":                                `document.querySelector('#example option[value^="ex:"]') !== null`,
 	}
 	for _, scheme := range []string{"light", "dark"} {
 		t.Run(scheme, func(t *testing.T) {

@@ -59,7 +59,14 @@ export async function canWrite() {
   return (await me()).role === "operator";
 }
 
-export const READ_ONLY = "Your token is a reader token: it can watch but not start, cancel, retry or redrive. Sign in with an operator token to do that.";
+export const READ_ONLY = "Your token is a reader token: it can watch but not start, cancel, retry, redrive or decide approvals. Sign in with an operator token to do that.";
+
+// apiBase is the API's base URL as the browser reaches it (the page's
+// own origin when config.json names none). It is known once a request
+// has loaded the config.
+export function apiBase() {
+  return (config && config.api_url) || location.origin;
+}
 
 // tryToken checks a token against the API without keeping it.
 export async function tryToken(t) {
@@ -75,8 +82,9 @@ export class ApiError extends Error {
   }
 }
 
-// request sends a JSON request and returns {data, next}: the decoded body
-// and the next page's path from the Link header (or null).
+// request sends a JSON request and returns {data, next, text}: the decoded
+// body, the next page's path from the Link header (or null), and the body
+// as received (for values that must be shown exactly as stored).
 export async function request(method, path, body, withToken) {
   const url = (await loadConfig()).api_url + path;
   const headers = body === undefined ? {} : { "Content-Type": "application/json" };
@@ -93,8 +101,10 @@ export async function request(method, path, body, withToken) {
     throw new ApiError(0, `Cannot reach the Stepflow API at ${url || "this origin"}.`);
   }
   let data = null;
+  let text = "";
   try {
-    data = await res.json();
+    text = await res.text();
+    data = JSON.parse(text);
   } catch {
     data = null;
   }
@@ -105,7 +115,7 @@ export async function request(method, path, body, withToken) {
     }
     throw new ApiError(res.status, msg, data && data.field);
   }
-  return { data, next: nextLink(res.headers.get("Link")) };
+  return { data, next: nextLink(res.headers.get("Link")), text };
 }
 
 function nextLink(header) {

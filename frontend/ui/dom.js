@@ -1,7 +1,8 @@
 // DOM and formatting helpers. Text is always set as text, never parsed
 // as HTML.
 
-// h builds an element: h("a", {href: "#"}, "text", child...).
+// h builds an element: h("a", {href: "#"}, "text", child...). Children
+// may be nested in arrays; null, undefined and false are left out.
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -10,17 +11,25 @@ export function h(tag, attrs, ...children) {
     else if (k === "dataset") Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
+  el.append(...nodes(children));
   return el;
+}
+
+// fill replaces el's children with children, taken as h takes them.
+export function fill(el, ...children) {
+  el.replaceChildren(...nodes(children));
+  return el;
+}
+
+function nodes(children) {
+  return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
 }
 
 // Marks that repeat a status's colour in shape, for readers who do not
 // tell the colours apart.
 export const MARKS = {
-  pending: "○", running: "▶", completed: "✓", failed: "✗", skipped: "–", cancelled: "⊘",
+  pending: "○", running: "▶", waiting: "◷", completed: "✓", failed: "✗", skipped: "–", cancelled: "⊘",
   validated: "●", charged: "●", shipped: "✓",
 };
 
@@ -110,17 +119,31 @@ export function plural(n, word) {
 
 // keepFocus runs render, which replaces elements inside root, and puts
 // the keyboard focus back on the element at the same place, so a refresh
-// does not throw a keyboard user back to the top of the page.
+// does not throw a keyboard user back to the top of the page. A field
+// that render kept (the same element, moved) gets its caret back too.
 export function keepFocus(root, render) {
   const a = document.activeElement;
   const path = [];
   if (a && a !== root && root.contains(a)) {
     for (let e = a; e !== root; e = e.parentElement) path.unshift([...e.parentElement.children].indexOf(e));
   }
+  let caret = null;
+  try {
+    if (a && (a.tagName === "TEXTAREA" || a.tagName === "INPUT") && a.selectionStart !== null) {
+      caret = [a.selectionStart, a.selectionEnd, a.selectionDirection, a.scrollTop];
+    }
+  } catch {
+    caret = null; // inputs without a caret (number, checkbox) throw
+  }
   render();
   const now = document.activeElement;
   if (!path.length || (now && now !== document.body && root.contains(now))) return;
   let e = root;
   for (const i of path) e = e && e.children[i];
-  if (e && e.tagName === a.tagName && e.getAttribute("tabindex") !== "-1") e.focus({ preventScroll: true });
+  if (!e || e.tagName !== a.tagName || e.getAttribute("tabindex") === "-1") return;
+  e.focus({ preventScroll: true });
+  if (caret && e === a) {
+    e.setSelectionRange(caret[0], caret[1], caret[2]);
+    e.scrollTop = caret[3];
+  }
 }

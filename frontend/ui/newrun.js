@@ -1,7 +1,8 @@
 // New run: a JSON editor filled from an example, an existing workflow or
 // an uploaded file, with a live preview of its graph; an optional order;
-// and Start. The API answers an identical definition with the existing
-// workflow, so starting the same definition twice makes no duplicate.
+// an optional JSON input for the run; and Start. The API answers an
+// identical definition with the existing workflow, so starting the same
+// definition twice makes no duplicate.
 import { api, ApiError, canWrite, READ_ONLY } from "./api.js";
 import { h, plural } from "./dom.js";
 import { drawGraph, planOrder } from "./graph.js";
@@ -19,6 +20,8 @@ export function renderNew(main) {
   const orderSel = h("select", { id: "order-id", "aria-describedby": "order-error", disabled: true }, h("option", { value: "" }, "choose an order…"));
   const orderErr = h("p", { id: "order-error", class: "error", role: "alert" });
   const orderHint = h("p", { id: "order-hint", class: "muted" });
+  const input = h("textarea", { id: "run-input", class: "short", spellcheck: "false", "aria-describedby": "run-input-hint run-input-error" });
+  const inputErr = h("p", { id: "run-input-error", class: "error", role: "alert" });
   const start = h("button", { type: "submit", class: "primary", id: "start" }, "Start");
   const startNote = h("p", { id: "start-note", class: "muted" });
   const previewStatus = h("p", { id: "preview-status", class: "muted", "aria-live": "polite" }, "Paste or pick a definition to see its graph.");
@@ -44,6 +47,11 @@ export function renderNew(main) {
         h("div", {}, h("label", { for: "amount" }, "Amount of the new order"), amount),
         h("div", {}, h("label", { for: "order-id" }, "Existing order"), orderSel)),
       orderErr),
+    h("fieldset", { id: "input-fields" },
+      h("legend", {}, "Input"),
+      h("label", { for: "run-input" }, "Run input (JSON, optional)"),
+      h("p", { id: "run-input-hint", class: "muted hint" }, "Steps read it as {{input}} or {{input.field}}. Leave it empty for none."),
+      input, inputErr),
     start, startNote);
   main.replaceChildren(form);
 
@@ -157,7 +165,8 @@ export function renderNew(main) {
   function clearErrors() {
     editorErr.textContent = "";
     orderErr.textContent = "";
-    for (const el of [editor, amount, orderSel]) el.removeAttribute("aria-invalid");
+    inputErr.textContent = "";
+    for (const el of [editor, amount, orderSel, input]) el.removeAttribute("aria-invalid");
   }
 
   form.addEventListener("submit", async (ev) => {
@@ -168,6 +177,17 @@ export function renderNew(main) {
       orderErr.textContent = "Choose an order, or pick another option.";
       orderSel.setAttribute("aria-invalid", "true");
       return;
+    }
+    const inputText = input.value.trim();
+    if (inputText) {
+      try {
+        JSON.parse(inputText);
+      } catch (e) {
+        inputErr.textContent = `Not valid JSON: ${e.message}`;
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
     }
     start.disabled = true;
     let stage = "workflow";
@@ -182,12 +202,21 @@ export function renderNew(main) {
         orderID = orderSel.value;
       }
       stage = "run";
-      const { data: run } = await api.post(`/workflows/${wf.id}/runs`, orderID ? { order_id: orderID } : {});
+      // The input goes as typed (it parsed above), so its numbers keep
+      // their exact text.
+      const body = [];
+      if (orderID) body.push(`"order_id": ${JSON.stringify(orderID)}`);
+      if (inputText) body.push(`"input": ${inputText}`);
+      const { data: run } = await api.post(`/workflows/${wf.id}/runs`, `{${body.join(", ")}}`);
       location.hash = `#/runs/${run.id}`;
     } catch (e) {
       const named = e instanceof ApiError && e.field && !e.message.includes(e.field);
       const msg = named ? `${e.field}: ${e.message}` : e.message;
-      if (stage === "workflow") {
+      if (stage === "run" && e.field && e.field.startsWith("input")) {
+        inputErr.textContent = msg;
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      } else if (stage === "workflow") {
         editorErr.textContent = msg;
         editor.setAttribute("aria-invalid", "true");
         editor.focus();

@@ -92,7 +92,7 @@ function drawGrid(box, steps, runs) {
       h("th", { scope: "row", class: "grid-label", title: st.id }, st.id),
       shown.map((r) => h("td", {}, cell(`#/runs/${r.id}?step=${encodeURIComponent(st.id)}`, r.step_statuses[i] || "pending",
         `step ${st.id} of run ${r.id}: ${r.step_statuses[i] || "pending"}`, `${r.id}/${st.id}`)))))));
-  box.replaceChildren(table, h("p", { class: "legend muted" }, ["completed", "failed", "running", "pending", "skipped", "cancelled"].map((s) => [badge(s), " "])));
+  box.replaceChildren(table, h("p", { class: "legend muted" }, ["completed", "failed", "running", "waiting", "pending", "skipped", "cancelled"].map((s) => [badge(s), " "])));
   const stop = cells.find((c) => c.dataset.cell === had) || cells[cells.length - 1];
   for (const c of cells) c.tabIndex = c === stop ? 0 : -1;
   roving(table, cells, () => {});
