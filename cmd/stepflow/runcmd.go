@@ -397,7 +397,7 @@ func waitsFor(s wire.StepDetail) string {
 		n = append(n, "for approval")
 	}
 	if s.WaitUntil != nil {
-		n = append(n, "until "+when(s.WaitUntil))
+		n = append(n, "until "+deadline(s.WaitUntil))
 	}
 	return strings.Join(n, " ")
 }
@@ -461,6 +461,19 @@ func when(t *time.Time) string {
 		return "-"
 	}
 	return t.Local().Format("15:04:05")
+}
+
+// deadline is when, with its date unless it is today: a wait's deadline
+// may be days away.
+func deadline(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	l := t.Local()
+	if y, m, d := l.Date(); time.Now().Format("2006-01-02") == fmt.Sprintf("%04d-%02d-%02d", y, m, d) {
+		return l.Format("15:04:05")
+	}
+	return l.Format("2006-01-02 15:04:05")
 }
 
 func duration(r wire.RunSummary) string {

@@ -146,9 +146,9 @@ func TestStepViews(t *testing.T) {
 		{"approval", wire.StepDetail{StepID: "a", Type: "approval", Status: status.StepWaiting},
 			"  for approval", "a: waiting for approval (stepflow approve|reject run_1 a)"},
 		{"approval with a timeout", wire.StepDetail{StepID: "a", Type: "approval", Status: status.StepWaiting, WaitUntil: &at},
-			"  for approval until " + when(&at), "a: waiting for approval until " + when(&at) + " (stepflow approve|reject run_1 a)"},
+			"  for approval until " + deadline(&at), "a: waiting for approval until " + deadline(&at) + " (stepflow approve|reject run_1 a)"},
 		{"wait", wire.StepDetail{StepID: "w", Type: "wait", Status: status.StepWaiting, WaitUntil: &at},
-			"  until " + when(&at), "w: waiting until " + when(&at)},
+			"  until " + deadline(&at), "w: waiting until " + deadline(&at)},
 		{"output", wire.StepDetail{StepID: "h", Type: "http", Status: status.StepCompleted, Output: json.RawMessage(`{ "ok": true }`)},
 			`  output: {"ok":true}`, `h: output {"ok":true}`},
 		{"long output", wire.StepDetail{StepID: "h", Type: "http", Status: status.StepCompleted, Output: long},
@@ -199,5 +199,17 @@ func TestStepViews(t *testing.T) {
 	}
 	if got := input(wire.RunDetail{Input: json.RawMessage(`null`)}); !strings.HasPrefix(got, "#") {
 		t.Errorf("a run without input has the line %q", got)
+	}
+}
+
+func TestDeadlineShowsTheDateUnlessToday(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	later := now.Add(48 * time.Hour)
+	if got := deadline(&now); got != now.Local().Format("15:04:05") {
+		t.Errorf("today: %q", got)
+	}
+	if got := deadline(&later); got != later.Local().Format("2006-01-02 15:04:05") {
+		t.Errorf("in two days: %q", got)
 	}
 }

@@ -103,6 +103,10 @@ func (s *server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
+	if err := plan.CheckStart(input, req.OrderID != nil); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
 	if !s.limitRunStart(w, r) {
 		return
 	}
@@ -224,6 +228,11 @@ func (s *server) retryRun(w http.ResponseWriter, r *http.Request) {
 		_, plan, err := s.Store.Plan(r.Context(), run.WorkflowID)
 		if err != nil {
 			return err
+		}
+		if input != nil {
+			if err := plan.CheckStart(input, run.OrderID != ""); err != nil {
+				return err
+			}
 		}
 		after := rs.Applied(run)
 		err = s.Store.RetryRunIfEnded(r.Context(), rs)

@@ -15,6 +15,9 @@ func TestStepInputsAreChecked(t *testing.T) {
 	var run struct{ ID string }
 	b.must(202, "POST", "/workflows/"+wf.ID+"/runs", `{"input":{"customer":"c1"}}`, &run)
 	big := `"` + strings.Repeat("x", 64<<10) + `"`
+	var withInput struct{ ID string }
+	b.must(201, "POST", "/workflows", `{"name":"in","steps":[{"id":"h","type":"http","config":{"url":"https://x.example/{{input.customer.id}}","body":{"o":"{{order.id}}"}}}]}`, &withInput)
+	inputWF := withInput.ID
 	tests := []struct {
 		name, path, body string
 		status           int
@@ -31,6 +34,8 @@ func TestStepInputsAreChecked(t *testing.T) {
 		{"a retry input over 64 KiB", "/runs/" + run.ID + "/retry", `{"input":` + big + `}`, 413, "input", "65536"},
 		{"a refusal without a reason", "/runs/" + run.ID + "/steps/a/fail", `{}`, 400, "error", "required"},
 		{"a refusal with control characters", "/runs/" + run.ID + "/steps/a/fail", `{"error":"no\u001b[31m"}`, 400, "error", "control characters"},
+		{"an input without a path a template reads", "/workflows/" + inputWF + "/runs", `{"input":{"other":1},"order_id":null}`, 422, "input", "{{input.customer.id}}"},
+		{"a run without the order a template reads", "/workflows/" + inputWF + "/runs", `{"input":{"customer":{"id":"c"}}}`, 422, "order_id", "{{order.id}}"},
 		{"an output over 64 KiB", "/runs/" + run.ID + "/steps/a/complete", `{"output":` + big + `}`, 413, "output", "65536"},
 		{"a step the run does not have", "/runs/" + run.ID + "/steps/zz/complete", `{}`, 404, "step", `no step "zz"`},
 		{"a decision on a step that is not waiting", "/runs/" + run.ID + "/steps/b/complete", `{}`, 409, "", "only approval steps"},

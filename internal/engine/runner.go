@@ -362,8 +362,9 @@ func (rn *runner) launch(ctx context.Context, i int) {
 	if e.cfg.OnStart != nil {
 		e.cfg.OnStart(in, msg, start)
 	}
+	here := rn.s.OutputsHere(rn.plan.Indexes(rn.plan[i].Needs.Steps))
 	e.cfg.Go(func() {
-		a := rn.run(ctx, i, held, run, start, in)
+		a := rn.run(ctx, i, held, run, start, in, here)
 		end := e.cfg.Now()
 		rn.results <- result{o: runstate.Outcome{
 			Step: i, Start: start, End: end, Err: a.err, Output: a.output, RetryAfter: a.retryAfter,

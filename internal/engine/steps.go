@@ -73,7 +73,10 @@ func (rn *runner) approvalHash(ctx context.Context, i, gen, n int) (string, erro
 // run performs one attempt of step i, held by held, of run (as known),
 // started at start: a task's simulation, an http step's call, or the start
 // of a wait.
-func (rn *runner) run(ctx context.Context, i int, held runstate.Slot, run runstate.State, start time.Time, in TaskInput) attempt {
+//
+// here holds the outputs of steps that succeeded in this invocation and
+// are not committed yet (see runstate.Sched.OutputsHere).
+func (rn *runner) run(ctx context.Context, i int, held runstate.Slot, run runstate.State, start time.Time, in TaskInput, here map[int]json.RawMessage) attempt {
 	step := rn.plan[i]
 	switch step.Type {
 	case workflow.TypeWait:
@@ -89,7 +92,7 @@ func (rn *runner) run(ctx context.Context, i int, held runstate.Slot, run runsta
 		}
 		return a
 	case workflow.TypeHTTP:
-		return rn.call(ctx, i, held, run)
+		return rn.call(ctx, i, held, run, here)
 	}
 	return attempt{err: rn.e.cfg.Task.Run(ctx, in)}
 }
@@ -113,7 +116,7 @@ func (rn *runner) expired(ctx context.Context, i int, w runstate.Slot, gen int, 
 // call makes http step i's request: it reserves the order if the step
 // moves it, reads what its templates need, fills them in and calls out.
 // Secrets are redacted from its output and error.
-func (rn *runner) call(ctx context.Context, i int, held runstate.Slot, run runstate.State) attempt {
+func (rn *runner) call(ctx context.Context, i int, held runstate.Slot, run runstate.State, here map[int]json.RawMessage) attempt {
 	e, step := rn.e, rn.plan[i]
 	if e.cfg.HTTP == nil {
 		return attempt{err: runstate.Permanent(errors.New("http steps are not configured on this runner"))}
@@ -130,8 +133,12 @@ func (rn *runner) call(ctx context.Context, i int, held runstate.Slot, run runst
 			return attempt{err: fmt.Errorf("%s not called: order %s is being moved from %s by run %s (step %s) until %s",
 				a.Name, run.OrderID, a.From, refused.HeldBy, refused.HeldStep, refused.HeldUntil.Format(time.RFC3339))}
 		case errors.As(err, &refused):
-			return attempt{err: fmt.Errorf("%s not called: order %s is %s, moved there by run %s; %s needs it %s",
-				a.Name, run.OrderID, refused.Status, refused.ByRun, a.Name, a.From)}
+			err := fmt.Errorf("%s not called: order %s is %s, moved there by run %s; %s needs it %s",
+				a.Name, run.OrderID, refused.Status, refused.ByRun, a.Name, a.From)
+			if (&status.ErrPrecondition{Want: a.From, Got: refused.Status}).Passed() {
+				err = runstate.Permanent(err) // orders only move forward
+			}
+			return attempt{err: err}
 		case err != nil:
 			return attempt{err: fmt.Errorf("reserve order %s: %w", run.OrderID, err)}
 		}
@@ -145,21 +152,21 @@ func (rn *runner) call(ctx context.Context, i int, held runstate.Slot, run runst
 	}}
 	needs := rn.plan[i].Needs
 	if needs.Input || len(needs.Steps) > 0 {
-		idx := make([]int, 0, len(needs.Steps))
-		for _, id := range needs.Steps {
-			for j, s := range rn.plan {
-				if s.ID == id {
-					idx = append(idx, j)
-				}
+		tc.Outputs = map[string]json.RawMessage{}
+		var stored []int // outputs to read: those committed already
+		for _, j := range rn.plan.Indexes(needs.Steps) {
+			if out, ok := here[j]; ok {
+				tc.Outputs[rn.plan[j].ID] = out
+			} else {
+				stored = append(stored, j)
 			}
 		}
-		data, err := e.cfg.Store.LoadData(ctx, run.ID, run.Gen, needs.Input, idx)
+		data, err := e.cfg.Store.LoadData(ctx, run.ID, run.Gen, needs.Input, stored)
 		if err != nil {
 			return attempt{err: err}
 		}
 		tc.Input = data.InputAt(run.Gen)
-		tc.Outputs = map[string]json.RawMessage{}
-		for _, j := range idx {
+		for _, j := range stored {
 			tc.Outputs[rn.plan[j].ID] = data.Outputs[j]
 		}
 	}

@@ -420,12 +420,14 @@ func TestTemplatesCarryData(t *testing.T) {
 	}
 
 	// A path missing at run time fails the step at once, saying which.
-	runID = f.start(`{"name":"m","steps":[{"id":"m","type":"http","config":{"url":"`+svc.srv.URL+`/m","body":{"v":"{{input.missing}}"},"max_retries":3}}]}`, `{"input":{"other":1}}`)
+	runID = f.start(`{"name":"m","steps":[`+httpStep("a", svc.srv.URL+"/a", "")+`,{"id":"m","type":"http","depends_on":["a"],"config":{"url":"`+svc.srv.URL+`/m","body":{"v":"{{steps.a.output.nope}}"},"max_retries":3}}]}`, "")
 	d = f.settle(10, ended, runID)
 	m := stepNamed(d, "m")
-	if d.Status != status.RunFailed || m.ErrorMessage == nil || !strings.Contains(*m.ErrorMessage, "{{input.missing}}") || m.RetryCount != 0 {
+	if d.Status != status.RunFailed || m.ErrorMessage == nil || !strings.Contains(*m.ErrorMessage, "{{steps.a.output.nope}}") || m.RetryCount != 0 {
 		t.Fatalf("run %s, step %+v", d.Status, m)
 	}
+	// (A path missing from the input is refused when the run starts:
+	// see the API's TestStepInputsAreChecked.)
 }
 
 // TestSecretsAreRedacted: a secret reaches the service, and nowhere a run
@@ -731,5 +733,32 @@ func TestCallbackTokensAreForOperators(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), token) {
 		t.Error("a callback token was logged")
+	}
+}
+
+// TestInlineStepReadsUncommittedOutput: a step started in the same
+// invocation as its parent, before the parent's commit, reads the
+// parent's output from the runner, not from storage (which has it only
+// once committed).
+func TestInlineStepReadsUncommittedOutput(t *testing.T) {
+	t.Parallel()
+	svc := newService(t, func(_ int, r received) answer {
+		if r.path == "/a" {
+			return answer{status: 200, body: `{"id":"a-1"}`}
+		}
+		return answer{status: 200, body: `{}`}
+	})
+	f := newFlow(t, nil)
+	for range 5 {
+		runID := f.start(`{"name":"inline","steps":[`+httpStep("a", svc.srv.URL+"/a", `,"timeout_seconds":0.2`)+`,`+
+			`{"id":"b","type":"http","depends_on":["a"],"config":{"url":"`+svc.srv.URL+`/b","timeout_seconds":0.2,"body":{"from_a":"{{steps.a.output.id}}"}}}]}`, "")
+		if d := f.settle(10, ended, runID); d.Status != status.RunCompleted {
+			t.Fatalf("run %s: b %+v", d.Status, stepNamed(d, "b"))
+		}
+	}
+	for _, r := range svc.requests() {
+		if r.path == "/b" && r.body["from_a"] != "a-1" {
+			t.Fatalf("b sent %v", r.body)
+		}
 	}
 }

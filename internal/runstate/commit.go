@@ -171,6 +171,17 @@ type permanentError struct{ err error }
 func (e permanentError) Error() string   { return e.err.Error() }
 func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
 
+// orderRefusal is the error of an order action refused by the order's
+// status: permanent when the order has moved past the status the action
+// needs (it never comes back), else one a later attempt may not meet.
+func orderRefusal(err error) error {
+	var pe *status.ErrPrecondition
+	if errors.As(err, &pe) && pe.Passed() {
+		return Permanent(err)
+	}
+	return err
+}
+
 // ErrStorage marks an attempt that failed because storage refused its
 // commit for good (a ValidationException).
 var ErrStorage = fmt.Errorf("storage refused the commit: %w", ErrPermanent)
@@ -298,7 +309,7 @@ func BuildCommits(in CommitInput) []Commit {
 			if err == nil && r.OrderID != "" {
 				if a, ok := status.Actions[step.Config.Action]; ok {
 					if perr := a.Check(order); perr != nil {
-						err = perr
+						err = orderRefusal(perr)
 						c.Refused = append(c.Refused, o.Step)
 					} else {
 						entry = &HistoryEntry{At: Ms(o.End), Event: a.Name, From: a.From, To: a.To, RunID: r.ID, StepID: step.ID}

@@ -1,6 +1,7 @@
 package runstate
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -379,6 +380,19 @@ func (s *Sched) inlineReady(i int, now time.Time) bool {
 		}
 	}
 	return mine
+}
+
+// OutputsHere returns the outputs of those of steps that succeeded in this
+// invocation and are not committed yet (a step started inline reads them
+// here: storage has them only once committed).
+func (s *Sched) OutputsHere(steps []int) map[int]json.RawMessage {
+	out := map[int]json.RawMessage{}
+	for _, o := range s.ended {
+		if o.Err == nil && !o.Wait && slices.Contains(steps, o.Step) {
+			out[o.Step] = o.Output
+		}
+	}
+	return out
 }
 
 // succeededHere reports whether step i succeeded in this invocation and is
@@ -785,5 +799,5 @@ func (s *Sched) OrderCheck(i int) error {
 			order = b.To
 		}
 	}
-	return a.Check(order)
+	return orderRefusal(a.Check(order))
 }

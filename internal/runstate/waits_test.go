@@ -278,3 +278,21 @@ func TestSchedResolve(t *testing.T) {
 		t.Fatalf("commits = %+v", cs)
 	}
 }
+
+// TestOrderRefusalPastItsStatusIsPermanent: an order action on an order
+// that has moved past the status it needs fails at once (orders only move
+// forward); on one that has not reached it yet, it is retried.
+func TestOrderRefusalPastItsStatusIsPermanent(t *testing.T) {
+	t.Parallel()
+	p := plan(t, "c@charge_payment/3")
+	held := Slot{Status: status.StepRunning, Token: "tok", Start: t0, End: t0.Add(time.Minute)}
+	for order, wantEnd := range map[status.OrderStatus]status.RunStatus{
+		status.OrderPending: "", status.OrderShipped: status.RunFailed, status.OrderCharged: status.RunFailed,
+	} {
+		r := State{ID: "run_1", OrderID: "ord_1", Status: status.RunRunning, Steps: []Slot{held}}
+		c := BuildCommit(r, p, order, []Outcome{{Step: 0, Held: held, Start: t0, End: t0}}, policy, t0)
+		if c.End != wantEnd || len(c.Failures) != 1 {
+			t.Errorf("order %s: commit ends the run %q, want %q (%+v)", order, c.End, wantEnd, c)
+		}
+	}
+}

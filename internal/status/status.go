@@ -5,7 +5,10 @@
 // the old state; docs/state-machines.md draws them.
 package status
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // RunStatus is the status of a workflow run. Four are stored; pending is only
 // reported (see RunPending).
@@ -159,6 +162,12 @@ type ErrPrecondition struct {
 
 func (e *ErrPrecondition) Error() string {
 	return fmt.Sprintf("%s needs an order in status %s, found %s", e.Action, e.Want, e.Got)
+}
+
+// Passed reports whether the order has moved past the status the action
+// needs: orders only move forward, so waiting cannot help.
+func (e *ErrPrecondition) Passed() bool {
+	return slices.Index(Orders, e.Got) > slices.Index(Orders, e.Want)
 }
 
 // Check returns an *ErrPrecondition if an order in status current cannot

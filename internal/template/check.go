@@ -80,8 +80,24 @@ func check(s string, deps, allSteps map[string]bool) error {
 // empty and ready to use.
 type Needs struct {
 	Input   bool     // some template reads the run's input
+	Order   bool     // some template reads {{order.id}}
 	Steps   []string // the ids of the steps whose outputs are read, sorted
 	Secrets []string // the names of the secrets used, sorted
+	// inputRefs are the templates that read the input (see CheckInput).
+	inputRefs []*ref
+}
+
+// CheckInput reports the first template that reads the input and finds
+// nothing there in input (a *RenderError naming the template), so that a
+// run can be refused before its steps act.
+func (n Needs) CheckInput(input json.RawMessage) error {
+	for _, t := range n.inputRefs {
+		r := newRenderer(Context{Input: input})
+		if _, err := r.lookup(t, input, t.path, "the input"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Add adds what the templates in the JSON value v read. Step ids are
@@ -114,6 +130,9 @@ func (n *Needs) AddString(s string, steps map[string]bool) error {
 		switch p.ref.root {
 		case rootInput:
 			n.Input = true
+			n.inputRefs = append(n.inputRefs, p.ref)
+		case rootOrder:
+			n.Order = true
 		case rootSecrets:
 			n.Secrets = insertSorted(n.Secrets, p.ref.rest)
 		case rootSteps:

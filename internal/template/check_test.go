@@ -164,7 +164,7 @@ func TestNeeds(t *testing.T) {
 		wantErr string
 	}{
 		{"nothing", "https://example.com/", `{"a":[1,"b"]}`, Needs{}, ""},
-		{"run and order only", "https://x/{{run.id}}", `"{{order.id}}"`, Needs{}, ""},
+		{"run and order only", "https://x/{{run.id}}", `"{{order.id}}"`, Needs{Order: true}, ""},
 		{"input in the url", "https://x/{{input.id}}", ``, Needs{Input: true}, ""},
 		{
 			"sorted and distinct",
@@ -194,9 +194,30 @@ func TestNeeds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			n.inputRefs = nil // checked by TestCheckInput
 			if !reflect.DeepEqual(n, tt.want) {
 				t.Fatalf("needs = %+v, want %+v", n, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckInput(t *testing.T) {
+	t.Parallel()
+	var n Needs
+	if err := n.Add(json.RawMessage(`{"a":"{{input.customer.id}}","b":"x{{input.items.1}}","c":"{{input}}"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	for input, want := range map[string]string{
+		`{"customer":{"id":"c1"},"items":[1,2]}`: "",
+		`{"customer":{"id":null},"items":[1,2]}`: "", // present, if null
+		`{"customer":{},"items":[1,2]}`:          "{{input.customer.id}}",
+		`{"customer":{"id":1},"items":[1]}`:      "{{input.items.1}}",
+		``:                                       "{{input.customer.id}}",
+	} {
+		err := n.CheckInput(json.RawMessage(input))
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("input %s: %v, want %q", input, err, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,6 +176,38 @@ func (p Plan) MaxDuration() float64 {
 		longest = max(longest, s.Seconds())
 	}
 	return longest
+}
+
+// CheckStart checks a run's input and whether it has an order against what
+// the plan's templates read, so that a run is refused before its steps act:
+// a template that reads a path of the input that the input does not have,
+// or {{order.id}} in a run without an order, is a *FieldError on "input" or
+// "order_id".
+func (p Plan) CheckStart(input json.RawMessage, hasOrder bool) error {
+	for _, s := range p {
+		if err := s.Needs.CheckInput(input); err != nil {
+			return fieldErr("input", "step %s reads %v", s.ID, err)
+		}
+		if s.Needs.Order && !hasOrder {
+			return fieldErr("order_id", "step %s reads {{order.id}}: start the run with an order_id", s.ID)
+		}
+	}
+	return nil
+}
+
+// Indexes returns the plan indexes of the steps with the given ids, in the
+// ids' order (ids the plan does not have are left out).
+func (p Plan) Indexes(ids []string) []int {
+	out := make([]int, 0, len(ids))
+	for _, id := range ids {
+		for j, s := range p {
+			if s.ID == id {
+				out = append(out, j)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Seconds is how long one attempt of the step may run: a task's
