@@ -63,10 +63,11 @@ const (
 var (
 	// The step runner (engine): Plan, Fence and the callback key (GetItem,
 	// PutItem once), LoadItems and outputs (BatchGetItem), a run's input
-	// (Query), claims, order reservations and EndRunIfRunning (UpdateItem,
-	// or a transaction of Update items), and CommitIfHeld (a transaction
-	// of Put, Update and, for an approval's callback item, Delete items).
-	runnerTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+	// (Query), claims and EndRunIfRunning (UpdateItem, or a transaction of
+	// Update items), order reservations (a transaction of an Update and a
+	// ConditionCheck), and CommitIfHeld (a transaction of Put, Update and,
+	// for an approval's callback item, Delete items).
+	runnerTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"}
 	// It sends ready steps and retries, and keeps a long step's message
 	// hidden; the SQS event source adds what Lambda needs to receive and
 	// delete.

@@ -13,7 +13,7 @@ import { h, fill, badge, when, clock, ago, fullTime, fmtDuration, fmtMs, termina
 import { poll, showError } from "./app.js";
 import { drawGraph } from "./graph.js";
 import { drawTimeline, attemptsOf, genLabel } from "./timeline.js";
-import { jsonBlock, withExactData } from "./json.js";
+import { jsonBlock, parseExact, withExactData } from "./json.js";
 
 const ORDER_ACTIONS = new Set(["validate_order", "charge_payment", "ship_order", "send_notification"]);
 
@@ -440,8 +440,25 @@ function configRows(s) {
 
 // outputView shows a step's output. Only http steps and approvals have
 // one; for other types the section is left out unless an output is there.
-function outputView(s, state) {
+function outputView(run, s, state) {
   const has = s.output !== null && s.output !== undefined;
+  if (s.output_omitted) {
+    // Left out of the run detail to keep it small: fetched on request.
+    const slot = h("div", { id: "step-output" });
+    const load = h("button", { type: "button", class: "secondary", id: "load-output" }, "Load the output");
+    load.addEventListener("click", async () => {
+      load.disabled = true;
+      try {
+        const { text } = await api.get(`/runs/${encodeURIComponent(run.id)}/steps/${encodeURIComponent(s.step_id)}/output`);
+        fill(slot, jsonBlock(parseExact(text), { id: "step-output-json", key: `output:${s.step_id}`, label: "JSON", state }));
+      } catch (e) {
+        load.disabled = false;
+        fill(slot, h("p", { class: "error", role: "alert" }, e.message), load);
+      }
+    });
+    fill(slot, h("p", { class: "muted" }, "This output is large and was left out of the run's page."), load);
+    return [h("h3", {}, "Output"), slot];
+  }
   if (!has && s.type !== "http" && s.type !== "approval") return null;
   return [h("h3", {}, "Output"), has
     ? jsonBlock(s.output, { id: "step-output", key: `output:${s.step_id}`, label: "JSON", state })
@@ -471,7 +488,7 @@ function stepPanel(run, s, order, close, ui) {
     s.error_message ? h("p", { class: "error step-error" }, s.error_message) : null,
     waitNote(s, now),
     ui.decision,
-    outputView(s, ui.jsonState),
+    outputView(run, s, ui.jsonState),
     h("h3", {}, "Config"),
     h("dl", { class: "meta", id: "step-config" }, configRows(s)),
     h("h3", {}, "Attempts"),

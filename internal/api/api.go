@@ -65,6 +65,8 @@ type Store interface {
 	CallbackFor(ctx context.Context, hash string) (store.Callback, error)
 	// CallbackKey is the key callback tokens are derived from.
 	CallbackKey(ctx context.Context) ([]byte, error)
+	// LoadData reads a run's input and some of its steps' outputs.
+	LoadData(ctx context.Context, runID string, gen int, input bool, steps []int) (store.RunData, error)
 }
 
 // Authenticator authenticates a request's Authorization header; its errors
@@ -173,6 +175,7 @@ func (s *server) routes() {
 	s.mux.HandleFunc("GET /runs/{id}", s.getRun)
 	s.mux.HandleFunc("POST /runs/{id}/cancel", s.cancelRun)
 	s.mux.HandleFunc("POST /runs/{id}/retry", s.retryRun)
+	s.mux.HandleFunc("GET /runs/{id}/steps/{step}/output", s.stepOutput)
 	s.mux.HandleFunc("POST /runs/{id}/steps/{step}/complete", s.completeStep)
 	s.mux.HandleFunc("POST /runs/{id}/steps/{step}/fail", s.failStep)
 	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)

@@ -86,9 +86,29 @@ func (s *server) createOrReuseWorkflow(w http.ResponseWriter, r *http.Request) {
 // margin and the sweeper's grace. Time a step spends waiting for a
 // scheduled retry does not count.
 func (s *server) stalled(r wire.RunSummary, p workflow.Plan, now time.Time) bool {
-	if r.Status.Terminal() || slices.Contains(r.StepStatuses, status.StepWaiting) {
-		// A waiting step is not stalled: its wait's messages, or a
-		// decision, move it (and the sweeper replaces a lost message).
+	if r.Status.Terminal() {
+		return false
+	}
+	active := 0 // steps running, or pending with every parent completed
+	for i, st := range r.StepStatuses {
+		switch {
+		case st == status.StepRunning:
+			active++
+		case st == status.StepPending && i < len(p):
+			ready := true
+			for _, parent := range p[i].Parents {
+				ready = ready && parent < len(r.StepStatuses) && r.StepStatuses[parent] == status.StepCompleted
+			}
+			if ready {
+				active++
+			}
+		}
+	}
+	if active == 0 && slices.Contains(r.StepStatuses, status.StepWaiting) {
+		// Only waiting steps: their wait's messages, or a decision, move
+		// them (and the sweeper replaces a lost message). A waiting step
+		// beside a pending or running one hides nothing: the rule below
+		// applies.
 		return false
 	}
 	longest := time.Duration(p.MaxDuration() * float64(time.Second))

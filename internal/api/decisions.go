@@ -48,7 +48,10 @@ func (e errNoDecision) Error() string { return e.msg }
 
 // wanted names the wait a callback token answers (nil: whatever wait the
 // step is in, for an operator).
-type wanted struct{ gen, attempt int }
+type wanted struct {
+	attempt int
+	start   time.Time
+}
 
 func (s *server) completeStep(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -180,7 +183,7 @@ func (s *server) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		stepID = p[cb.Step].ID
 		return cb.Step, nil
-	}, &wanted{gen: cb.Gen, attempt: cb.Attempt}, d)
+	}, &wanted{attempt: cb.Attempt, start: cb.Start}, d)
 	var nd errNoDecision
 	switch {
 	case errors.As(err, &nd), errors.Is(err, store.ErrNotFound):
@@ -254,7 +257,7 @@ func (s *server) decide(ctx context.Context, runID string, pick func(workflow.Pl
 			return errNoDecision{fmt.Sprintf("step %s is a %s step; only approval steps take a decision", plan[i].ID, plan[i].Type)}
 		case slot.Status != status.StepWaiting:
 			return errNoDecision{fmt.Sprintf("step %s is %s, not waiting for a decision", plan[i].ID, r.StepReported(plan, i, s.Now()))}
-		case want != nil && (want.gen != r.Gen || want.attempt != slot.Attempt):
+		case want != nil && (want.attempt != slot.Attempt || !want.start.Equal(slot.Start)):
 			return errNoDecision{"the token is for an earlier wait of this step"}
 		case slot.WaitOver(s.Now()):
 			return errNoDecision{fmt.Sprintf("step %s timed out at %s", plan[i].ID, slot.End.Format(time.RFC3339))}
@@ -266,7 +269,7 @@ func (s *server) decide(ctx context.Context, runID string, pick func(workflow.Pl
 		now := s.Now()
 		o := runstate.Outcome{
 			Step: i, Held: slot, Start: slot.Start, End: now, Output: d.output,
-			Callback: callback.Hash(callback.Token(key, r.ID, i, r.Gen, slot.Attempt)),
+			Callback: callback.Hash(callback.Token(key, r.ID, i, slot.Attempt, slot.Start)),
 		}
 		if d.reason != "" {
 			o.Output, o.Err = nil, runstate.Permanent(fmt.Errorf("approval refused: %s", d.reason))
@@ -276,6 +279,14 @@ func (s *server) decide(ctx context.Context, runID string, pick func(workflow.Pl
 			return errNoDecision{"the step changed; read the run again"}
 		}
 		c := cs[0]
+		if len(c.Refused) > 0 && d.reason == "" {
+			// The order refuses the approval's action: say so, and
+			// leave the step waiting (a refusal may still be decided).
+			return conflict(fmt.Sprintf("step %s cannot complete: %s", plan[i].ID, c.Failures[0].Error))
+		}
+		// A decision is a new act, like a start: it lands only while the
+		// run is live in the generation read, never after a cancel.
+		c.Live = true
 		err = s.Store.CommitIfHeld(ctx, c, s.IDs.New("cmt"))
 		switch {
 		case errors.Is(err, store.ErrConflict) && try < maxAdminTries:
@@ -318,7 +329,10 @@ func (s *server) withCallbacks(ctx context.Context, d *wire.RunDetail, p workflo
 			}
 			key = k
 		}
-		tok := callback.Token(key, d.ID, st.StepIndex, d.Generation, st.RetryCount)
+		if st.AttemptStartedAt == nil {
+			continue
+		}
+		tok := callback.Token(key, d.ID, st.StepIndex, st.RetryCount, *st.AttemptStartedAt)
 		d.Steps[n].CallbackToken = &tok
 	}
 	return nil

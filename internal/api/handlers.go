@@ -150,6 +150,44 @@ func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
 	s.writeRun(w, r, runID, http.StatusOK)
 }
 
+// stepOutput answers a step's output as it is (a run detail may leave a
+// large one out: output_omitted).
+func (s *server) stepOutput(w http.ResponseWriter, r *http.Request) {
+	runID, stepID := r.PathValue("id"), r.PathValue("step")
+	if !id.Valid("run", runID) {
+		writeError(w, r, s.Logger, store.ErrNotFound)
+		return
+	}
+	run, _, err := s.Store.ReadRun(r.Context(), runID, true)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	_, plan, err := s.Store.Plan(r.Context(), run.WorkflowID)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	idx := plan.Indexes([]string{stepID})
+	if len(idx) == 0 {
+		writeError(w, r, s.Logger, &httpError{status: http.StatusNotFound, field: "step", msg: fmt.Sprintf("run %s has no step %q", runID, stepID)})
+		return
+	}
+	data, err := s.Store.LoadData(r.Context(), runID, run.Gen, false, idx)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	out, ok := data.Outputs[idx[0]]
+	if !ok {
+		writeError(w, r, s.Logger, &httpError{status: http.StatusNotFound, msg: fmt.Sprintf("step %s has no output", stepID)})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(out)
+}
+
 func conflict(msg string) *httpError {
 	return &httpError{status: http.StatusConflict, msg: msg}
 }

@@ -46,6 +46,8 @@ type Store interface {
 	// ReserveOrderIfFree reserves an order for an http step that moves it
 	// (see store.ReserveOrderIfFree).
 	ReserveOrderIfFree(ctx context.Context, r store.Reservation) error
+	// ReleaseOrderIfHeld ends a run's reservation of an order early.
+	ReleaseOrderIfHeld(ctx context.Context, orderID, runID string) error
 	// CallbackKey is the key approvals' callback tokens are derived from.
 	CallbackKey(ctx context.Context) ([]byte, error)
 }

@@ -75,7 +75,7 @@ func (e *Engine) handleRun(ctx context.Context, ds []Delivery) []error {
 	msgs := make([]runstate.Message, len(ds))
 	steps := make([]int, len(ds))
 	for i, d := range ds {
-		msgs[i] = runstate.Message{Step: d.StepIndex, Attempt: d.Attempt}
+		msgs[i] = runstate.Message{Step: d.StepIndex, Attempt: d.Attempt, Gen: d.Gen}
 		steps[i] = d.StepIndex
 	}
 	items := runstate.ItemsFor(plan, steps)
@@ -139,6 +139,7 @@ func (e *Engine) handleRun(ctx context.Context, ds []Delivery) []error {
 		e: e, log: log, ds: ds, plan: plan, ref: ref,
 		terms:   runstate.LeaseTerms{Token: e.cfg.IDs.Token(8), Margin: e.cfg.LeaseMargin},
 		results: make(chan result, e.cfg.Parallelism),
+		prep:    map[int]prepared{},
 	}
 	cfg := runstate.SchedConfig{
 		Parallelism: e.cfg.Parallelism, Window: e.cfg.CommitWindow, Budget: e.cfg.InlineBudget,
@@ -147,9 +148,18 @@ func (e *Engine) handleRun(ctx context.Context, ds []Delivery) []error {
 	if deadline, ok := ctx.Deadline(); ok {
 		cfg.Deadline = deadline
 	}
+	if plan.Has(workflow.TypeApproval) {
+		// The key approvals' callback tokens are derived from, read before
+		// anything starts: a request between a claim and its starts, or a
+		// failure of it failing an approval, is not wanted (it is cached
+		// once read).
+		if rn.key, err = e.cfg.Store.CallbackKey(ctx); err != nil {
+			return fail(fmt.Errorf("callback key: %w", err))
+		}
+	}
 	rn.s = runstate.NewSched(plan, r, order, cfg, rn.terms, dec.Claim)
 	for _, i := range dec.Expire {
-		rn.s.Resolve(rn.expired(ctx, i, r.Steps[i], r.Gen, now), now)
+		rn.s.Resolve(rn.expired(i, r.Steps[i], now), now)
 	}
 	if err := rn.loop(ctx); err != nil {
 		if !errors.Is(err, ErrCrashed) {
@@ -171,6 +181,10 @@ type runner struct {
 	ref   store.RunRef
 	terms runstate.LeaseTerms
 	s     *runstate.Sched
+	// key is the callback key, read when the plan has approvals.
+	key []byte
+	// prep is what http steps about to start read (see prepare).
+	prep map[int]prepared
 
 	results chan result
 	running int
@@ -212,6 +226,11 @@ func (rn *runner) loop(ctx context.Context) error {
 		case runstate.ActRead:
 			err = rn.read(ctx, act.Items)
 		case runstate.ActFence:
+			// What the steps about to start read is fetched first: the
+			// fence is the last request before they start.
+			if err = rn.prepare(ctx, act.Steps); err != nil {
+				break
+			}
 			var gen int
 			var live bool
 			if gen, live, err = rn.e.cfg.Store.Fence(ctx, rn.ref.ID); err == nil {
@@ -258,6 +277,11 @@ func (rn *runner) read(ctx context.Context, items []int) error {
 // claim claims steps with one conditional write, and starts them.
 func (rn *runner) claim(ctx context.Context, steps []int) error {
 	e := rn.e
+	// What the steps read is fetched first: the claim is the last request
+	// before they start.
+	if err := rn.prepare(ctx, steps); err != nil {
+		return err
+	}
 	now := e.now()
 	c, leases := runstate.NewClaim(rn.s.Run(), rn.plan, steps, rn.terms, now)
 	err := e.cfg.Store.ClaimIfLive(ctx, c)
@@ -349,7 +373,7 @@ func (rn *runner) launch(ctx context.Context, i int) {
 		// (The scheduler read the order again before a refusal. A step
 		// that reserves the order checks it there, atomically, and
 		// learns which run moved it.)
-		err = rn.s.OrderCheck(i)
+		err = rn.s.OrderCheck(i, e.now())
 	}
 	if err != nil {
 		// The order is not where the action needs it: the attempt fails
@@ -363,12 +387,24 @@ func (rn *runner) launch(ctx context.Context, i int) {
 		e.cfg.OnStart(in, msg, start)
 	}
 	here := rn.s.OutputsHere(rn.plan.Indexes(rn.plan[i].Needs.Steps))
+	if _, ok := rn.prep[i]; !ok && rn.plan[i].Type == workflow.TypeHTTP {
+		// Not fetched before its claim or fence (never expected): fetch
+		// now rather than fail the step.
+		rn.log.WarnContext(ctx, "http step's data fetched after its start", "step_id", rn.plan[i].ID)
+		if err := rn.prepare(ctx, []int{i}); err != nil {
+			now := e.cfg.Now()
+			rn.results <- result{o: runstate.Outcome{Step: i, Start: now, End: now, Err: err}, learnt: now}
+			return
+		}
+	}
+	prep := rn.prep[i]
+	delete(rn.prep, i) // a later attempt fetches again
 	e.cfg.Go(func() {
-		a := rn.run(ctx, i, held, run, start, in, here)
+		a := rn.run(ctx, i, held, run, start, in, here, prep)
 		end := e.cfg.Now()
 		rn.results <- result{o: runstate.Outcome{
 			Step: i, Start: start, End: end, Err: a.err, Output: a.output, RetryAfter: a.retryAfter,
-			Wait: a.wait, Until: a.until, Callback: a.callback,
+			Wait: a.wait, Until: a.until, Callback: a.callback, ReadsInput: a.readsInput, InputGen: a.inputGen,
 		}, learnt: end}
 	})
 }
@@ -511,6 +547,15 @@ func (rn *runner) landed(ctx context.Context, c runstate.Commit) {
 	}
 	rn.s.Landed(c)
 	rn.keepHidden(ctx, c.Claimed())
+	for _, sw := range c.Swaps {
+		if sw.New.Status == status.StepFailed && runstate.ReservesOrder(rn.plan, sw.Step, c.OrderID) {
+			// It failed for good holding the order: others need not wait
+			// for its lease to end.
+			if err := e.cfg.Store.ReleaseOrderIfHeld(ctx, c.OrderID, c.RunID); err != nil {
+				rn.log.WarnContext(ctx, "could not release the order; its reservation lapses with the lease", "error", err)
+			}
+		}
+	}
 	for _, f := range c.Failures {
 		rn.log.WarnContext(ctx, "step attempt failed", "step_id", rn.plan[f.Step].ID, "attempt", f.Attempt, "error", f.Error)
 	}

@@ -1310,7 +1310,7 @@ func (h *harness) checkStarts() error {
 // one that did not complete had none, unless a crash or a lost response
 // came between the call and its commit.
 func (h *harness) checkEffect(runID string, run runstate.State, i int, ps workflow.PlannedStep) error {
-	key := engine.IdempotencyKey(runID, ps.ID, run.OrderID, ps.Config.Action)
+	key := engine.IdempotencyKey(runID, ps.ID, run.OrderID, ps.Config.Action, 0)
 	h.svc.mu.Lock()
 	out, effect := h.svc.byKey[key]
 	sent, called := h.svc.keyOf[runID+"/"+ps.ID]

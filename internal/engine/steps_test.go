@@ -294,7 +294,7 @@ func TestHTTPResponses(t *testing.T) {
 			if len(got) != tt.requests {
 				t.Fatalf("%d requests, want %d", len(got), tt.requests)
 			}
-			want := engine.IdempotencyKey(runID, "pay", "", "")
+			want := engine.IdempotencyKey(runID, "pay", "", "", 0)
 			for _, r := range got {
 				if r.key != want {
 					t.Fatalf("Idempotency-Key %q, want %q on every request", r.key, want)
@@ -363,7 +363,7 @@ func TestIdempotencyKeyAcrossEverything(t *testing.T) {
 		t.Fatalf("%d requests, want 4 (400, 500, 200 lost to a crash, 200)", len(got))
 	}
 	for _, r := range got {
-		if r.key != got[0].key || r.key != engine.IdempotencyKey(runID, "pay", "", "") {
+		if r.key != got[0].key || r.key != engine.IdempotencyKey(runID, "pay", "", "", 0) {
 			t.Fatalf("keys differ: %+v", got)
 		}
 	}
@@ -371,7 +371,7 @@ func TestIdempotencyKeyAcrossEverything(t *testing.T) {
 		t.Errorf("output %s, want the answer of the attempt that committed", stepNamed(d, "pay").Output)
 	}
 	// Another run of the same workflow, and another step, use other keys.
-	if engine.IdempotencyKey("run_other", "pay", "", "") == got[0].key || engine.IdempotencyKey(runID, "ship", "", "") == got[0].key {
+	if engine.IdempotencyKey("run_other", "pay", "", "", 0) == got[0].key || engine.IdempotencyKey(runID, "ship", "", "", 0) == got[0].key {
 		t.Error("keys are not distinct between runs and steps")
 	}
 }
@@ -647,7 +647,7 @@ func TestTwoRunsOnOneOrderChargeOnce(t *testing.T) {
 	if n := len(pay.requests()); n != 1 {
 		t.Fatalf("the payment service was called %d times", n)
 	}
-	if k := pay.requests()[0].key; k != engine.IdempotencyKey("", "", o.ID, "charge_payment") {
+	if k := pay.requests()[0].key; k != engine.IdempotencyKey("", "", o.ID, "charge_payment", 0) {
 		t.Errorf("key %q is not the order's", k)
 	}
 	won, lost := d1, d2

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -115,11 +116,18 @@ func (c *Client) Do(ctx context.Context, r Request) (json.RawMessage, error) {
 		return nil, failure(ctx, where, timeout, err)
 	}
 	defer resp.Body.Close()
-	return c.result(ctx, timeout, resp)
+	return c.result(ctx, timeout, resp, r.Redact)
 }
 
 // result classifies a response.
-func (c *Client) result(ctx context.Context, timeout time.Duration, resp *http.Response) (json.RawMessage, error) {
+func (c *Client) result(ctx context.Context, timeout time.Duration, resp *http.Response, redactBody func([]byte) string) (json.RawMessage, error) {
+	quote := func() string {
+		if redactBody == nil {
+			return snippet(resp.Body)
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxOutputBytes))
+		return snippet(strings.NewReader(redactBody(b)))
+	}
 	where := resp.Request.Method + " " + redact(resp.Request.URL)
 	code := resp.StatusCode
 	switch {
@@ -136,7 +144,7 @@ func (c *Client) result(ctx context.Context, timeout time.Duration, resp *http.R
 		return nil, &RetryableError{
 			Status: code,
 			After:  retryAfter(resp.Header.Get("Retry-After"), c.now()),
-			Err:    fmt.Errorf("%s: %w", where, &StatusError{Status: code, Body: snippet(resp.Body)}),
+			Err:    fmt.Errorf("%s: %w", where, &StatusError{Status: code, Body: quote()}),
 		}
 	case code >= 300 && code <= 399:
 		// No body: a redirect's usually quotes its target, query included.
@@ -146,7 +154,7 @@ func (c *Client) result(ctx context.Context, timeout time.Duration, resp *http.R
 		}
 		return nil, permanent(err)
 	default:
-		return nil, permanent(fmt.Errorf("%s: %w", where, &StatusError{Status: code, Body: snippet(resp.Body)}))
+		return nil, permanent(fmt.Errorf("%s: %w", where, &StatusError{Status: code, Body: quote()}))
 	}
 }
 

@@ -349,7 +349,7 @@ func TestPermanentStatus(t *testing.T) {
 			})
 			_, err := New(LocalPolicy()).Do(context.Background(), call(srv.URL+"/charge"))
 			se := &StatusError{Status: tt.status, Body: tt.want}
-			mustPermanent(t, err, "POST "+srv.URL+"/charge: "+se.Error())
+			mustPermanent(t, err, "POST "+srv.URL+": "+se.Error()) // the path is never quoted
 			if !errors.As(err, &se) || se.Body != tt.want {
 				t.Fatalf("status error %+v, want body %q", se, tt.want)
 			}

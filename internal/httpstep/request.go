@@ -44,6 +44,10 @@ type Request struct {
 	// IdempotencyKey is sent as the Idempotency-Key header on every
 	// attempt and redirect hop. Required.
 	IdempotencyKey string
+	// Redact, if set, is applied to the whole of an error response's body
+	// (up to MaxOutputBytes) before its start is quoted in the error, so
+	// that a secret the service echoes is hidden whole, never cut.
+	Redact func(body []byte) string
 }
 
 // managedHeaders are set by net/http, which ignores them in a request's
@@ -151,11 +155,11 @@ func checkURL(u *url.URL) error {
 	return nil
 }
 
-// redact is u for error messages: no user info, query or fragment.
+// redact is u for error messages: its scheme and host only. The path, the
+// query and user info may hold secrets filled in by templates, in escaped
+// forms a redactor cannot know; the step's config says what was called.
 func redact(u *url.URL) string {
-	v := *u
-	v.User, v.RawQuery, v.ForceQuery, v.Fragment, v.RawFragment = nil, "", false, "", ""
-	return v.String()
+	return u.Scheme + "://" + u.Host
 }
 
 // validName reports whether s is an HTTP token (a method or header name).

@@ -35,6 +35,10 @@ type Outcome struct {
 	// Callback is the hash of the callback token of an approval: stored
 	// when its wait begins, deleted when the wait ends.
 	Callback string
+	// ReadsInput: the step's templates read the run's input, the one
+	// given in generation InputGen (kept with its output).
+	ReadsInput bool
+	InputGen   int
 }
 
 // size is about how many bytes the outcome adds to a transaction.
@@ -49,14 +53,16 @@ type Done struct {
 	History *HistoryEntry
 	// Output, when set, is stored as an item of its own, which is then the
 	// commit record (put on the condition that it does not exist) unless
-	// History is.
-	Output json.RawMessage
+	// History is; ReadsInput and InputGen with it (see Outcome).
+	Output     json.RawMessage
+	ReadsInput bool
+	InputGen   int
 }
 
 // Waiting is a step whose wait begins with a commit.
 type Waiting struct {
 	Step, Attempt int
-	Until         time.Time
+	Start, Until  time.Time
 	// Callback is the hash of an approval's callback token, stored so that
 	// the token can be looked up (empty for a wait step).
 	Callback string
@@ -118,7 +124,11 @@ type Commit struct {
 	// and be rebuilt on the live run, which ends the run if a step failed
 	// and goes on to the dependents if steps completed.
 	SameGen bool
-	At      time.Time
+	// Live: the commit holds only while the run is live in generation Gen
+	// (a decision on an approval, which is a new act like a start, not an
+	// attempt finishing).
+	Live bool
+	At   time.Time
 	// Retries are the messages to send once the commit landed: next
 	// attempts, and the first message of each wait with a deadline.
 	Retries []NextAttempt
@@ -161,6 +171,12 @@ func (c Commit) Claimed() []Lease {
 // ErrPermanent marks an attempt's error that no retry can cure: the step
 // fails at once, whatever retries it has left.
 var ErrPermanent = errors.New("permanent failure")
+
+// ErrNotStarted marks an attempt that stopped before its effect because
+// the run was found ended or in another generation (the write that had to
+// prove it live right before the effect was refused): nothing is committed
+// for it, and its claim's lease runs out.
+var ErrNotStarted = errors.New("not started: the run ended or was retried")
 
 // Permanent marks err as one no retry can cure (errors.Is(err,
 // ErrPermanent) holds), keeping its text as it is.
@@ -299,7 +315,7 @@ func BuildCommits(in CommitInput) []Commit {
 				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
 					Status: status.StepWaiting, Attempt: h.Attempt, Start: begin, End: until,
 				})})
-				c.Waits = append(c.Waits, Waiting{Step: o.Step, Attempt: h.Attempt, Until: until, Callback: o.Callback})
+				c.Waits = append(c.Waits, Waiting{Step: o.Step, Attempt: h.Attempt, Start: begin, Until: until, Callback: o.Callback})
 				if !until.IsZero() {
 					c.Retries = append(c.Retries, NextAttempt{Step: o.Step, Attempt: h.Attempt, Due: minTime(until, now.Add(hop))})
 				}
@@ -310,6 +326,11 @@ func BuildCommits(in CommitInput) []Commit {
 				if a, ok := status.Actions[step.Config.Action]; ok {
 					if perr := a.Check(order); perr != nil {
 						err = orderRefusal(perr)
+						c.Refused = append(c.Refused, o.Step)
+					} else if a.ChangesStatus() && r.OrderHold.HeldAgainst(r.ID, now) {
+						// Another run's http step is moving the order:
+						// its call may be at the service right now.
+						err = &HoldError{Action: a.Name, Hold: r.OrderHold}
 						c.Refused = append(c.Refused, o.Step)
 					} else {
 						entry = &HistoryEntry{At: Ms(o.End), Event: a.Name, From: a.From, To: a.To, RunID: r.ID, StepID: step.ID}
@@ -323,7 +344,7 @@ func BuildCommits(in CommitInput) []Commit {
 				c.Swaps = append(c.Swaps, Swap{Step: o.Step, Old: h, New: h.to(Slot{
 					Status: status.StepCompleted, Attempt: h.Attempt, Start: begin, End: end,
 				})})
-				c.Done = append(c.Done, Done{Step: o.Step, Attempt: h.Attempt, History: entry, Output: o.Output})
+				c.Done = append(c.Done, Done{Step: o.Step, Attempt: h.Attempt, History: entry, Output: o.Output, ReadsInput: o.ReadsInput, InputGen: o.InputGen})
 				committed[o.Step] = true
 				continue
 			}

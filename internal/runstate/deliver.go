@@ -12,6 +12,8 @@ import (
 type Message struct {
 	Step    int
 	Attempt int
+	// Gen is the run's generation when the message was sent.
+	Gen int
 }
 
 // Delivery is what a runner does with the messages of one run that arrived
@@ -101,6 +103,9 @@ func Deliver(r State, p workflow.Plan, msgs []Message, now time.Time) Delivery {
 			}
 		case status.StepWaiting:
 			switch {
+			case m.Gen != r.Gen:
+				// A wait of an earlier generation: its chain ends here
+				// (a retry began the wait again, with a chain of its own).
 			case s.WaitOver(now):
 				expire[m.Step] = true
 			case !s.End.IsZero():

@@ -1,6 +1,7 @@
 package runstate
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -17,6 +18,9 @@ type State struct {
 	WorkflowName string
 	// OrderID is the order the run's actions move, or "".
 	OrderID string
+	// OrderHold is the order's reservation as read with the run (see
+	// Hold), if any.
+	OrderHold Hold
 	// Status is the stored status: running, completed, failed or
 	// cancelled. When the header was not read it is running if every item
 	// read holds the run live, and "" (ended, how unknown) if not.
@@ -33,6 +37,30 @@ type State struct {
 	Steps []Slot
 	// Known says which slots were read, by plan index; nil means all.
 	Known []bool
+}
+
+// Hold is an order's reservation: run RunID's step StepID is moving the
+// order until Until (an http step reserves the order before it calls out).
+type Hold struct {
+	RunID, StepID string
+	Until         time.Time
+}
+
+// HeldAgainst reports whether the order is held, at now, by a run other
+// than runID.
+func (h Hold) HeldAgainst(runID string, now time.Time) bool {
+	return h.RunID != "" && h.RunID != runID && h.Until.After(now)
+}
+
+// HoldError says that another run holds the order.
+type HoldError struct {
+	Action string
+	Hold   Hold
+}
+
+func (e *HoldError) Error() string {
+	return fmt.Sprintf("%s not run: the order is being moved by run %s (step %s) until %s",
+		e.Action, e.Hold.RunID, e.Hold.StepID, e.Hold.Until.Format(time.RFC3339))
 }
 
 // New returns a new run of plan: running, generation 0, every step

@@ -237,23 +237,23 @@ func TestDeliver(t *testing.T) {
 		claim []int
 		wait  map[int]time.Duration
 	}{
-		{"root of a new run", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{0, 0}}, []int{0}, nil},
-		{"duplicates claim once", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{0, 0}, {0, 0}}, []int{0}, nil},
-		{"a step not ready is left to its last parent", run(t, status.RunRunning, done, "P0", live, "P0"), []Message{{3, 0}}, nil, nil},
-		{"a completed step's message claims its ready dependents", run(t, status.RunRunning, done, "P0", "P0", "P0"), []Message{{0, 0}}, []int{1, 2}, nil},
-		{"dependents with messages of their own are left alone", run(t, status.RunRunning, done, live, "P0", "P0"), []Message{{0, 0}}, []int{2}, nil},
-		{"the walk goes down through completed steps", run(t, status.RunRunning, done, done, done, "P0"), []Message{{0, 0}}, []int{3}, nil},
-		{"a step claimed in its parent's commit is watched", run(t, status.RunRunning, done, inlineLive, "P0", "P0"), []Message{{0, 0}}, []int{2}, map[int]time.Duration{0: time.Minute}},
-		{"and taken over once its lease expired", run(t, status.RunRunning, done, inlineExpired, done, "P0"), []Message{{0, 0}}, []int{1}, nil},
-		{"a retry of a step run inline: wait for it (its message may be lost)", run(t, status.RunRunning, done, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), done, "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: 5 * time.Second}},
-		{"live lease: come back when it ends", run(t, status.RunRunning, live, "P0", "P0", "P0"), []Message{{0, 0}}, nil, map[int]time.Duration{0: time.Minute}},
-		{"expired lease is taken over", run(t, status.RunRunning, expired, "P0", "P0", "P0"), []Message{{0, 0}}, []int{0}, nil},
-		{"retry before its due time waits", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, nil, map[int]time.Duration{0: 5 * time.Second}},
-		{"retry at its due time", run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
-		{"an earlier attempt's message serves the due retry (its own send was lost)", run(t, status.RunRunning, "P2:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{0, 1}}, []int{0}, nil},
-		{"ended run: nothing starts", run(t, status.RunCancelled, "P0", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
-		{"failed step: dropped", run(t, status.RunRunning, "F0:1:2", "P0", "P0", "P0"), []Message{{0, 0}}, nil, nil},
-		{"unknown step: dropped", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{7, 0}}, nil, nil},
+		{"root of a new run", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, []int{0}, nil},
+		{"duplicates claim once", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}, {Step: 0, Attempt: 0}}, []int{0}, nil},
+		{"a step not ready is left to its last parent", run(t, status.RunRunning, done, "P0", live, "P0"), []Message{{Step: 3, Attempt: 0}}, nil, nil},
+		{"a completed step's message claims its ready dependents", run(t, status.RunRunning, done, "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, []int{1, 2}, nil},
+		{"dependents with messages of their own are left alone", run(t, status.RunRunning, done, live, "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, []int{2}, nil},
+		{"the walk goes down through completed steps", run(t, status.RunRunning, done, done, done, "P0"), []Message{{Step: 0, Attempt: 0}}, []int{3}, nil},
+		{"a step claimed in its parent's commit is watched", run(t, status.RunRunning, done, inlineLive, "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, []int{2}, map[int]time.Duration{0: time.Minute}},
+		{"and taken over once its lease expired", run(t, status.RunRunning, done, inlineExpired, done, "P0"), []Message{{Step: 0, Attempt: 0}}, []int{1}, nil},
+		{"a retry of a step run inline: wait for it (its message may be lost)", run(t, status.RunRunning, done, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), done, "P0"), []Message{{Step: 0, Attempt: 0}}, nil, map[int]time.Duration{0: 5 * time.Second}},
+		{"live lease: come back when it ends", run(t, status.RunRunning, live, "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, nil, map[int]time.Duration{0: time.Minute}},
+		{"expired lease is taken over", run(t, status.RunRunning, expired, "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, []int{0}, nil},
+		{"retry before its due time waits", run(t, status.RunRunning, "P1:"+ms(5*time.Second)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 1}}, nil, map[int]time.Duration{0: 5 * time.Second}},
+		{"retry at its due time", run(t, status.RunRunning, "P1:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 1}}, []int{0}, nil},
+		{"an earlier attempt's message serves the due retry (its own send was lost)", run(t, status.RunRunning, "P2:"+ms(0)+":"+ms(-time.Hour), "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 1}}, []int{0}, nil},
+		{"ended run: nothing starts", run(t, status.RunCancelled, "P0", "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, nil, nil},
+		{"failed step: dropped", run(t, status.RunRunning, "F0:1:2", "P0", "P0", "P0"), []Message{{Step: 0, Attempt: 0}}, nil, nil},
+		{"unknown step: dropped", run(t, status.RunRunning, "P0", "P0", "P0", "P0"), []Message{{Step: 7, Attempt: 0}}, nil, nil},
 	}
 	for _, tt := range tests {
 		d := Deliver(tt.r, diamond, tt.msgs, t0)
@@ -298,15 +298,15 @@ func TestDeliverReadsOnlyWhatItNeeds(t *testing.T) {
 		known[i] = true // chunk 1 only
 	}
 	r.Known = known
-	if d := Deliver(r, chain, []Message{{12, 0}}, t0); !slices.Equal(d.Claim, []int{12}) {
+	if d := Deliver(r, chain, []Message{{Step: 12, Attempt: 0}}, t0); !slices.Equal(d.Claim, []int{12}) {
 		t.Fatalf("step 12 from chunk 1 alone: %+v", d)
 	}
 	// A redelivered message of step 9 (in the header) needs the header.
-	if d := Deliver(r, chain, []Message{{9, 0}}, t0); !slices.Equal(d.Need, []int{0}) || d.Claim != nil {
+	if d := Deliver(r, chain, []Message{{Step: 9, Attempt: 0}}, t0); !slices.Equal(d.Need, []int{0}) || d.Claim != nil {
 		t.Fatalf("step 9: %+v", d)
 	}
 	// Step 11's message walks to 12 and claims it.
-	if d := Deliver(r, chain, []Message{{11, 0}}, t0); !slices.Equal(d.Claim, []int{12}) {
+	if d := Deliver(r, chain, []Message{{Step: 11, Attempt: 0}}, t0); !slices.Equal(d.Claim, []int{12}) {
 		t.Fatalf("step 11: %+v", d)
 	}
 }
@@ -540,14 +540,14 @@ func TestSweep(t *testing.T) {
 		enqueue []Message
 	}{
 		{"all completed: ended", run(t, status.RunRunning, done, done), status.RunCompleted, nil},
-		{"expired lease: re-sent", run(t, status.RunRunning, "R2:tok:"+ms(-time.Hour)+":"+ms(-time.Second), "P0"), "", []Message{{0, 2}}},
+		{"expired lease: re-sent", run(t, status.RunRunning, "R2:tok:"+ms(-time.Hour)+":"+ms(-time.Second), "P0"), "", []Message{{Step: 0, Attempt: 2}}},
 		{"live lease: left alone", run(t, status.RunRunning, "R0:tok:"+ms(-time.Hour)+":"+ms(time.Second), "P0"), "", nil},
-		{"ready past grace: re-sent", run(t, status.RunRunning, done, "P0"), "", []Message{{1, 0}}},
+		{"ready past grace: re-sent", run(t, status.RunRunning, done, "P0"), "", []Message{{Step: 1, Attempt: 0}}},
 		{"ready within grace: left alone", run(t, status.RunRunning, recent, "P0"), "", nil},
 		{"a retry due within grace: left alone", run(t, status.RunRunning, done, "P1:"+ms(-30*time.Second)+":"+ms(-time.Hour)), "", nil},
 		{"a retry not due yet: progress, left alone", run(t, status.RunRunning, done, "P1:"+ms(time.Hour)+":"+ms(-time.Hour)), "", nil},
-		{"a retry long past due: re-sent", run(t, status.RunRunning, done, "P1:"+ms(-2*time.Minute)+":"+ms(-time.Hour)), "", []Message{{1, 1}}},
-		{"never started, past grace: roots re-sent", run(t, status.RunRunning, "P0", "P0"), "", []Message{{0, 0}}},
+		{"a retry long past due: re-sent", run(t, status.RunRunning, done, "P1:"+ms(-2*time.Minute)+":"+ms(-time.Hour)), "", []Message{{Step: 1, Attempt: 1}}},
+		{"never started, past grace: roots re-sent", run(t, status.RunRunning, "P0", "P0"), "", []Message{{Step: 0, Attempt: 0}}},
 		{"no step can progress: failed", run(t, status.RunRunning, "F0:1:2", "P0"), status.RunFailed, nil},
 		{"ended runs are not swept", run(t, status.RunFailed, "F0:1:2", "P0"), "", nil},
 	}

@@ -104,7 +104,7 @@ const (
 	// ClaimRefused.
 	ActClaim
 	// ActFence: read the run's generation and liveness, report with
-	// Fenced.
+	// Fenced; Steps are the steps it is for (to start next).
 	ActFence
 	// ActStart: start Steps (held by their pending slots), then call
 	// Started.
@@ -207,7 +207,7 @@ func (s *Sched) next(now time.Time) Action {
 	}
 	if len(inline) > 0 {
 		if !s.fenced {
-			return Action{Kind: ActFence}
+			return Action{Kind: ActFence, Steps: inline}
 		}
 		return Action{Kind: ActStart, Steps: inline}
 	}
@@ -299,7 +299,7 @@ func (s *Sched) startable(now time.Time) (claims, inline []int) {
 			continue
 		}
 		inl, claim := s.inlineReady(i, now), Claimable(s.run, s.plan, i, now)
-		if (inl || claim) && s.orderDoubt(i) {
+		if (inl || claim) && s.orderDoubt(i, now) {
 			// Read the order again before deciding on a refusal: what
 			// the runner knew of it may be older than the slots (a read
 			// of several items is not isolated). Nothing is requested
@@ -343,8 +343,8 @@ func (s *Sched) startable(now time.Time) (claims, inline []int) {
 
 // orderDoubt reports whether order action i fails its check on what is
 // known and the order was not read again for it yet.
-func (s *Sched) orderDoubt(i int) bool {
-	return !s.orderRead[i] && !ReservesOrder(s.plan, i, s.run.OrderID) && s.OrderCheck(i) != nil
+func (s *Sched) orderDoubt(i int, now time.Time) bool {
+	return !s.orderRead[i] && !ReservesOrder(s.plan, i, s.run.OrderID) && s.OrderCheck(i, now) != nil
 }
 
 // readPending reports whether an item holding a parent of step i is to be
@@ -400,7 +400,10 @@ func (s *Sched) OutputsHere(steps []int) map[int]json.RawMessage {
 func (s *Sched) succeededHere(i int) bool {
 	for _, o := range s.ended {
 		if o.Step == i {
-			return o.Err == nil && !o.Wait
+			// A wait that ended was held by nobody: another runner may
+			// have ended it too, so what follows it waits for the commit
+			// (its claim then decides who runs it).
+			return o.Err == nil && !o.Wait && o.Held.Status != status.StepWaiting
 		}
 	}
 	return false
@@ -448,6 +451,7 @@ func (s *Sched) Read(fresh State, order status.OrderStatus) {
 	s.need = still
 	if order != "" {
 		s.order = order
+		s.run.OrderHold = fresh.OrderHold
 	}
 	if fresh.Gen != s.run.Gen {
 		s.run = fresh
@@ -538,6 +542,13 @@ func (s *Sched) Started(steps []int, now time.Time) {
 // step's pending dependents candidates to start here.
 func (s *Sched) Ended(o Outcome, learnt time.Time) {
 	delete(s.running, o.Step)
+	if errors.Is(o.Err, ErrNotStarted) {
+		// It did not start: the run ended or moved on before its effect
+		// (see ErrNotStarted). Nothing is committed; its lease runs out.
+		delete(s.held, o.Step)
+		s.stopped = true
+		return
+	}
 	o.Held = s.held[o.Step]
 	if len(s.ended) == 0 {
 		s.firstEnd = o.End
@@ -549,8 +560,10 @@ func (s *Sched) Ended(o Outcome, learnt time.Time) {
 		}
 		return
 	}
-	if o.Wait {
-		return // its dependents start when the wait ends
+	if o.Wait || o.Held.Status == status.StepWaiting {
+		// A wait begun: its dependents start when it ends. A wait ended:
+		// they are claimed after its commit (see succeededHere).
+		return
 	}
 	for _, c := range s.plan[o.Step].Dependents {
 		if _, mine := s.held[c]; mine || slices.Contains(s.queue, c) {
@@ -786,10 +799,13 @@ func (s *Sched) Fail() {
 // fails at once without running its task (and is retried later if it has
 // retries left, by when the order may have moved): a task is not run for
 // an effect its commit would refuse.
-func (s *Sched) OrderCheck(i int) error {
+func (s *Sched) OrderCheck(i int, now time.Time) error {
 	a, ok := status.Actions[s.plan[i].Config.Action]
 	if s.run.OrderID == "" || !ok {
 		return nil
+	}
+	if a.ChangesStatus() && s.run.OrderHold.HeldAgainst(s.run.ID, now) {
+		return &HoldError{Action: a.Name, Hold: s.run.OrderHold}
 	}
 	order := s.order
 	ended := slices.Clone(s.ended)

@@ -337,21 +337,21 @@ func TestSchedOrderCheck(t *testing.T) {
 	r.OrderID = "ord_1"
 	cfg := SchedConfig{Parallelism: 16, Window: 100 * time.Millisecond, Budget: 2 * time.Second, Began: t0, Policy: policy, MaxSteps: 40}
 	s := NewSched(p, r, status.OrderPending, cfg, testTerms, []int{0})
-	if err := s.OrderCheck(0); err != nil {
+	if err := s.OrderCheck(0, t0); err != nil {
 		t.Fatalf("validate on a pending order: %v", err)
 	}
-	if err := s.OrderCheck(1); err == nil {
+	if err := s.OrderCheck(1, t0); err == nil {
 		t.Fatal("charge on a pending order passed")
 	}
 	c, leases := NewClaim(r, p, []int{0}, testTerms, t0)
 	_ = c
 	s.Claimed(leases)
 	s.Ended(Outcome{Step: 0, Start: t0, End: t0}, t0)
-	if err := s.OrderCheck(1); err != nil {
+	if err := s.OrderCheck(1, t0); err != nil {
 		t.Fatalf("charge after this runner's validate: %v", err)
 	}
 	var pe *status.ErrPrecondition
-	if err := s.OrderCheck(2); !errors.As(err, &pe) || pe.Want != status.OrderCharged {
+	if err := s.OrderCheck(2, t0); !errors.As(err, &pe) || pe.Want != status.OrderCharged {
 		t.Fatalf("ship before any charge: %v", err)
 	}
 }

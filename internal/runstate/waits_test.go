@@ -252,8 +252,10 @@ func TestWaitingStepsOfAnEndedRun(t *testing.T) {
 	}
 }
 
-// TestSchedResolve: a wait's end found by a message is committed, and its
-// dependents start in the same invocation.
+// TestSchedResolve: a wait's end found by a message is committed first,
+// and only then are its dependents claimed: a waiting slot is held by
+// nobody, so another runner may be ending the same wait (see
+// TestAttack17FailsResolvedWaitStartsDependentInline).
 func TestSchedResolve(t *testing.T) {
 	t.Parallel()
 	p := typed(t, "w=wait", "x=task:w")
@@ -261,21 +263,16 @@ func TestSchedResolve(t *testing.T) {
 	r := State{ID: "run_1", Status: status.RunRunning, Steps: []Slot{w, Pending0}}
 	s := NewSched(p, r, "", SchedConfig{Parallelism: 4, Window: 100 * time.Millisecond, Budget: time.Second, Began: t0, Policy: policy, MaxSteps: 40}, LeaseTerms{Token: "t", Margin: time.Minute}, nil)
 	s.Resolve(Outcome{Step: 0, Start: t0, End: t0}, t0)
-	if a := s.Next(t0); a.Kind != ActFence {
-		t.Fatalf("next = %+v, want a fence before x starts inline", a)
-	}
-	s.Fenced(0, true)
-	if a := s.Next(t0); a.Kind != ActStart || !slices.Equal(a.Steps, []int{1}) {
-		t.Fatalf("next = %+v", a)
-	}
-	s.Started([]int{1}, t0)
-	s.Ended(Outcome{Step: 1, Start: t0, End: t0}, t0)
 	if a := s.Next(t0); a.Kind != ActCommit {
-		t.Fatalf("next = %+v", a)
+		t.Fatalf("next = %+v, want the wait's end committed before anything starts", a)
 	}
 	cs := s.Commits(t0)
-	if len(cs) != 1 || cs[0].End != status.RunCompleted || len(cs[0].Done) != 2 {
+	if len(cs) != 1 || len(cs[0].Done) != 1 || cs[0].End != "" || len(cs[0].Claimed()) != 0 {
 		t.Fatalf("commits = %+v", cs)
+	}
+	s.Landed(cs[0])
+	if a := s.Next(t0); a.Kind != ActClaim || !slices.Equal(a.Steps, []int{1}) {
+		t.Fatalf("next = %+v, want x claimed", a)
 	}
 }
 

@@ -44,10 +44,13 @@ func inputItem(runID string, gen int, input json.RawMessage, at time.Time) map[s
 	return it
 }
 
-func outputItem(runID string, step, attempt int, output json.RawMessage, token string) map[string]types.AttributeValue {
+func outputItem(runID string, d runstate.Done, token string) map[string]types.AttributeValue {
 	pk, _ := runKey(runID)
-	it := key(pk, outputSK(step))
-	it["step"], it["attempt"], it["output"], it["token"] = num(step), num(attempt), str(string(output)), str(token)
+	it := key(pk, outputSK(d.Step))
+	it["step"], it["attempt"], it["output"], it["token"] = num(d.Step), num(d.Attempt), str(string(d.Output)), str(token)
+	if d.ReadsInput {
+		it["input_gen"] = num(d.InputGen)
+	}
 	return it
 }
 
@@ -59,10 +62,12 @@ type Input struct {
 }
 
 // RunData is what a run's steps read and made: its inputs, by generation,
-// and the outputs of its completed steps, by step index.
+// and the outputs of its completed steps, by step index, with the
+// generation of the input each read (for those that read it).
 type RunData struct {
-	Inputs  []Input
-	Outputs map[int]json.RawMessage
+	Inputs    []Input
+	Outputs   map[int]json.RawMessage
+	InputGens map[int]int
 }
 
 // InputAt returns the input of generation gen: the latest set at or before
@@ -75,6 +80,18 @@ func (d RunData) InputAt(gen int) json.RawMessage {
 		}
 	}
 	return in
+}
+
+// InputGenAt returns the generation the input of generation gen was given
+// in (0: at creation, or none).
+func (d RunData) InputGenAt(gen int) int {
+	g := 0
+	for _, i := range d.Inputs {
+		if i.Gen <= gen {
+			g = i.Gen
+		}
+	}
+	return g
 }
 
 // collect adds a run item read whole (see readRun) to d if it is an input
@@ -98,9 +115,12 @@ func (d *RunData) collect(sk string, it map[string]types.AttributeValue) (bool, 
 			return true, err
 		}
 		if d.Outputs == nil {
-			d.Outputs = map[int]json.RawMessage{}
+			d.Outputs, d.InputGens = map[int]json.RawMessage{}, map[int]int{}
 		}
 		d.Outputs[n] = json.RawMessage(sAttr(it, "output"))
+		if g, err := nAttr(it, "input_gen"); err == nil {
+			d.InputGens[n] = g
+		}
 		return true, nil
 	}
 	return false, nil
@@ -161,19 +181,22 @@ func callbackKey(hash string) map[string]types.AttributeValue { return key("CB#"
 // only cleans up after a run that never ends its wait).
 const callbackLife = 7 * 24 * time.Hour
 
-func callbackItem(runID string, gen int, w runstate.Waiting) map[string]types.AttributeValue {
+func callbackItem(runID string, w runstate.Waiting) map[string]types.AttributeValue {
 	it := callbackKey(w.Callback)
-	it["run_id"], it["step"], it[attrGen], it["attempt"] = str(runID), num(w.Step), num(gen), num(w.Attempt)
+	it["run_id"], it["step"], it["attempt"] = str(runID), num(w.Step), num(w.Attempt)
+	it["start"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(w.Start.UnixMilli(), 10)}
 	if !w.Until.IsZero() {
 		it["ttl"] = num(int(w.Until.Add(callbackLife).Unix()))
 	}
 	return it
 }
 
-// Callback is the waiting approval a callback token's hash names.
+// Callback is the waiting approval a callback token's hash names: the
+// wait attempt Attempt of step Step began at Start.
 type Callback struct {
-	RunID              string
-	Step, Gen, Attempt int
+	RunID         string
+	Step, Attempt int
+	Start         time.Time
 }
 
 // CallbackFor returns the approval whose callback token hashes to hash, or
@@ -188,11 +211,16 @@ func (s *Store) CallbackFor(ctx context.Context, hash string) (Callback, error) 
 	}
 	var c Callback
 	c.RunID = sAttr(out.Item, "run_id")
-	for name, dst := range map[string]*int{"step": &c.Step, attrGen: &c.Gen, "attempt": &c.Attempt} {
+	for name, dst := range map[string]*int{"step": &c.Step, "attempt": &c.Attempt} {
 		if *dst, err = nAttr(out.Item, name); err != nil {
 			return Callback{}, fmt.Errorf("callback: %w", err)
 		}
 	}
+	ms, err := strconv.ParseInt(numAttr(out.Item, "start"), 10, 64)
+	if err != nil {
+		return Callback{}, fmt.Errorf("callback: start: %w", err)
+	}
+	c.Start = time.UnixMilli(ms).UTC()
 	return c, nil
 }
 
@@ -260,13 +288,19 @@ type keyCache struct {
 // for the same move while the first one does.
 
 // Reservation is an order action's claim on its order: run RunID's step
-// StepID is about to move the order from From, until Until.
+// StepID is about to move the order from From, until Until, while the run
+// is live in generation Gen.
 type Reservation struct {
 	OrderID, RunID, StepID string
+	Gen                    int
 	From                   status.OrderStatus
 	// At is now; Until is when the reservation lapses.
 	At, Until time.Time
 }
+
+// ErrNotLive: a write that must find the run live in its generation found
+// it ended or retried.
+var ErrNotLive = errors.New("the run is no longer live in its generation")
 
 // OrderRefusedError says why an order refused a reservation: it is no
 // longer in the status the action needs (Status, last moved by run ByRun),
@@ -298,13 +332,17 @@ const (
 
 // ReserveOrderIfFree reserves an order for r, on the condition that the
 // order is in status r.From and no other run holds it (a reservation of
-// r's own run, or one that expired, is replaced). A refusal is an
-// *OrderRefusedError (wrapping ErrConflict); an order that does not exist
-// is ErrNotFound. A reservation whose answer was lost is read back.
+// r's own run, or one that expired, is replaced), and that the run is
+// still live in generation r.Gen: one transaction, so that the effect that
+// follows it never comes after a cancel or a retry was acknowledged. A
+// refusal by the order is an *OrderRefusedError (wrapping ErrConflict), by
+// the run ErrNotLive; an order that does not exist is ErrNotFound. A
+// reservation whose answer was lost is read back.
 func (s *Store) ReserveOrderIfFree(ctx context.Context, r Reservation) error {
 	until := strconv.FormatInt(r.Until.UnixMilli(), 10)
 	now := strconv.FormatInt(r.At.UnixMilli(), 10)
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	t := &txn{}
+	t.add(types.TransactWriteItem{Update: &types.Update{
 		TableName: aws.String(s.table), Key: key(orderKey(r.OrderID)),
 		UpdateExpression:         aws.String("SET res_run = :run, res_step = :step, res_until = :until"),
 		ConditionExpression:      aws.String("attribute_exists(pk) AND #st = :from AND (attribute_not_exists(res_run) OR res_run = :run OR res_until < :now)"),
@@ -313,12 +351,23 @@ func (s *Store) ReserveOrderIfFree(ctx context.Context, r Reservation) error {
 			":run": str(r.RunID), ":step": str(r.StepID), ":until": &types.AttributeValueMemberN{Value: until},
 			":from": str(string(r.From)), ":now": &types.AttributeValueMemberN{Value: now},
 		},
-	})
+	}}, fmt.Sprintf("order %s (requires status %s and no other run's reservation)", r.OrderID, r.From))
+	live := newUpdate()
+	live.liveIn(r.Gen)
+	runItem := itemName(r.RunID, 0)
+	t.add(types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: aws.String(s.table), Key: runItemKey(r.RunID, 0), ConditionExpression: aws.String(strings.Join(live.cond, " AND ")),
+		ExpressionAttributeNames: live.names(), ExpressionAttributeValues: live.values,
+	}}, live.describe(runItem))
+	err := s.writeTxn(ctx, t, "")
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(conditionErr(err), ErrConflict) && !landedOrNot(err) {
+	if !errors.Is(err, ErrConflict) && !landedOrNot(err) {
 		return fmt.Errorf("reserve order %s: %w", r.OrderID, err)
+	}
+	if errors.Is(err, ErrConflict) && strings.Contains(err.Error(), runItem) && strings.Contains(err.Error(), "ConditionalCheckFailed") {
+		return fmt.Errorf("reserve order %s: %w: %w", r.OrderID, ErrNotLive, err)
 	}
 	// Refused, or the answer was lost: read the order to tell.
 	item, gerr := s.get(ctx, orderKey, r.OrderID, true)
@@ -343,6 +392,32 @@ func (s *Store) ReserveOrderIfFree(ctx context.Context, r Reservation) error {
 		return fmt.Errorf("reserve order %s: %w", r.OrderID, ErrConflict)
 	}
 	return fmt.Errorf("reserve order %s: %w", r.OrderID, refusal)
+}
+
+// holdOf reads an order item's reservation.
+func holdOf(item map[string]types.AttributeValue) runstate.Hold {
+	h := runstate.Hold{RunID: sAttr(item, attrResRun), StepID: sAttr(item, attrResStep)}
+	if ms, err := strconv.ParseInt(numAttr(item, attrResUntil), 10, 64); err == nil {
+		h.Until = time.UnixMilli(ms).UTC()
+	}
+	return h
+}
+
+// ReleaseOrderIfHeld ends run runID's reservation of an order, if it still
+// holds it (a step that reserved the order and failed for good: others
+// need not wait for its lease). A release refused because the run holds
+// no reservation is not an error.
+func (s *Store) ReleaseOrderIfHeld(ctx context.Context, orderID, runID string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(orderKey(orderID)),
+		UpdateExpression:          aws.String("REMOVE res_run, res_step, res_until"),
+		ConditionExpression:       aws.String("res_run = :run"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":run": str(runID)},
+	})
+	if err == nil || errors.Is(conditionErr(err), ErrConflict) {
+		return nil
+	}
+	return fmt.Errorf("release order %s: %w", orderID, err)
 }
 
 func numAttr(item map[string]types.AttributeValue, name string) string {

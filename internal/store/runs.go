@@ -348,7 +348,9 @@ func (s *Store) loadItems(ctx context.Context, ref RunRef, items []int) (runstat
 	}
 	var order status.OrderStatus
 	if ref.OrderID != "" {
-		order = status.OrderStatus(sAttr(got[itemKey(keys[len(keys)-1])], attrStatus))
+		it := got[itemKey(keys[len(keys)-1])]
+		order = status.OrderStatus(sAttr(it, attrStatus))
+		r.OrderHold = holdOf(it)
 	}
 	return r, order, nil
 }
@@ -826,7 +828,7 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	record := recordValue(token, c.At)
 	for _, d := range c.Done {
 		if d.Output != nil {
-			put(outputItem(c.RunID, d.Step, d.Attempt, d.Output, token), "attribute_not_exists(pk)",
+			put(outputItem(c.RunID, d, token), "attribute_not_exists(pk)",
 				fmt.Sprintf("run %s output of step %d (requires none yet)", c.RunID, d.Step))
 			if d.History == nil {
 				continue // the output is the commit record
@@ -855,7 +857,7 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	}
 	for _, w := range c.Waits {
 		if w.Callback != "" {
-			put(callbackItem(c.RunID, c.Gen, w), "attribute_not_exists(pk)", fmt.Sprintf("callback of run %s step %d (requires a new token)", c.RunID, w.Step))
+			put(callbackItem(c.RunID, w), "attribute_not_exists(pk)", fmt.Sprintf("callback of run %s step %d (requires a new token)", c.RunID, w.Step))
 		}
 	}
 	for _, h := range c.Resolved {
@@ -868,7 +870,10 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 		header.why = append(header.why, "run still running")
 		endRunUpdates(header, updates, c.Items, c.End, c.At)
 	}
-	if c.SameGen {
+	switch {
+	case c.Live:
+		updateOf(sortedKeys(updates)[0]).liveIn(c.Gen)
+	case c.SameGen:
 		// Every item of the run carries its generation: condition the
 		// first item the commit writes.
 		updateOf(sortedKeys(updates)[0]).inGen(c.Gen)
@@ -879,12 +884,15 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	if o := c.Order; o != nil {
 		u := newUpdate()
 		// Moving the order ends any reservation of it (see
-		// ReserveOrderIfFree) and records which run moved it.
+		// ReserveOrderIfFree) and records which run moved it; another
+		// run's live reservation refuses it (its call may be at the
+		// service right now).
 		u.set = append(u.set, "#st = :to", "updated_at = :at", attrByRun+" = :by")
 		u.remove = append(u.remove, attrResRun, attrResStep, attrResUntil)
-		u.cond = append(u.cond, "#st = :from")
+		u.cond = append(u.cond, "#st = :from", "(attribute_not_exists("+attrResRun+") OR "+attrResRun+" = :by OR "+attrResUntil+" < :now)")
 		u.values[":to"], u.values[":from"], u.values[":at"], u.values[":by"] = str(string(o.To)), str(string(o.From)), ts(c.At), str(c.RunID)
-		t.add(types.TransactWriteItem{Update: u.item(s.table, key(orderKey(o.OrderID)))}, fmt.Sprintf("order %s (requires status %s)", o.OrderID, o.From))
+		u.values[":now"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(c.At.UnixMilli(), 10)}
+		t.add(types.TransactWriteItem{Update: u.item(s.table, key(orderKey(o.OrderID)))}, fmt.Sprintf("order %s (requires status %s and no other run's reservation)", o.OrderID, o.From))
 	}
 	err := s.writeTxn(ctx, t, token)
 	if landedOrNot(err) {

@@ -77,6 +77,11 @@ func runSummary(r runstate.State, p workflow.Plan, failures []runstate.Failure, 
 	return v
 }
 
+// DetailDataBudget bounds the bytes of outputs and inputs in a run detail
+// (see RunView): with 100 steps' slots and attempts it stays well under an
+// API Lambda's 6 MB answer.
+const DetailDataBudget = 1 << 20
+
 // RunView is the API's view of run r of plan p, with the records of its
 // failed attempts, at now. A step's attempts are those of the current and
 // the previous generation, oldest first.
@@ -85,8 +90,23 @@ func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, dat
 		RunSummary: runSummary(r, p, failures, now), Steps: make([]wire.StepDetail, len(r.Steps)),
 		Input: data.InputAt(r.Gen), Inputs: make([]wire.RunInput, 0, len(data.Inputs)),
 	}
+	// The data a detail carries is bounded (an API Lambda answers at most
+	// 6 MB): the current input always, then outputs in step order and
+	// earlier inputs while they fit; what does not is marked omitted.
+	budget := DetailDataBudget - len(d.Input)
+	fits := func(v []byte) bool {
+		if len(v) > budget {
+			return false
+		}
+		budget -= len(v)
+		return true
+	}
 	for _, in := range data.Inputs {
-		d.Inputs = append(d.Inputs, wire.RunInput{Generation: in.Gen, Input: in.Input, SetAt: in.SetAt})
+		ri := wire.RunInput{Generation: in.Gen, Input: in.Input, SetAt: in.SetAt}
+		if in.Gen != data.InputGenAt(r.Gen) && !fits(in.Input) {
+			ri.Input, ri.Omitted = nil, true
+		}
+		d.Inputs = append(d.Inputs, ri)
 	}
 	byStep := map[int][]runstate.Failure{}
 	for _, f := range failures {
@@ -119,7 +139,14 @@ func RunView(r runstate.State, p workflow.Plan, failures []runstate.Failure, dat
 					a.Generation = ptr(r.Gen)
 				}
 				v.Attempts = append(v.Attempts, a)
-				v.Output = data.Outputs[i]
+				if out := data.Outputs[i]; fits(out) {
+					v.Output = out
+				} else {
+					v.OutputOmitted = true
+				}
+				if g, ok := data.InputGens[i]; ok {
+					v.InputGeneration = ptr(g)
+				}
 			}
 			v.CompletedAt = timePtr(s.End)
 		case status.StepWaiting:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -107,8 +108,41 @@ func newRenderer(c Context) *renderer {
 	return &renderer{Context: c, read: make(map[string]*container)}
 }
 
+// RenderURL is RenderString for a url: a value inserted where the scheme
+// and the host are being written (before the first "/" after "://", so
+// that a base URL can come from the input) goes in as it is; one in the
+// path is escaped as a path segment ("/", "?" and "#" included), and one in
+// the query or the fragment as a query component. So a value can never
+// change which path or parameter of its service is called. Its errors are
+// those of Render.
+func RenderURL(s string, c Context) (string, error) {
+	pieces, err := split(s)
+	if err != nil {
+		return "", err
+	}
+	return newRenderer(c).joined(pieces, urlEscape)
+}
+
+// urlEscape escapes value v for where it goes after the text so far.
+func urlEscape(sofar, v string) string {
+	scheme := strings.Index(sofar, "://")
+	switch {
+	case scheme < 0 || !strings.Contains(sofar[scheme+3:], "/"):
+		return v // the scheme or the host
+	case strings.ContainsAny(sofar, "?#"):
+		return url.QueryEscape(v)
+	}
+	return url.PathEscape(v) // a segment: "/" is escaped too
+}
+
 // text joins pieces, inserting each template's value as text.
 func (r *renderer) text(pieces []piece) (string, error) {
+	return r.joined(pieces, nil)
+}
+
+// joined joins pieces, inserting each template's value as text, escaped by
+// escape (given the text so far) if set.
+func (r *renderer) joined(pieces []piece, escape func(sofar, v string) string) (string, error) {
 	var b strings.Builder
 	for _, p := range pieces {
 		if p.ref == nil {
@@ -118,15 +152,16 @@ func (r *renderer) text(pieces []piece) (string, error) {
 			if err != nil {
 				return "", err
 			}
+			text := string(v)
 			if v[0] == '"' {
-				var s string
-				if err := json.Unmarshal(v, &s); err != nil {
+				if err := json.Unmarshal(v, &text); err != nil {
 					return "", fmt.Errorf("%s: decoding the value: %w", p.ref.text, err)
 				}
-				b.WriteString(s)
-			} else {
-				b.Write(v)
 			}
+			if escape != nil {
+				text = escape(b.String(), text)
+			}
+			b.WriteString(text)
 		}
 		if b.Len() > r.MaxBytes {
 			return "", tooLarge(r.MaxBytes)

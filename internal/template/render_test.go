@@ -420,3 +420,19 @@ func TestRenderAdversarialSyntax(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderURL(t *testing.T) {
+	t.Parallel()
+	c := Context{Input: json.RawMessage(`{"base":"https://pay.example/v1","id":"cu_1/refund?x=#f","q":"a&b=c d","n":7}`)}
+	for tmpl, want := range map[string]string{
+		"{{input.base}}/customers/{{input.id}}/charge":                   "https://pay.example/v1/customers/cu_1%2Frefund%3Fx=%23f/charge",
+		"https://pay.example/c/{{input.id}}?q={{input.q}}&n={{input.n}}": "https://pay.example/c/cu_1%2Frefund%3Fx=%23f?q=a%26b%3Dc+d&n=7",
+		"https://{{input.n}}.pay.example/x":                              "https://7.pay.example/x",
+		"{{input.base}}":                                                 "https://pay.example/v1",
+	} {
+		got, err := RenderURL(tmpl, c)
+		if err != nil || got != want {
+			t.Errorf("RenderURL(%s) = %q, %v; want %q", tmpl, got, err, want)
+		}
+	}
+}

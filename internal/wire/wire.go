@@ -78,6 +78,9 @@ type RunInput struct {
 	Generation int             `json:"generation"`
 	Input      json.RawMessage `json:"input"`
 	SetAt      time.Time       `json:"set_at"`
+	// Omitted: the input was left out to keep the answer small (the
+	// current one never is).
+	Omitted bool `json:"input_omitted,omitempty"`
 }
 
 // StepDetail is the state of one step of a run, as the API shows it.
@@ -102,8 +105,14 @@ type StepDetail struct {
 	// NextAttemptAt is when a pending step waiting for a retry's backoff
 	// may run next.
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	// Output is a completed step's output (null if it has none).
-	Output json.RawMessage `json:"output"`
+	// Output is a completed step's output (null if it has none), and
+	// InputGeneration the generation of the run's input its templates read
+	// (absent when they read none). OutputOmitted says the output was left
+	// out of this answer to keep it small: GET
+	// /runs/{id}/steps/{step_id}/output gives it.
+	Output          json.RawMessage `json:"output"`
+	InputGeneration *int            `json:"input_generation,omitempty"`
+	OutputOmitted   bool            `json:"output_omitted,omitempty"`
 	// WaitUntil is when a waiting step's wait ends: a wait step resumes,
 	// an approval times out (absent: an approval with no timeout).
 	WaitUntil *time.Time `json:"wait_until,omitempty"`

@@ -195,6 +195,16 @@ func (p Plan) CheckStart(input json.RawMessage, hasOrder bool) error {
 	return nil
 }
 
+// Has reports whether the plan has a step of type typ.
+func (p Plan) Has(typ string) bool {
+	for _, s := range p {
+		if s.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
 // Indexes returns the plan indexes of the steps with the given ids, in the
 // ids' order (ids the plan does not have are left out).
 func (p Plan) Indexes(ids []string) []int {
