@@ -366,6 +366,8 @@ func printRun(w io.Writer, d wire.RunDetail) {
 			fmt.Fprintln(w, strings.TrimSpace(s.StepID+": waiting "+waitsFor(s)))
 		case hasData(s.Output):
 			fmt.Fprintf(w, "%s: output %s\n", s.StepID, brief(s.Output, maxData))
+		case s.OutputOmitted:
+			fmt.Fprintf(w, "%s: output left out of the run's detail (large): GET /runs/%s/steps/%s/output\n", s.StepID, d.ID, s.StepID)
 		}
 	}
 }
