@@ -295,7 +295,8 @@ type resendMarkRecord struct {
 // ReadResendMarks reads the marks of the runs named, eventually
 // consistently (a stale read makes the replace that follows fail its
 // condition, never act on it), with BatchGetItem. Every run named is in
-// the result; one with no marks has an empty Steps.
+// the result; one with no marks, or marks past their TTL, has an empty
+// Steps.
 func (s *Store) ReadResendMarks(ctx context.Context, runIDs []string) (map[string]ResendMarks, error) {
 	keys := make([]map[string]types.AttributeValue, len(runIDs))
 	for i, id := range runIDs {
@@ -312,6 +313,10 @@ func (s *Store) ReadResendMarks(ctx context.Context, runIDs []string) (map[strin
 			if m, err = decodeResendMarks(it); err != nil {
 				return nil, fmt.Errorf("read resend marks of run %s: %w", id, err)
 			}
+			if expired(it, s.now()) {
+				// As good as gone; the replace still compares its token.
+				m.Steps = map[int]ResendMark{}
+			}
 		}
 		out[id] = m
 	}
@@ -320,8 +325,10 @@ func (s *Store) ReadResendMarks(ctx context.Context, runIDs []string) (map[strin
 
 func decodeResendMarks(it map[string]types.AttributeValue) (ResendMarks, error) {
 	var recs map[string]resendMarkRecord
-	if err := attributevalue.Unmarshal(it["m"], &recs); err != nil && it["m"] != nil {
-		return ResendMarks{}, fmt.Errorf("decode resend marks: %w", err)
+	if v, ok := it["m"]; ok {
+		if err := attributevalue.Unmarshal(v, &recs); err != nil {
+			return ResendMarks{}, fmt.Errorf("decode resend marks: %w", err)
+		}
 	}
 	m := ResendMarks{Steps: make(map[int]ResendMark, len(recs)), tok: sAttr(it, attrTok)}
 	for k, r := range recs {
@@ -358,9 +365,9 @@ func (s *Store) ReplaceResendMarksIfUnchanged(ctx context.Context, runID string,
 		TableName:                aws.String(s.table),
 		Key:                      resendMarkKey(runID),
 		UpdateExpression:         aws.String("SET #m = :m, #tok = :tok, #ttl = :ttl"),
-		ExpressionAttributeNames: map[string]string{"#m": "m", "#tok": attrTok, "#ttl": TableSchema().TTL},
+		ExpressionAttributeNames: map[string]string{"#m": "m", "#tok": attrTok, "#ttl": attrTTL},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":m": mv, ":tok": str(tok), ":ttl": &types.AttributeValueMemberN{Value: strconv.FormatInt(expires.Unix(), 10)},
+			":m": mv, ":tok": str(tok), ":ttl": epoch(expires),
 		},
 	}
 	if read.tok == "" {
@@ -399,8 +406,9 @@ type RunRead struct {
 
 // ReadRuns reads the runs named whole (header and chunks; not their
 // failed-attempt records, inputs or outputs), eventually consistently,
-// with BatchGetItem: two requests for up to 100 runs of at most
-// runstate.HeaderSlots steps, more for runs with chunks. A run read while
+// with BatchGetItem: one request for up to 100 runs of at most
+// runstate.HeaderSlots steps, one more for their chunks if any has some. A
+// header past its TTL is a run gone, as for ReadRun. A run read while
 // a transaction was landing on it (items in different generations) is
 // read again by ReadRun. The result is in the order of ids. The error is
 // that of a request that failed, and then nothing is returned.
@@ -437,7 +445,7 @@ func (s *Store) ReadRuns(ctx context.Context, ids []string) ([]RunRead, error) {
 	for i, id := range ids {
 		out[i].ID = id
 		h, ok := headers[itemKey(keys[i])]
-		if !ok {
+		if !ok || expired(h, s.now()) {
 			out[i].Err = fmt.Errorf("read run %s: %w", id, ErrNotFound)
 			continue
 		}

@@ -120,7 +120,8 @@ func TestSweepResendMarks(t *testing.T) {
 	t.Parallel()
 	db := testenv.DynamoDB(t)
 	table := testenv.Table(t, db)
-	s := store.New(db, table)
+	clock := now
+	s := store.New(db, table, store.WithClock(func() time.Time { return clock }))
 	ctx := context.Background()
 	read, err := s.ReadResendMarks(ctx, []string{"run_a", "run_b"})
 	if err != nil || len(read) != 2 || len(read["run_a"].Steps) != 0 {
@@ -153,6 +154,16 @@ func TestSweepResendMarks(t *testing.T) {
 	}
 	if ttl, _ := out.Item["ttl"].(*types.AttributeValueMemberN); ttl == nil || ttl.Value != strconv.FormatInt(expires.Unix(), 10) {
 		t.Fatalf("ttl %v, want %d", out.Item["ttl"], expires.Unix())
+	}
+	// Past its TTL, a mark is as good as gone (DynamoDB deletes it some
+	// time later), and it can still be replaced.
+	clock = expires
+	gone, err := s.ReadResendMarks(ctx, []string{"run_a"})
+	if err != nil || len(gone["run_a"].Steps) != 0 {
+		t.Fatalf("read marks past their ttl: %+v, %v", gone, err)
+	}
+	if err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", gone["run_a"], next, expires.Add(time.Hour)); err != nil {
+		t.Fatalf("replace marks past their ttl: %v", err)
 	}
 }
 
