@@ -1,19 +1,3 @@
-// Package sweeper finds work a crash left behind and sets it moving again.
-// It pages through the runs that are live (the store's sparse by_active
-// index, never a table Scan), reads each, and acts on what the pure
-// runstate.Sweep decides:
-//
-//   - a run whose steps all completed is ended;
-//   - a running step whose lease expired (its runner died) gets a new
-//     message, and the next runner takes its lease over;
-//   - a pending step that has been ready (and past its retry's due time)
-//     for longer than Grace gets a new message (its message was lost, or
-//     the run was stored but never started).
-//
-// It never writes a step's state; its only writes end runs, conditioned on
-// the generation it read, so it is safe to run concurrently with runners,
-// with the API's cancel and retry, and with itself. At worst a step gets a
-// duplicate message, which runners drop.
 package sweeper
 
 import (
@@ -21,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"stepflow/internal/queue"
@@ -31,137 +16,408 @@ import (
 	"stepflow/internal/workflow"
 )
 
-// Store is what the sweeper needs from storage.
-type Store interface {
+// Runs is what the sweeper reads and writes of runs. Implementations must
+// be safe for concurrent use: workers call them at once.
+type Runs interface {
+	// Shards is the number of by_active shards. ListActiveRuns returns
+	// the IDs of one shard's running runs after p.Cursor, oldest first,
+	// and the cursor of the next page ("" after the last).
 	Shards() int
 	ListActiveRuns(ctx context.Context, shard int, p store.Page) ([]string, string, error)
-	// ReadRun reads a run; the sweeper reads eventually consistently,
-	// since everything it does is conditional or idempotent.
-	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
+	// ReadRuns reads runs whole, eventually consistently (everything the
+	// sweeper does is conditional or idempotent), in the order asked; a
+	// run that is gone has ErrNotFound, one that cannot be decoded an
+	// error store.IsUnreadable accepts.
+	ReadRuns(ctx context.Context, ids []string) ([]store.RunRead, error)
 	Plan(ctx context.Context, workflowID string) (wire.Workflow, workflow.Plan, error)
+	// EndRunIfRunning returns store.ErrConflict if the run moved since
+	// it was read.
 	EndRunIfRunning(ctx context.Context, e runstate.End) error
 }
+
+// Cursor stores where the sweep cycle stands, leased to one pass at a
+// time.
+type Cursor interface {
+	// TakeSweepIfFree returns store.ErrConflict if another pass holds
+	// the cursor at now.
+	TakeSweepIfFree(ctx context.Context, now, until time.Time) (store.SweepCursor, store.SweepLease, error)
+	// SaveSweepIfHeld and ReleaseSweepIfHeld return store.ErrConflict if
+	// the lease ended and another pass took the cursor.
+	SaveSweepIfHeld(ctx context.Context, l store.SweepLease, c store.SweepCursor) error
+	ReleaseSweepIfHeld(ctx context.Context, l store.SweepLease, c store.SweepCursor) error
+}
+
+// Store is what the sweeper needs from storage.
+type Store interface {
+	Runs
+	Cursor
+}
+
+var _ Store = (*store.Store)(nil)
 
 // Queue sends step messages.
 type Queue interface {
 	Send(ctx context.Context, msgs []queue.Message) error
 }
 
+// Defaults of the Sweeper's settings.
+const (
+	DefaultWorkers = 8
+	DefaultBudget  = 45 * time.Second
+	DefaultBatch   = 100
+)
+
+const (
+	// reserve is how long before its context's deadline a pass stops
+	// starting pages, whatever its budget: the pages under way finish and
+	// the cursor is released before the Lambda times out.
+	reserve = 10 * time.Second
+	// leaseSlack is how long past its budget a pass holds the cursor:
+	// time for the pages under way and the release. A pass that dies
+	// holds it no longer, so its budget plus this must stay below the
+	// period, or the next pass finds it held.
+	leaseSlack = 10 * time.Second
+	// saveEvery is how often a pass saves the cursor as it goes.
+	saveEvery = 10 * time.Second
+)
+
 // Sweeper recovers stalled runs. Its zero value is not usable; set Store,
-// Queue and Grace.
+// Queue and Grace. It is safe for concurrent use, and so are sweepers on
+// other hosts: a pass that finds another holding the cursor does nothing.
 type Sweeper struct {
 	Store Store
 	Queue Queue
 	// Grace is how long a ready step may wait for its message before the
 	// sweeper sends another. Set it above the time a message normally takes
 	// to arrive (queue delay plus the runner's poll).
-	Grace  time.Duration
+	Grace time.Duration
+	// Workers is how many pages are swept at once (DefaultWorkers).
+	Workers int
+	// Budget is how long a pass starts new pages (DefaultBudget); it
+	// starts none later than 10 s before its context's deadline either.
+	Budget time.Duration
+	// Batch is how many runs a page holds (DefaultBatch, at most 100).
+	Batch  int
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
-// Report counts what one sweep did.
+// Report says what one pass did.
 type Report struct {
+	// Runs counts the runs the pass visited (read and decided on).
 	Runs, Finished, Requeued int
 	// Unreadable counts runs whose items could not be decoded: each is
 	// logged and skipped, and the sweep goes on.
 	Unreadable int
+	// Busy: another pass held the cursor, and this one did nothing.
+	Busy bool
+	// Shards is the number of by_active shards; Laps counts those this
+	// pass swept to their end.
+	Shards, Laps int
+	// OutOfTime: the budget ran out before the cycle ended.
+	OutOfTime bool
+	// Cycle: this pass ended a cycle (every active run was visited since
+	// the cycle began); the next pass starts another from each shard's
+	// oldest run. Cycles counts the cycles ended so far, CycleRuns and
+	// CyclePasses what the current (or just ended) cycle swept in how
+	// many passes.
+	Cycle                          bool
+	Cycles, CycleRuns, CyclePasses int
+	// Elapsed is the pass's time, by the Sweeper's clock.
+	Elapsed time.Duration
 }
 
-// pageSize is how many live runs one index page holds.
-const pageSize = 100
+func (r *Report) add(o Report) {
+	r.Runs += o.Runs
+	r.Finished += o.Finished
+	r.Requeued += o.Requeued
+	r.Unreadable += o.Unreadable
+}
 
-// Sweep makes one pass over the live runs. A run it cannot handle does not
-// stop the pass: the errors are joined and returned at the end.
-func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
-	var rep Report
-	now := time.Now
+func (s *Sweeper) clock() func() time.Time {
 	if s.Now != nil {
-		now = s.Now
+		return s.Now
 	}
-	log := s.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return time.Now
+}
+
+func (s *Sweeper) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
 	}
-	var errs []error
-	for shard := range s.Store.Shards() {
-		if err := s.sweepShard(ctx, log, shard, now, &rep); err != nil {
-			errs = append(errs, err)
+	return slog.New(slog.DiscardHandler)
+}
+
+// budget is how long a pass may start pages.
+func (s *Sweeper) budget(ctx context.Context) time.Duration {
+	b := s.Budget
+	if b <= 0 {
+		b = DefaultBudget
+	}
+	if d, ok := ctx.Deadline(); ok {
+		b = min(b, time.Until(d)-reserve)
+	}
+	return max(b, 0)
+}
+
+// Sweep makes one pass: it takes the cursor, sweeps pages of the shards
+// from where the cycle stands until the cycle ends or the budget is spent,
+// and releases the cursor where it stopped. A run or page it cannot handle
+// does not stop the pass: the errors are joined and returned at the end.
+func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
+	now, log := s.clock(), s.logger()
+	start := now()
+	budget := s.budget(ctx)
+	shards := s.Store.Shards()
+	stored, lease, err := s.Store.TakeSweepIfFree(ctx, start, start.Add(budget+leaseSlack))
+	if errors.Is(err, store.ErrConflict) {
+		log.InfoContext(ctx, "another sweep holds the cursor; this one does nothing")
+		return Report{Shards: shards, Busy: true}, nil
+	}
+	if err != nil {
+		return Report{Shards: shards}, fmt.Errorf("sweep: %w", err)
+	}
+	cur := resume(stored, shards, start)
+	if len(stored.After) > 0 && len(stored.After) != shards {
+		log.WarnContext(ctx, "the shard count changed; the sweep cycle starts over", "was", len(stored.After), "shards", shards)
+	}
+	r := &passRun{s: s, log: log, lease: lease, start: cur, began: start, rep: Report{Shards: shards}, lastSave: start}
+	r.pass = newPass(cur)
+	batch := s.Batch
+	if batch <= 0 || batch > DefaultBatch {
+		batch = DefaultBatch
+	}
+	r.pass.list = func(ctx context.Context, shard int, after string) ([]string, string, error) {
+		ids, next, err := s.Store.ListActiveRuns(ctx, shard, store.Page{Limit: batch, Cursor: after})
+		if err != nil {
+			return nil, "", fmt.Errorf("sweep shard %d: %w", shard, err)
 		}
-		if ctx.Err() != nil {
-			break
-		}
+		return ids, next, nil
 	}
+	deadline := start.Add(budget)
+	r.pass.timeUp = func() bool { return !now().Before(deadline) }
+	workers := s.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { r.work(ctx) })
+	}
+	wg.Wait()
+	return r.finish(ctx)
+}
+
+// resume returns the cursor a pass starts from: c as stored, or a new
+// cycle's if c was saved for another shard count (IDs hash to other shards
+// then) or never.
+func resume(c store.SweepCursor, shards int, now time.Time) store.SweepCursor {
+	if len(c.After) != shards {
+		c = store.SweepCursor{After: make([]string, shards), Done: make([]bool, shards), Cycles: c.Cycles}
+	}
+	if c.Began.IsZero() {
+		c.Began = now
+	}
+	return c
+}
+
+// conclude returns the cursor a pass leaves, given where its shards stand
+// (c) and whether every shard's lap of the cycle has ended: then a new
+// cycle, from each shard's oldest run, begins with the next pass.
+func conclude(c store.SweepCursor, cycleEnded bool) store.SweepCursor {
+	c.Passes++
+	if !cycleEnded {
+		return c
+	}
+	n := len(c.After)
+	return store.SweepCursor{After: make([]string, n), Done: make([]bool, n), Cycles: c.Cycles + 1}
+}
+
+// passRun is the state of one Sweep while its workers run.
+type passRun struct {
+	s     *Sweeper
+	log   *slog.Logger
+	lease store.SweepLease
+	start store.SweepCursor // the cursor the pass started from
+	began time.Time
+	pass  *pass
+
+	mu       sync.Mutex // guards what follows
+	rep      Report
+	errs     []error
+	lastSave time.Time
+	saving   bool
+}
+
+// work sweeps pages until the pass has none left to start.
+func (r *passRun) work(ctx context.Context) {
+	for {
+		pg, ok := r.pass.next(ctx)
+		if !ok {
+			return
+		}
+		got, swept, err := r.s.sweepPage(ctx, r.log, pg.ids)
+		r.pass.done(pg, swept)
+		r.mu.Lock()
+		r.rep.add(got)
+		if err != nil {
+			r.errs = append(r.errs, err)
+		}
+		r.mu.Unlock()
+		r.save(ctx)
+	}
+}
+
+// progress is the cursor as it stands, with this pass's runs counted. The
+// caller holds r.mu.
+func (r *passRun) progress() store.SweepCursor {
+	c := r.pass.cursor(r.start)
+	c.Runs += r.rep.Runs
+	return c
+}
+
+// save saves the cursor if the last save is saveEvery old and no other
+// worker is saving. A save refused because the lease ended stops the
+// pass: another pass has the cursor.
+func (r *passRun) save(ctx context.Context) {
+	now := r.s.clock()()
+	r.mu.Lock()
+	if r.saving || now.Sub(r.lastSave) < saveEvery {
+		r.mu.Unlock()
+		return
+	}
+	r.saving, r.lastSave = true, now
+	c := r.progress()
+	r.mu.Unlock()
+	err := r.s.Store.SaveSweepIfHeld(ctx, r.lease, c)
+	if errors.Is(err, store.ErrConflict) {
+		r.pass.stop(fmt.Errorf("sweep: the cursor's lease ended and another pass took it: %w", err))
+	} else if err != nil {
+		r.log.WarnContext(ctx, "saving the sweep cursor failed", "error", err)
+	}
+	r.mu.Lock()
+	r.saving = false
+	r.mu.Unlock()
+}
+
+// finish releases the cursor where the pass left it, and reports.
+func (r *passRun) finish(ctx context.Context) (Report, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := r.rep
+	var cycleEnded bool
+	rep.Laps, cycleEnded = r.pass.laps()
+	rep.OutOfTime = r.pass.ranOutOfTime()
+	left := r.progress()
+	rep.Cycle, rep.CycleRuns, rep.CyclePasses = cycleEnded, left.Runs, left.Passes+1
+	if cycleEnded {
+		r.log.InfoContext(ctx, "sweep cycle ended", "cycle_runs", rep.CycleRuns, "cycle_passes", rep.CyclePasses,
+			"cycle_seconds", r.s.clock()().Sub(left.Began).Seconds())
+	}
+	left = conclude(left, cycleEnded)
+	rep.Cycles = left.Cycles
+	errs := append(r.errs, r.pass.err())
+	if err := r.s.Store.ReleaseSweepIfHeld(context.WithoutCancel(ctx), r.lease, left); err != nil {
+		errs = append(errs, fmt.Errorf("sweep: this pass's progress since its last save is lost: %w", err))
+	}
+	rep.Elapsed = r.s.clock()().Sub(r.began)
+	r.log.InfoContext(ctx, "sweep pass", "runs", rep.Runs, "finished", rep.Finished, "requeued", rep.Requeued,
+		"unreadable", rep.Unreadable, "laps", rep.Laps, "shards", rep.Shards,
+		"out_of_time", rep.OutOfTime, "cycle_ended", rep.Cycle, "cycle_runs", rep.CycleRuns, "cycle_passes", rep.CyclePasses,
+		"seconds", rep.Elapsed.Seconds())
 	return rep, errors.Join(errs...)
 }
 
-func (s *Sweeper) sweepShard(ctx context.Context, log *slog.Logger, shard int, now func() time.Time, rep *Report) error {
-	cursor := ""
+// sweepPage reads the runs of one page and acts on what runstate.Sweep
+// decides for each: it ends runs, and re-sends what is stalled (see
+// resend). swept is false when the page could not be read at all; err
+// joins the errors of single runs, which do not stop the page.
+func (s *Sweeper) sweepPage(ctx context.Context, log *slog.Logger, ids []string) (rep Report, swept bool, err error) {
+	now := s.clock()() // before the read: what was stalled then still is
+	reads, err := s.Store.ReadRuns(ctx, ids)
+	if err != nil {
+		return rep, false, fmt.Errorf("sweep: %w", err)
+	}
+	var stalled []stalledRun
 	var errs []error
-	for {
-		ids, next, err := s.Store.ListActiveRuns(ctx, shard, store.Page{Limit: pageSize, Cursor: cursor})
-		if err != nil {
-			return errors.Join(append(errs, err)...)
+	for _, rd := range reads {
+		rep.Runs++
+		switch {
+		case errors.Is(rd.Err, store.ErrNotFound):
+			continue // the index runs ahead of the read
+		case store.IsUnreadable(rd.Err):
+			rep.Unreadable++
+			log.ErrorContext(ctx, "run cannot be read; skipped", "run_id", rd.ID, "error", rd.Err)
+			continue
+		case rd.Err != nil:
+			log.WarnContext(ctx, "sweep of a run failed", "run_id", rd.ID, "error", rd.Err)
+			errs = append(errs, rd.Err)
+			continue
 		}
-		for _, id := range ids {
-			rep.Runs++
-			err := s.sweepRun(ctx, log.With("run_id", id), id, now(), rep)
-			switch {
-			case store.IsUnreadable(err):
-				rep.Unreadable++
-				log.ErrorContext(ctx, "run cannot be read; skipped", "run_id", id, "error", err)
-			case err != nil:
-				log.WarnContext(ctx, "sweep of a run failed", "run_id", id, "error", err)
+		_, plan, err := s.Store.Plan(ctx, rd.Run.WorkflowID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep run %s: %w", rd.ID, err))
+			continue
+		}
+		d := runstate.Sweep(rd.Run, plan, now, s.Grace)
+		switch {
+		case d.End != nil:
+			if err := s.end(ctx, log.With("run_id", rd.ID), *d.End, &rep); err != nil {
 				errs = append(errs, err)
 			}
+		case len(d.Enqueue) > 0:
+			stalled = append(stalled, stalledRun{run: rd.Run, plan: plan, msgs: d.Enqueue})
 		}
-		if next == "" || ctx.Err() != nil {
-			return errors.Join(errs...)
-		}
-		cursor = next
 	}
+	if len(stalled) > 0 {
+		if err := s.resend(ctx, log, stalled, now, &rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return rep, true, errors.Join(errs...)
 }
 
-func (s *Sweeper) sweepRun(ctx context.Context, log *slog.Logger, id string, now time.Time, rep *Report) error {
-	r, _, err := s.Store.ReadRun(ctx, id, false)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // the index runs ahead of the read
-	}
-	if err != nil {
+func (s *Sweeper) end(ctx context.Context, log *slog.Logger, e runstate.End, rep *Report) error {
+	switch err := s.Store.EndRunIfRunning(ctx, e); {
+	case errors.Is(err, store.ErrConflict):
+		// Someone else ended or retried it since the read.
+	case err != nil:
+		log.WarnContext(ctx, "sweep of a run failed", "error", err)
 		return err
-	}
-	_, plan, err := s.Store.Plan(ctx, r.WorkflowID)
-	if err != nil {
-		return fmt.Errorf("sweep run %s: %w", id, err)
-	}
-	d := runstate.Sweep(r, plan, now, s.Grace)
-	if d.End != nil {
-		switch err := s.Store.EndRunIfRunning(ctx, *d.End); {
-		case errors.Is(err, store.ErrConflict):
-			// Someone else ended or retried it since the read.
-		case err != nil:
-			return err
-		default:
-			rep.Finished++
-			if d.End.To == status.RunCompleted {
-				log.InfoContext(ctx, "sweeper ended a completed run")
-			} else {
-				log.ErrorContext(ctx, "sweeper failed a run in which no step could make progress")
-			}
+	default:
+		rep.Finished++
+		if e.To == status.RunCompleted {
+			log.InfoContext(ctx, "sweeper ended a completed run")
+		} else {
+			log.ErrorContext(ctx, "sweeper failed a run in which no step could make progress")
 		}
-		return nil
 	}
-	if len(d.Enqueue) == 0 {
-		return nil
-	}
-	msgs := make([]queue.Message, len(d.Enqueue))
-	for i, m := range d.Enqueue {
-		msgs[i] = queue.For(r, m.Step, m.Attempt, now)
-		log.InfoContext(ctx, "sweeper re-sent a step's message", "step_id", plan[m.Step].ID, "attempt", m.Attempt)
+	return nil
+}
+
+// stalledRun is a run with steps runstate.Sweep would send messages for.
+type stalledRun struct {
+	run  runstate.State
+	plan workflow.Plan
+	msgs []runstate.Message
+}
+
+// resend sends the messages of the stalled runs of one page, together.
+func (s *Sweeper) resend(ctx context.Context, log *slog.Logger, stalled []stalledRun, now time.Time, rep *Report) error {
+	var msgs []queue.Message
+	plans := make(map[string]workflow.Plan, len(stalled))
+	for _, st := range stalled {
+		plans[st.run.ID] = st.plan
+		for _, m := range st.msgs {
+			msgs = append(msgs, queue.For(st.run, m.Step, m.Attempt, now))
+		}
 	}
 	if err := s.Queue.Send(ctx, msgs); err != nil {
-		return fmt.Errorf("sweep run %s: %w", id, err)
+		return fmt.Errorf("sweep: send %d messages: %w", len(msgs), err)
 	}
 	rep.Requeued += len(msgs)
+	for _, m := range msgs {
+		log.InfoContext(ctx, "sweeper re-sent a step's message", "run_id", m.RunID, "step_id", plans[m.RunID][m.StepIndex].ID, "attempt", m.Attempt)
+	}
 	return nil
 }

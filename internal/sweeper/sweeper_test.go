@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +41,8 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{t: t, store: testenv.Store(t), sqs: testenv.SQS(t), now: t0}
+	b := &bundle{t: t, sqs: testenv.SQS(t), now: t0}
+	b.store = testenv.Store(t, store.WithClock(func() time.Time { return b.now }))
 	b.url = testenv.Queue(t, b.sqs, queue.Settings{VisibilityTimeout: 30 * time.Second}).URL
 	b.sw = &sweeper.Sweeper{Store: b.store, Queue: &queue.SQS{Client: b.sqs, URL: b.url}, Grace: time.Minute,
 		Now: func() time.Time { return b.now }}
@@ -289,9 +292,175 @@ type failingReads struct {
 	bad string
 }
 
-func (f *failingReads) ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error) {
-	if id == f.bad {
-		return runstate.State{}, nil, errUnreadable
+func (f *failingReads) ReadRuns(ctx context.Context, ids []string) ([]store.RunRead, error) {
+	reads, err := f.Store.ReadRuns(ctx, ids)
+	for i := range reads {
+		if reads[i].ID == f.bad {
+			reads[i].Run, reads[i].Err = runstate.State{}, errUnreadable
+		}
 	}
-	return f.Store.ReadRun(ctx, id, consistent)
+	return reads, err
+}
+
+// TestSweepLeavesTheCursorToThePassHoldingIt: a pass that finds another
+// holding the cursor does nothing; once that pass's lease has ended (it
+// died), the next pass sweeps.
+func TestSweepLeavesTheCursorToThePassHoldingIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.run("a")
+	if _, _, err := b.store.TakeSweepIfFree(context.Background(), t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	b.now = t0.Add(59 * time.Second)
+	if rep := b.sweep(); !rep.Busy || rep.Runs != 0 {
+		t.Fatalf("sweep while another holds the cursor: %+v", rep)
+	}
+	b.now = t0.Add(time.Minute)
+	if rep := b.sweep(); rep.Busy || rep.Runs != 1 || !rep.Cycle {
+		t.Fatalf("sweep after the holder's lease ended: %+v", rep)
+	}
+}
+
+// vclock is a virtual clock: the sweeper reads it, the test and the
+// timed store move it.
+type vclock struct{ ns atomic.Int64 }
+
+func (c *vclock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *vclock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func (c *vclock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// timedStore makes sweeping cost virtual time: reading n runs takes
+// n·perRun/workers, as for workers sweeping at once, each perRun a run.
+// It records when each run was visited (read).
+type timedStore struct {
+	*store.Store
+	clock   *vclock
+	perRun  time.Duration
+	workers int
+
+	mu     sync.Mutex
+	visits map[string][]time.Time
+}
+
+func (s *timedStore) ReadRuns(ctx context.Context, ids []string) ([]store.RunRead, error) {
+	at := s.clock.Now()
+	s.mu.Lock()
+	for _, id := range ids {
+		s.visits[id] = append(s.visits[id], at)
+	}
+	s.mu.Unlock()
+	s.clock.advance(time.Duration(len(ids)) * s.perRun / time.Duration(s.workers))
+	return s.Store.ReadRuns(ctx, ids)
+}
+
+// nothingSent is a queue the test expects no message on.
+type nothingSent struct{ t *testing.T }
+
+func (q nothingSent) Send(_ context.Context, msgs []queue.Message) error {
+	q.t.Errorf("sent %d messages", len(msgs))
+	return nil
+}
+
+// TestSweepVisitsEveryRunWithinTheBound: with more active runs than one
+// pass covers, passes every P resume from the stored cursor, each stops
+// within its budget, every run is visited once per cycle, and no run goes
+// longer than Bound between visits (nor from the start to its first).
+func TestSweepVisitsEveryRunWithinTheBound(t *testing.T) {
+	t.Parallel()
+	const (
+		active = 90
+		shards = 3
+		batch  = 5
+		perRun = time.Second
+		budget = 20 * time.Second
+		period = time.Minute
+	)
+	db := testenv.DynamoDB(t)
+	st := store.New(db, testenv.Table(t, db), store.WithShards(shards))
+	ctx := context.Background()
+	def := workflow.Definition{Name: "w", Steps: []workflow.Step{{ID: "a", Type: "task", DependsOn: []string{}}}}
+	w := wire.Workflow{ID: ids.New("wf"), Name: "w", Definition: def, CreatedAt: t0}
+	if err := st.CreateWorkflowIfAbsent(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := workflow.NewPlan(def)
+	var runs []string
+	for range active {
+		r := runstate.New(ids.New("run"), w.ID, w.Name, "", p, t0)
+		if err := st.CreateRunIfAbsent(ctx, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r.ID)
+	}
+	for _, workers := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) {
+			// The cases share the runs; each starts a cycle of its own.
+			start := t0.Add(time.Duration(workers) * time.Hour)
+			if c, l, err := st.TakeSweepIfFree(ctx, start, start); err != nil {
+				t.Fatal(err)
+			} else if err := st.ReleaseSweepIfHeld(ctx, l, store.SweepCursor{Cycles: c.Cycles}); err != nil {
+				t.Fatal(err)
+			}
+			clock := &vclock{}
+			ts := &timedStore{Store: st, clock: clock, perRun: perRun, workers: workers, visits: map[string][]time.Time{}}
+			sw := &sweeper.Sweeper{Store: ts, Queue: nothingSent{t}, Grace: 24 * time.Hour,
+				Workers: workers, Budget: budget, Batch: batch, Now: clock.Now}
+			bound := sweeper.Bound(active, workers, batch, perRun, budget, period)
+			perPass := workers * int(budget/perRun)
+			cyclePasses := (active + perPass - 1) / perPass
+			if cyclePasses < 2 {
+				t.Fatalf("one pass covers all %d runs: the test tests nothing", active)
+			}
+			passes := 3*cyclePasses + 1
+			var end time.Time
+			cycles, cycleRuns := 0, 0
+			for j := range passes {
+				at := start.Add(time.Duration(j) * period)
+				clock.set(at)
+				rep, err := sw.Sweep(ctx)
+				if err != nil || rep.Busy {
+					t.Fatalf("pass %d: %+v, %v", j, rep, err)
+				}
+				end = clock.Now()
+				if took := end.Sub(at); took > budget+batch*perRun {
+					t.Errorf("pass %d took %v: past its budget (%v) and the page under way", j, took, budget)
+				}
+				if !rep.Cycle && rep.Runs < perPass {
+					t.Errorf("pass %d swept %d runs and did not end a cycle: fewer than W·⌊B/t⌋ = %d", j, rep.Runs, perPass)
+				}
+				if j == 0 && rep.Cycle {
+					t.Errorf("the first pass ended a cycle: %+v", rep)
+				}
+				if rep.Cycle {
+					cycles++
+					cycleRuns = rep.CycleRuns
+					if rep.CyclePasses > cyclePasses {
+						t.Errorf("a cycle took %d passes, more than L = %d", rep.CyclePasses, cyclePasses)
+					}
+				}
+			}
+			if cycles < 2 || cycleRuns != active {
+				t.Fatalf("%d cycles ended, the last over %d runs; want at least 2, over %d", cycles, cycleRuns, active)
+			}
+			var longest time.Duration
+			for _, id := range runs {
+				v := ts.visits[id]
+				if len(v) < cycles || len(v) > cycles+1 {
+					t.Errorf("run %s visited %d times in %d cycles", id, len(v), cycles)
+				}
+				gaps := []time.Duration{v[0].Sub(start), end.Sub(v[len(v)-1])}
+				for i := 1; i < len(v); i++ {
+					gaps = append(gaps, v[i].Sub(v[i-1]))
+				}
+				for _, g := range gaps {
+					longest = max(longest, g)
+				}
+			}
+			t.Logf("%d runs, %d workers: %d passes a cycle; longest gap between visits %v, bound %v", active, workers, cyclePasses, longest, bound)
+			if longest > bound {
+				t.Errorf("a run went %v between visits: more than the bound %v", longest, bound)
+			}
+		})
+	}
 }
