@@ -33,8 +33,21 @@
 // the end of the next; when passes cover about the same each time it is
 // about L·P.
 //
+// # Re-sends back off
+//
+// Under a queue backlog a step's message is still queued when the sweeper
+// next sees the step stalled. So the sweeper keeps a mark per run of the
+// re-sends it made for each step state (the generation and the slot), and
+// re-sends for the same state only after Resend.Wait of the last: Grace,
+// then doubling, up to Resend.Max. Anything that happens to the step (a
+// claim, a takeover, a failed attempt, a retry) is a new state, whose first
+// re-send is not held back. The mark is written, on the condition that it
+// is unchanged since read, before the messages are sent: two sweepers never
+// both re-send for one state, and a send that fails is tried again one wait
+// later.
+//
 // It never writes a step's state; its writes end runs, conditioned on the
-// generation it read, and replace its own cursor conditionally,
+// generation it read, and replace its own cursor and marks conditionally,
 // so it is safe to run concurrently with runners, with the API's cancel and
 // retry, and with itself. At worst a step gets a duplicate message, which
 // runners drop.

@@ -35,6 +35,16 @@ type Runs interface {
 	EndRunIfRunning(ctx context.Context, e runstate.End) error
 }
 
+// Marks stores the sweeper's record of its re-sends (see Backoff).
+type Marks interface {
+	// ReadResendMarks reads the marks of the runs named, eventually
+	// consistently.
+	ReadResendMarks(ctx context.Context, runIDs []string) (map[string]store.ResendMarks, error)
+	// ReplaceResendMarksIfUnchanged returns store.ErrConflict if another
+	// sweeper wrote the run's marks since read.
+	ReplaceResendMarksIfUnchanged(ctx context.Context, runID string, read store.ResendMarks, steps map[int]store.ResendMark, expires time.Time) error
+}
+
 // Cursor stores where the sweep cycle stands, leased to one pass at a
 // time.
 type Cursor interface {
@@ -50,6 +60,7 @@ type Cursor interface {
 // Store is what the sweeper needs from storage.
 type Store interface {
 	Runs
+	Marks
 	Cursor
 }
 
@@ -91,6 +102,10 @@ type Sweeper struct {
 	// sweeper sends another. Set it above the time a message normally takes
 	// to arrive (queue delay plus the runner's poll).
 	Grace time.Duration
+	// Resend spaces re-sends for a step that stays stalled. Zero fields
+	// take First = Grace and Max = DefaultResendMax; a zero Grace with a
+	// zero First re-sends on every pass.
+	Resend Backoff
 	// Workers is how many pages are swept at once (DefaultWorkers).
 	Workers int
 	// Budget is how long a pass starts new pages (DefaultBudget); it
@@ -109,6 +124,10 @@ type Report struct {
 	// Unreadable counts runs whose items could not be decoded: each is
 	// logged and skipped, and the sweep goes on.
 	Unreadable int
+	// Deferred counts re-sends held back because one for the same step
+	// state was sent less than a Backoff wait ago (it may still be
+	// queued).
+	Deferred int
 	// Busy: another pass held the cursor, and this one did nothing.
 	Busy bool
 	// Shards is the number of by_active shards; Laps counts those this
@@ -132,6 +151,7 @@ func (r *Report) add(o Report) {
 	r.Finished += o.Finished
 	r.Requeued += o.Requeued
 	r.Unreadable += o.Unreadable
+	r.Deferred += o.Deferred
 }
 
 func (s *Sweeper) clock() func() time.Time {
@@ -146,6 +166,18 @@ func (s *Sweeper) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+func (s *Sweeper) backoff() Backoff {
+	b := s.Resend
+	if b.First <= 0 {
+		b.First = s.Grace
+	}
+	if b.Max <= 0 {
+		b.Max = DefaultResendMax
+	}
+	b.Max = max(b.Max, b.First)
+	return b
 }
 
 // budget is how long a pass may start pages.
@@ -322,7 +354,7 @@ func (r *passRun) finish(ctx context.Context) (Report, error) {
 	}
 	rep.Elapsed = r.s.clock()().Sub(r.began)
 	r.log.InfoContext(ctx, "sweep pass", "runs", rep.Runs, "finished", rep.Finished, "requeued", rep.Requeued,
-		"unreadable", rep.Unreadable, "laps", rep.Laps, "shards", rep.Shards,
+		"deferred", rep.Deferred, "unreadable", rep.Unreadable, "laps", rep.Laps, "shards", rep.Shards,
 		"out_of_time", rep.OutOfTime, "cycle_ended", rep.Cycle, "cycle_runs", rep.CycleRuns, "cycle_passes", rep.CyclePasses,
 		"seconds", rep.Elapsed.Seconds())
 	return rep, errors.Join(errs...)
@@ -402,22 +434,77 @@ type stalledRun struct {
 	msgs []runstate.Message
 }
 
-// resend sends the messages of the stalled runs of one page, together.
+// resend sends the messages of the stalled runs of one page that are due
+// (see Backoff.resends): it reads the runs' marks, replaces each mark that
+// has a re-send due (a run whose mark another sweeper replaced since is
+// left to it), then sends the messages of all the runs together.
 func (s *Sweeper) resend(ctx context.Context, log *slog.Logger, stalled []stalledRun, now time.Time, rep *Report) error {
+	b := s.backoff()
+	if b.First <= 0 {
+		// No wait between re-sends: marks would change nothing.
+		var msgs []queue.Message
+		for _, st := range stalled {
+			for _, m := range st.msgs {
+				msgs = append(msgs, queue.For(st.run, m.Step, m.Attempt, now))
+			}
+		}
+		return s.send(ctx, log, stalled, msgs, nil, rep)
+	}
+	ids := make([]string, len(stalled))
+	for i, st := range stalled {
+		ids[i] = st.run.ID
+	}
+	marks, err := s.Store.ReadResendMarks(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	var errs []error
 	var msgs []queue.Message
-	plans := make(map[string]workflow.Plan, len(stalled))
+	sends := map[string]map[int]store.ResendMark{}
 	for _, st := range stalled {
-		plans[st.run.ID] = st.plan
-		for _, m := range st.msgs {
+		read := marks[st.run.ID]
+		due, next, held := b.resends(st.run, st.msgs, read.Steps, now)
+		rep.Deferred += held
+		if len(due) == 0 {
+			continue
+		}
+		switch err := s.Store.ReplaceResendMarksIfUnchanged(ctx, st.run.ID, read, next, now.Add(b.keep())); {
+		case errors.Is(err, store.ErrConflict):
+			continue // another sweeper re-sent them
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		}
+		for _, m := range due {
 			msgs = append(msgs, queue.For(st.run, m.Step, m.Attempt, now))
 		}
+		sends[st.run.ID] = next
+	}
+	if err := s.send(ctx, log, stalled, msgs, sends, rep); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// send sends msgs and logs each; marks, if set, are the marks written.
+func (s *Sweeper) send(ctx context.Context, log *slog.Logger, stalled []stalledRun, msgs []queue.Message, marks map[string]map[int]store.ResendMark, rep *Report) error {
+	if len(msgs) == 0 {
+		return nil
 	}
 	if err := s.Queue.Send(ctx, msgs); err != nil {
 		return fmt.Errorf("sweep: send %d messages: %w", len(msgs), err)
 	}
 	rep.Requeued += len(msgs)
+	plans := make(map[string]workflow.Plan, len(stalled))
+	for _, st := range stalled {
+		plans[st.run.ID] = st.plan
+	}
 	for _, m := range msgs {
-		log.InfoContext(ctx, "sweeper re-sent a step's message", "run_id", m.RunID, "step_id", plans[m.RunID][m.StepIndex].ID, "attempt", m.Attempt)
+		attrs := []any{"run_id", m.RunID, "step_id", plans[m.RunID][m.StepIndex].ID, "attempt", m.Attempt}
+		if mk, ok := marks[m.RunID][m.StepIndex]; ok {
+			attrs = append(attrs, "sends", mk.Sends)
+		}
+		log.InfoContext(ctx, "sweeper re-sent a step's message", attrs...)
 	}
 	return nil
 }

@@ -209,10 +209,11 @@ func TestSweepResendsWhatIsStalled(t *testing.T) {
 	if got := b.sent(); fmt.Sprint(got) != "[1/0 3/0]" {
 		t.Fatalf("re-sent %v, want b's and d's messages", got)
 	}
-	// A fresh run within the grace period is left alone.
+	// A fresh run within the grace period is left alone, and so are the
+	// two steps just re-sent (their messages may still be queued).
 	b.run("x")
-	if rep := b.sweep(); rep.Requeued != 2 {
-		t.Fatalf("the new run was swept within its grace period: %+v", rep)
+	if rep := b.sweep(); rep.Requeued != 0 || rep.Deferred != 2 {
+		t.Fatalf("the new run was swept within its grace period, or a message re-sent again at once: %+v", rep)
 	}
 }
 
@@ -300,6 +301,49 @@ func (f *failingReads) ReadRuns(ctx context.Context, ids []string) ([]store.RunR
 		}
 	}
 	return reads, err
+}
+
+// TestSweepHoldsBackResendsOfAStepThatDidNotMove: under a queue backlog
+// the message the sweeper sent is still queued at its next pass, so while
+// the step stays as it was, re-sends wait Grace, then twice that, and so
+// on; a step that moved (claimed, then its runner died) is re-sent at once.
+func TestSweepHoldsBackResendsOfAStepThatDidNotMove(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r, p := b.run("a")
+	for _, tt := range []struct {
+		at             time.Duration
+		sent, deferred int
+	}{
+		{30 * time.Second, 0, 0},  // within the grace period
+		{2 * time.Minute, 1, 0},   // stalled: the first re-send
+		{150 * time.Second, 0, 1}, // still queued, maybe: held back
+		{3 * time.Minute, 1, 0},   // a wait (Grace) later
+		{270 * time.Second, 0, 1}, // the next wait is twice as long
+		{5 * time.Minute, 1, 0},
+	} {
+		b.now = t0.Add(tt.at)
+		rep := b.sweep()
+		if rep.Requeued != tt.sent || rep.Deferred != tt.deferred {
+			t.Fatalf("at %v: sweep %+v, want %d sent and %d held back", tt.at, rep, tt.sent, tt.deferred)
+		}
+		if got := b.sent(); len(got) != tt.sent {
+			t.Fatalf("at %v: %v in the queue", tt.at, got)
+		}
+	}
+	// A runner takes the step and dies: its lease ends, and the step is
+	// re-sent at once, though the last re-send for it was just now.
+	c, _ := runstate.NewClaim(r, p, []int{0}, runstate.LeaseTerms{Token: "tok", Margin: 10 * time.Second}, b.now)
+	if err := b.store.ClaimIfLive(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	b.now = b.now.Add(20 * time.Second)
+	if rep := b.sweep(); rep.Requeued != 1 || rep.Deferred != 0 {
+		t.Fatalf("after the lease ended: %+v", rep)
+	}
+	if got := b.sent(); fmt.Sprint(got) != "[0/0]" {
+		t.Fatalf("sent %v", got)
+	}
 }
 
 // TestSweepLeavesTheCursorToThePassHoldingIt: a pass that finds another
