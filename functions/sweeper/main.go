@@ -1,6 +1,9 @@
 // Command sweeper is the sweeper Lambda, run by an EventBridge schedule.
 // Configuration: STEPFLOW_TABLE, STEPFLOW_QUEUE_URL (required),
-// STEPFLOW_SWEEP_GRACE (a Go duration, default 1m).
+// STEPFLOW_SWEEP_GRACE (a Go duration, default 1m), STEPFLOW_SWEEP_WORKERS
+// (default 8), STEPFLOW_SWEEP_BUDGET (a Go duration, default 45s; a pass
+// also stops 10 s before the function's timeout), and the store's
+// STEPFLOW_INDEX_SHARDS and STEPFLOW_RETENTION_DAYS (see store.EnvOptions).
 package main
 
 import (
@@ -24,7 +27,10 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_QUEUE_URL")
 	grace, errGrace := envconfig.Duration("STEPFLOW_SWEEP_GRACE", time.Minute)
-	if err := errors.Join(errEnv, errGrace); err != nil {
+	workers, errWorkers := envconfig.Int("STEPFLOW_SWEEP_WORKERS", sweeper.DefaultWorkers)
+	budget, errBudget := envconfig.Duration("STEPFLOW_SWEEP_BUDGET", sweeper.DefaultBudget)
+	storeOpts, errStore := store.EnvOptions()
+	if err := errors.Join(errEnv, errGrace, errWorkers, errBudget, errStore); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
@@ -34,10 +40,12 @@ func main() {
 		os.Exit(1)
 	}
 	sw := &sweeper.Sweeper{
-		Store:  store.New(awsclient.DynamoDB(cfg, ""), env[0]),
-		Queue:  &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]},
-		Grace:  grace,
-		Logger: log,
+		Store:   store.New(awsclient.DynamoDB(cfg, ""), env[0], storeOpts...),
+		Queue:   &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]},
+		Grace:   grace,
+		Workers: workers,
+		Budget:  budget,
+		Logger:  log,
 	}
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) (sweeper.Report, error) {
 		return sw.Sweep(ctx)
