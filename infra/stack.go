@@ -77,6 +77,17 @@ var (
 	// stalled steps.
 	sweeperTableActions = []string{"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"}
 	sweeperQueueActions = []string{"sqs:SendMessage"}
+	// The API: reads of one item, the callback key and lost answers read
+	// back (GetItem), run details and outputs (BatchGetItem), lists,
+	// histories and run data (Query, on the table and its indexes), new
+	// workflows, run items and the callback key (PutItem), new orders (a
+	// transaction of Put items), per-caller counters and the end or retry
+	// of a one-item run (UpdateItem), larger ends and retries (a
+	// transaction of Update and Put items), a decision (CommitIfHeld: Put,
+	// Update and Delete items), and the undo of a run creation that lost
+	// to another run (DeleteItem). No Scan, no BatchWriteItem, no
+	// ConditionCheck item (only the runner reserves orders).
+	apiTableActions = []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 	// The token table: the authorizer and the API only read a token
 	// (GetToken); only the token CLI, with an administrator's own
 	// credentials, writes: create (PutItem), revoke (UpdateItem), list
@@ -206,7 +217,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	// lists above). The API owns workflows, runs, orders and the per-caller
 	// rate counters in the main table; nothing but the token CLI writes
 	// the token table.
-	table.GrantReadWriteData(apiFn)
+	table.Grant(apiFn, *jsii.Strings(apiTableActions...)...)
 	tokens.Grant(apiFn, *jsii.Strings(tokenReadActions...)...)
 	queue.GrantSendMessages(apiFn)
 	dlq.GrantConsumeMessages(apiFn)
