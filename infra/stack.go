@@ -108,6 +108,31 @@ const (
 	httpAllowMaxLength = 1024
 )
 
+// The limits' defaults, for a team's first deployment in an account with
+// AWS's default quotas; each is a stack parameter (see limitParameters).
+const (
+	// 100 of the account's default 1,000 concurrent Lambda executions per
+	// region: batches of 10 run concurrently, so up to 1,000 steps in
+	// flight (20 allowed 200), and 900 executions stay for the API, the
+	// authorizer, the sweeper and the account's other functions. Lambda
+	// adds up to 300 pollers a minute, so a backlog reaches 100 within a
+	// minute. The event source takes 2 to 1,000.
+	defaultStepRunnerConcurrency = 100
+	// 500 requests/s, burst 1,000: 5% of the account's default 10,000
+	// requests/s and 20% of its 5,000 burst, shared by every API of the
+	// account in the region, so one runaway client cannot take the
+	// account's quota; at ~50 ms a request the API needs ~25 concurrent
+	// executions for it.
+	defaultAPIRate  = 500
+	defaultAPIBurst = 1000
+	// 600 run starts (or retries) a minute per caller: 10 a second, a
+	// service starting a run per order at a busy shop's pace; one caller
+	// at the cap writes its counter item 10 times a second (a partition
+	// takes ~1,000), and takes 2% of the ~500 starts a second at which
+	// the shared by_active index key saturates.
+	defaultRunsPerMinute = 600
+)
+
 // NewStepflowStack defines Stepflow on AWS: the DynamoDB table and the
 // token table, the work queue and its DLQ, five Lambdas, an HTTP API and
 // the dashboard on S3 behind CloudFront.
@@ -147,6 +172,8 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
 
+	limits := newLimitParameters(stack)
+
 	tableEnv := map[string]*string{
 		"STEPFLOW_TABLE":     table.TableName(),
 		"STEPFLOW_QUEUE_URL": queue.QueueUrl(),
@@ -184,7 +211,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	apiFn := fn("api", deploy.APIMemoryMB, 15, tableEnv, map[string]*string{
 		"STEPFLOW_TOKEN_TABLE":     tokens.TableName(),
 		"STEPFLOW_DLQ_URL":         dlq.QueueUrl(),
-		"STEPFLOW_RUNS_PER_MINUTE": jsii.String("60"),
+		"STEPFLOW_RUNS_PER_MINUTE": limits.runsPerMinute.ValueAsString(),
 	})
 	authFn := fn("authorizer", 128, 10, map[string]*string{"STEPFLOW_TOKEN_TABLE": tokens.TableName()})
 	// What http steps may call: public hosts always, private ones (and
@@ -263,7 +290,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 
 	runner.AddEventSource(awslambdaeventsources.NewSqsEventSource(queue, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(10),
-		MaxConcurrency:          jsii.Number(20),
+		MaxConcurrency:          limits.stepRunnerConcurrency.ValueAsNumber(),
 		ReportBatchItemFailures: jsii.Bool(true),
 	}))
 	awsevents.NewRule(stack, jsii.String("SweepEveryMinute"), &awsevents.RuleProps{
@@ -319,7 +346,10 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		HttpApi:    httpAPI,
 		StageName:  jsii.String("$default"),
 		AutoDeploy: jsii.Bool(true),
-		Throttle:   &awsapigatewayv2.ThrottleSettings{RateLimit: jsii.Number(50), BurstLimit: jsii.Number(100)},
+		Throttle: &awsapigatewayv2.ThrottleSettings{
+			RateLimit:  limits.apiRate.ValueAsNumber(),
+			BurstLimit: limits.apiBurst.ValueAsNumber(),
+		},
 	})
 	// Access logs without the Authorization header or any body.
 	stage.Node().DefaultChild().(awsapigatewayv2.CfnStage).SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
@@ -408,6 +438,45 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	out("TokenTableName", tokens.TableName())
 	out("TokenAdminPolicyArn", tokenAdmin.ManagedPolicyArn())
 	return stack
+}
+
+// limitParameters are the stack's capacity settings, changed with an
+// update of the stack (cdk deploy --parameters Name=value), not a new
+// build. The bounds are what the services accept.
+type limitParameters struct {
+	stepRunnerConcurrency, apiRate, apiBurst, runsPerMinute awscdk.CfnParameter
+}
+
+func newLimitParameters(stack awscdk.Stack) limitParameters {
+	number := func(name, description string, def, min, max float64) awscdk.CfnParameter {
+		return awscdk.NewCfnParameter(stack, jsii.String(name), &awscdk.CfnParameterProps{
+			Type:                  jsii.String("Number"),
+			Description:           jsii.String(description),
+			Default:               jsii.Number(def),
+			MinValue:              jsii.Number(min),
+			MaxValue:              jsii.Number(max),
+			ConstraintDescription: jsii.String(fmt.Sprintf("a whole number from %g to %g", min, max)),
+		})
+	}
+	return limitParameters{
+		// Maximum concurrency of an SQS event source: 2 to 1,000.
+		stepRunnerConcurrency: number("StepRunnerMaxConcurrency",
+			"Most step runner invocations at once (each runs a batch of up to 10 steps). Keep it under the account's Lambda concurrency quota.",
+			defaultStepRunnerConcurrency, 2, 1000),
+		// Up to the account's default regional quota (10,000 requests/s,
+		// burst 5,000); raise both bounds with a quota increase.
+		apiRate: number("ApiThrottleRate",
+			"Requests per second the API stage admits, all callers together (then 429).",
+			defaultAPIRate, 1, 10000),
+		apiBurst: number("ApiThrottleBurst",
+			"Requests the API stage admits at once above its rate.",
+			defaultAPIBurst, 1, 5000),
+		// The API wants a positive count; one counter item per caller and
+		// minute takes every start, and a partition ~1,000 writes a second.
+		runsPerMinute: number("RunsPerMinutePerCaller",
+			"Runs each API token may start or retry per minute (then 429 with Retry-After).",
+			defaultRunsPerMinute, 1, 60000),
+	}
 }
 
 // exampleSources ships the example workflows under examples/, with the

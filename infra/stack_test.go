@@ -141,7 +141,7 @@ func TestResources(t *testing.T) {
 	check(t, "step runner event source", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), like(map[string]any{
 			"BatchSize": 10, "FunctionResponseTypes": []any{"ReportBatchItemFailures"},
-			"ScalingConfig": map[string]any{"MaximumConcurrency": 20},
+			"ScalingConfig": map[string]any{"MaximumConcurrency": map[string]any{"Ref": "StepRunnerMaxConcurrency"}},
 		}))
 	})
 	check(t, "sweeper schedule", func() {
@@ -179,8 +179,11 @@ func TestResources(t *testing.T) {
 	}
 	check(t, "API throttling", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
-			"StageName":            "$default",
-			"DefaultRouteSettings": like(map[string]any{"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}),
+			"StageName": "$default",
+			"DefaultRouteSettings": like(map[string]any{
+				"ThrottlingRateLimit":  map[string]any{"Ref": "ApiThrottleRate"},
+				"ThrottlingBurstLimit": map[string]any{"Ref": "ApiThrottleBurst"},
+			}),
 		}))
 	})
 	check(t, "private, encrypted dashboard bucket", func() {
@@ -206,6 +209,35 @@ func TestResources(t *testing.T) {
 	})
 	if _, ok := functionEnv(t, raw, "steprunner")["STEPFLOW_QUEUE_VISIBILITY"]; !ok {
 		t.Error("the step runner is not told the queue's visibility timeout")
+	}
+	// The limits: stack parameters with the defaults a first deployment
+	// starts from (reasons in stack.go), bounded by what the services
+	// accept.
+	for _, p := range []struct {
+		name          string
+		def, min, max int
+	}{
+		{"StepRunnerMaxConcurrency", 100, 2, 1000},
+		{"ApiThrottleRate", 500, 1, 10000},
+		{"ApiThrottleBurst", 1000, 1, 5000},
+		{"RunsPerMinutePerCaller", 600, 1, 60000},
+	} {
+		check(t, "parameter "+p.name, func() {
+			tpl.HasParameter(jsii.String(p.name), like(map[string]any{
+				"Type": "Number", "Default": p.def, "MinValue": p.min, "MaxValue": p.max,
+			}))
+		})
+	}
+	if got, _ := json.Marshal(apiEnv["STEPFLOW_RUNS_PER_MINUTE"]); string(got) != `{"Ref":"RunsPerMinutePerCaller"}` {
+		t.Errorf("STEPFLOW_RUNS_PER_MINUTE = %s, want the RunsPerMinutePerCaller parameter", got)
+	}
+	if params := raw["Parameters"].(map[string]any); len(params) != 6 {
+		// The five above and CDK's BootstrapVersion.
+		var names []string
+		for n := range params {
+			names = append(names, n)
+		}
+		t.Errorf("parameters %v, want HttpAllowList, the four limits and BootstrapVersion", names)
 	}
 	check(t, "parameter HttpAllowList, empty by default", func() {
 		tpl.HasParameter(jsii.String("HttpAllowList"), like(map[string]any{
