@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3deployment"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/customresources"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -97,6 +98,9 @@ var (
 	// The step runner resolves {{secrets.NAME}} with GetParameter
 	// (internal/secrets.SSM), on the stack's secrets path only.
 	runnerSecretActions = []string{"ssm:GetParameter"}
+	// The deploy-time call that sets the API's CORS configuration
+	// (apiCORS): UpdateApi on this stack's API alone.
+	apiCORSActions = []string{"apigateway:PATCH"}
 )
 
 // The HttpAllowList parameter: CloudFormation admits the characters of
@@ -299,9 +303,10 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	})
 
 	// Every route requires a token checked by the authorizer except
-	// GET /healthz, CORS preflights (browsers send no credentials with
-	// them; the API Lambda answers them for the dashboard's origin only)
-	// and POST /callbacks/{token} (its path holds its credential).
+	// GET /healthz and POST /callbacks/{token} (its path holds its
+	// credential). No route takes OPTIONS: API Gateway answers CORS
+	// preflights itself (see apiCORS), so an unauthenticated request
+	// reaches the API Lambda on those two routes alone.
 	// The authorizer authenticates only, so its answer depends on the
 	// Authorization header alone, the cache key: results are cached for
 	// 30 s, so a revoked token works at most 30 s more at the gateway; the
@@ -312,14 +317,22 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		ResultsCacheTtl: awscdk.Duration_Seconds(jsii.Number(30)),
 		IdentitySource:  jsii.Strings("$request.header.Authorization"),
 	})
-	// No API Gateway CORS configuration: it would name the dashboard's
-	// CloudFront domain, while the dashboard's CSP names the API's
-	// endpoint, a dependency cycle. The API Lambda does CORS itself
-	// (STEPFLOW_CORS_ORIGINS).
+	// No $default route: it catches every method, OPTIONS too, so
+	// preflights (which carry no credentials) would meet the authorizer
+	// and fail; AWS's answer is an unauthenticated OPTIONS /{proxy+}
+	// route to an integration, which is what this stack no longer has.
+	// A route without an authorizer must say so (NewHttpNoneAuthorizer).
 	httpAPI := awsapigatewayv2.NewHttpApi(stack, jsii.String("API"), &awsapigatewayv2.HttpApiProps{
-		DefaultIntegration: integration,
 		DefaultAuthorizer:  authorizer,
 		CreateDefaultStage: jsii.Bool(false),
+	})
+	// The methods of the API's routes (internal/api), on every path; a
+	// route with another method needs it added here.
+	httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+		Path:        jsii.String("/{proxy+}"),
+		Methods:     &apiMethods,
+		Integration: integration,
+		Authorizer:  authorizer,
 	})
 	open := func(path string, method awsapigatewayv2.HttpMethod, why string) {
 		for _, r := range *httpAPI.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
@@ -332,7 +345,6 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		}
 	}
 	open("/healthz", awsapigatewayv2.HttpMethod_GET, "The health check answers {\"status\":\"ok\"} and reads nothing.")
-	open("/{proxy+}", awsapigatewayv2.HttpMethod_OPTIONS, "CORS preflights carry no credentials by design; the API Lambda answers them and nothing else without a token.")
 	// A waiting step's callback URL is a capability: the token in its
 	// path is the credential, checked by the API Lambda, and the caller
 	// (another system) has no Stepflow token. Access logs record the
@@ -360,8 +372,8 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	})
 	apiURL := httpAPI.ApiEndpoint() // https://<id>.execute-api.<region>.<domain>, no trailing slash
 
-	// The dashboard: its CSP names the API's endpoint, and the API
-	// Lambda's CORS origin is the distribution's domain.
+	// The dashboard: its CSP names the API's endpoint, and the API's CORS
+	// origin is the distribution's domain.
 	site := awss3.NewBucket(stack, jsii.String("Dashboard"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,
@@ -401,8 +413,7 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 		suppress(dist, r[0], r[1])
 	}
 	dashboardOrigin := "https://" + *dist.DistributionDomainName()
-
-	apiFn.AddEnvironment(jsii.String("STEPFLOW_CORS_ORIGINS"), jsii.String(dashboardOrigin), nil)
+	apiCORS(stack, httpAPI, stage, dashboardOrigin)
 
 	sources := []awss3deployment.ISource{
 		awss3deployment.Source_Asset(jsii.String(props.FrontendDir), &awss3assets.AssetOptions{Exclude: jsii.Strings("*.go")}),
@@ -476,6 +487,76 @@ func newLimitParameters(stack awscdk.Stack) limitParameters {
 		runsPerMinute: number("RunsPerMinutePerCaller",
 			"Runs each API token may start or retry per minute (then 429 with Retry-After).",
 			defaultRunsPerMinute, 1, 60000),
+	}
+}
+
+// The HTTP API's methods and CORS settings. The API's routes use GET and
+// POST alone (internal/api), and so does the dashboard
+// (frontend/ui/api.js), sending Authorization and, with a body,
+// Content-Type; it reads Link (the next page), and the API also exposes
+// the count of runs a list left out. Browsers keep a preflight's answer
+// for corsMaxAge seconds, as the API Lambda's own CORS (the local stack's)
+// tells them.
+var (
+	apiMethods  = []awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET, awsapigatewayv2.HttpMethod_POST}
+	corsMethods = []string{"GET", "POST"}
+	corsHeaders = []string{"Authorization", "Content-Type"}
+	// Stepflow-Unreadable-Runs is internal/api.UnreadableHeader, spelled
+	// out: importing internal/api would pull its modules into this one.
+	corsExposed = []string{"Link", "Stepflow-Unreadable-Runs"}
+)
+
+const corsMaxAge = 600
+
+// apiCORS makes API Gateway answer CORS preflights for origin alone, and
+// put its CORS headers on every answer (it ignores those the API Lambda
+// sends). HttpApiProps.CorsPreflight would write them into the API
+// resource, which would then name the distribution, whose CSP names the
+// API: a dependency cycle CloudFormation refuses. So an SDK call
+// (UpdateApi, which changes only the fields it is given) sets them once
+// the API, its stage and the distribution exist, and again on a deploy
+// that changes them.
+func apiCORS(stack awscdk.Stack, httpAPI awsapigatewayv2.HttpApi, stage awsapigatewayv2.HttpStage, origin string) {
+	call := &customresources.AwsSdkCall{
+		Service: jsii.String("ApiGatewayV2"),
+		Action:  jsii.String("UpdateApi"),
+		Parameters: map[string]any{
+			"ApiId": httpAPI.ApiId(),
+			"CorsConfiguration": map[string]any{
+				"AllowOrigins":     []string{origin},
+				"AllowMethods":     corsMethods,
+				"AllowHeaders":     corsHeaders,
+				"ExposeHeaders":    corsExposed,
+				"MaxAge":           corsMaxAge,
+				"AllowCredentials": false,
+			},
+		},
+		PhysicalResourceId: customresources.PhysicalResourceId_Of(httpAPI.ApiId()),
+	}
+	// UpdateApi is authorized as apigateway:PATCH on the API.
+	apiARN := stack.FormatArn(&awscdk.ArnComponents{
+		Service:  jsii.String("apigateway"),
+		Account:  jsii.String(""),
+		Resource: jsii.String("/apis/" + *httpAPI.ApiId()),
+	})
+	cors := customresources.NewAwsCustomResource(stack, jsii.String("APICors"), &customresources.AwsCustomResourceProps{
+		OnCreate: call,
+		OnUpdate: call,
+		Policy: customresources.AwsCustomResourcePolicy_FromStatements(&[]awsiam.PolicyStatement{
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Actions:   jsii.Strings(apiCORSActions...),
+				Resources: jsii.Strings(*apiARN),
+			}),
+		}),
+		// The SDK in the Lambda runtime has UpdateApi; fetching the
+		// latest at deploy time would need the package registry.
+		InstallLatestAwsSdk: jsii.Bool(false),
+	})
+	cors.Node().AddDependency(stage)
+	// The call's function, a singleton of the stack named after its UUID.
+	providerID := "AWS" + strings.ReplaceAll(*customresources.AwsCustomResource_PROVIDER_FUNCTION_UUID(), "-", "")
+	if fn := stack.Node().TryFindChild(jsii.String(providerID)); fn != nil {
+		suppress(fn, "AwsSolutions-IAM4", "CDK's AwsCustomResource function, run only during deploys to set the API's CORS configuration, writes its logs with AWSLambdaBasicExecutionRole.")
 	}
 }
 
