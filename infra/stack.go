@@ -135,6 +135,13 @@ const (
 	// takes ~1,000), and takes 2% of the ~500 starts a second at which
 	// the shared by_active index key saturates.
 	defaultRunsPerMinute = 600
+	// The busy index keys (every run, every live run) take a shard
+	// suffix: each shard is an index partition of ~1,000 writes/s, and a
+	// list reads every shard. 8 shards take ~8,000 writes/s.
+	defaultIndexShards = 8
+	// An ended run's items are kept 90 days, then expire by the main
+	// table's TTL (attribute ttl).
+	defaultRetentionDays = 90
 )
 
 // NewStepflowStack defines Stepflow on AWS: the DynamoDB table and the
@@ -178,9 +185,13 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 
 	limits := newLimitParameters(stack)
 
+	// Every function that opens the main table's store (the API, the
+	// step runner, the sweeper) is told its index shards and retention.
 	tableEnv := map[string]*string{
-		"STEPFLOW_TABLE":     table.TableName(),
-		"STEPFLOW_QUEUE_URL": queue.QueueUrl(),
+		"STEPFLOW_TABLE":          table.TableName(),
+		"STEPFLOW_QUEUE_URL":      queue.QueueUrl(),
+		"STEPFLOW_INDEX_SHARDS":   limits.indexShards.ValueAsString(),
+		"STEPFLOW_RETENTION_DAYS": limits.retentionDays.ValueAsString(),
 	}
 	fn := func(name string, memory, timeout float64, envs ...map[string]*string) awslambda.Function {
 		e := map[string]*string{}
@@ -451,11 +462,12 @@ func NewStepflowStack(scope constructs.Construct, id string, props *StackProps) 
 	return stack
 }
 
-// limitParameters are the stack's capacity settings, changed with an
-// update of the stack (cdk deploy --parameters Name=value), not a new
-// build. The bounds are what the services accept.
+// limitParameters are the stack's capacity and retention settings,
+// changed with an update of the stack (cdk deploy --parameters
+// Name=value), not a new build. The bounds are what the services accept.
 type limitParameters struct {
 	stepRunnerConcurrency, apiRate, apiBurst, runsPerMinute awscdk.CfnParameter
+	indexShards, retentionDays                              awscdk.CfnParameter
 }
 
 func newLimitParameters(stack awscdk.Stack) limitParameters {
@@ -487,6 +499,17 @@ func newLimitParameters(stack awscdk.Stack) limitParameters {
 		runsPerMinute: number("RunsPerMinutePerCaller",
 			"Runs each API token may start or retry per minute (then 429 with Retry-After).",
 			defaultRunsPerMinute, 1, 60000),
+		// A run's index keys carry a shard chosen among this many when it
+		// is written, and lists query every shard up to this count: a
+		// lower count stops reading the higher shards.
+		indexShards: number("IndexShards",
+			"Shards of the main table's busiest index keys (every run, every live run): each takes about 1,000 writes a second, and lists read them all. "+
+				"It may only be raised, never lowered: runs written under a higher count would drop out of lists.",
+			defaultIndexShards, 1, 64),
+		// Up to ten years.
+		retentionDays: number("RetentionDays",
+			"Days an ended run's items are kept before the main table's TTL deletes them.",
+			defaultRetentionDays, 1, 3650),
 	}
 }
 

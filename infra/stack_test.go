@@ -168,11 +168,12 @@ func TestResources(t *testing.T) {
 			"AccessLogSettings": like(map[string]any{"DestinationArn": assertions.Match_AnyValue(), "Format": assertions.Match_StringLikeRegexp(jsii.String(`token_id`))}),
 		}))
 	})
-	check(t, "TTL for rate counters", func() {
-		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
-			"TimeToLiveSpecification": map[string]any{"AttributeName": "ttl", "Enabled": true},
-		}))
-	})
+	// The main table expires items by their ttl attribute: rate
+	// counters, and ended runs after RetentionDays.
+	mainTable := resources(raw, "AWS::DynamoDB::GlobalTable")[logicalID(t, raw, "AWS::DynamoDB::GlobalTable", "Table")]
+	if got, _ := json.Marshal(mainTable["Properties"].(map[string]any)["TimeToLiveSpecification"]); string(got) != `{"AttributeName":"ttl","Enabled":true}` {
+		t.Errorf("the main table's TTL is %s, want the attribute ttl, enabled", got)
+	}
 	// API Gateway does CORS on AWS (TestCORS) and ignores the API
 	// Lambda's CORS headers, so the Lambda is given no origins.
 	apiEnv := functionEnv(t, raw, "api")
@@ -212,9 +213,9 @@ func TestResources(t *testing.T) {
 	if _, ok := functionEnv(t, raw, "steprunner")["STEPFLOW_QUEUE_VISIBILITY"]; !ok {
 		t.Error("the step runner is not told the queue's visibility timeout")
 	}
-	// The limits: stack parameters with the defaults a first deployment
-	// starts from (reasons in stack.go), bounded by what the services
-	// accept.
+	// The limits, the index shards and the retention: stack parameters
+	// with the defaults a first deployment starts from (reasons in
+	// stack.go), bounded by what the services and the store accept.
 	for _, p := range []struct {
 		name          string
 		def, min, max int
@@ -223,6 +224,8 @@ func TestResources(t *testing.T) {
 		{"ApiThrottleRate", 500, 1, 10000},
 		{"ApiThrottleBurst", 1000, 1, 5000},
 		{"RunsPerMinutePerCaller", 600, 1, 60000},
+		{"IndexShards", 8, 1, 64},
+		{"RetentionDays", 90, 1, 3650},
 	} {
 		check(t, "parameter "+p.name, func() {
 			tpl.HasParameter(jsii.String(p.name), like(map[string]any{
@@ -233,13 +236,38 @@ func TestResources(t *testing.T) {
 	if got, _ := json.Marshal(apiEnv["STEPFLOW_RUNS_PER_MINUTE"]); string(got) != `{"Ref":"RunsPerMinutePerCaller"}` {
 		t.Errorf("STEPFLOW_RUNS_PER_MINUTE = %s, want the RunsPerMinutePerCaller parameter", got)
 	}
-	if params := raw["Parameters"].(map[string]any); len(params) != 6 {
-		// The five above and CDK's BootstrapVersion.
+	// Lowering IndexShards loses runs from lists: its description says so.
+	check(t, "IndexShards may only be raised", func() {
+		tpl.HasParameter(jsii.String("IndexShards"), like(map[string]any{
+			"Description": assertions.Match_StringLikeRegexp(jsii.String(`only be raised, never lowered`)),
+		}))
+	})
+	// Every function that opens the main table's store is told the index
+	// shards and the retention; the others are not.
+	for _, fn := range []string{"api", "steprunner", "sweeper", "redrive", "authorizer"} {
+		env := functionEnv(t, raw, fn)
+		_, opensTable := env["STEPFLOW_TABLE"]
+		if want := fn == "api" || fn == "steprunner" || fn == "sweeper"; opensTable != want {
+			t.Errorf("%s is given STEPFLOW_TABLE: %v, want %v", fn, opensTable, want)
+		}
+		for k, param := range map[string]string{"STEPFLOW_INDEX_SHARDS": "IndexShards", "STEPFLOW_RETENTION_DAYS": "RetentionDays"} {
+			got, ok := env[k]
+			js, _ := json.Marshal(got)
+			switch {
+			case opensTable && string(js) != `{"Ref":"`+param+`"}`:
+				t.Errorf("%s: %s = %s, want the %s parameter", fn, k, js, param)
+			case !opensTable && ok:
+				t.Errorf("%s, which opens no main table store, is given %s", fn, k)
+			}
+		}
+	}
+	if params := raw["Parameters"].(map[string]any); len(params) != 8 {
+		// The seven above and CDK's BootstrapVersion.
 		var names []string
 		for n := range params {
 			names = append(names, n)
 		}
-		t.Errorf("parameters %v, want HttpAllowList, the four limits and BootstrapVersion", names)
+		t.Errorf("parameters %v, want HttpAllowList, the six limits and BootstrapVersion", names)
 	}
 	check(t, "parameter HttpAllowList, empty by default", func() {
 		tpl.HasParameter(jsii.String("HttpAllowList"), like(map[string]any{
