@@ -1,8 +1,10 @@
 // Command api is the API Lambda: API Gateway HTTP API events in, the
 // Stepflow HTTP API out. Configuration: STEPFLOW_TABLE,
 // STEPFLOW_TOKEN_TABLE (read only) and STEPFLOW_QUEUE_URL (required), STEPFLOW_DLQ_URL (enables POST /redrive),
-// STEPFLOW_CORS_ORIGINS (comma-separated), STEPFLOW_RUNS_PER_MINUTE (runs a
-// caller may start per minute, default 60). Every route but GET /healthz
+// STEPFLOW_CORS_ORIGINS (comma-separated; unset on AWS, where API Gateway
+// does CORS), STEPFLOW_RUNS_PER_MINUTE (runs a caller may start per minute,
+// default 60), STEPFLOW_INDEX_SHARDS and STEPFLOW_RETENTION_DAYS (see
+// store.EnvOptions). Every route but GET /healthz and POST /callbacks/{token}
 // requires a token (see stepflow token create).
 package main
 
