@@ -209,6 +209,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.StepSecond = stepSecond(boundTrickle, withDuration, cfg.StepSeconds)
 	rep.Accounting = accounting(capFlooded, e.sweepEvery)
 	rep.Sweeps = sweepSummary(capFlooded, e.sweepEvery)
+	rep.HotKeys = hotKeys(capFlooded, e.sweepEvery)
 	rep.RequestsPerStep = requestsPerStep(cpu)
 	rep.CPU = Throughput{Engine: rate(cpu), Floor: floorCPU}
 	rep.Bound = Throughput{Latency: cfg.Latency, Engine: rate(boundFlooded), Floor: floorBound}
