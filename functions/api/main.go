@@ -28,7 +28,8 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	env, errEnv := envconfig.Required("STEPFLOW_TABLE", "STEPFLOW_TOKEN_TABLE", "STEPFLOW_QUEUE_URL")
 	runsPerMinute, errRuns := envconfig.Int("STEPFLOW_RUNS_PER_MINUTE", 60)
-	if err := errors.Join(errEnv, errRuns); err != nil {
+	storeOpts, errStore := store.EnvOptions()
+	if err := errors.Join(errEnv, errRuns, errStore); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
@@ -44,7 +45,7 @@ func main() {
 		redriver = redrive.Queues{Client: sq, DLQURL: dlq, QueueURL: queueURL}
 	}
 	db := awsclient.DynamoDB(cfg, "")
-	st := store.New(db, table)
+	st := store.New(db, table, storeOpts...)
 	h := api.New(api.Config{
 		Store:          st,
 		Auth:           auth.Authenticator{Tokens: store.NewTokens(db, tokenTable)},

@@ -38,7 +38,8 @@ func main() {
 	capDelay, errCap := envconfig.Duration("STEPFLOW_RETRY_CAP", policy.Cap)
 	visibility, errVis := envconfig.Duration("STEPFLOW_QUEUE_VISIBILITY", 30*time.Second)
 	allow := httpstep.Policy{Allow: httpstep.ParseAllowList(os.Getenv(deploy.EnvHTTPAllow))}
-	if err := errors.Join(errEnv, errBase, errCap, errVis, allow.Validate()); err != nil {
+	storeOpts, errStore := store.EnvOptions()
+	if err := errors.Join(errEnv, errBase, errCap, errVis, errStore, allow.Validate()); err != nil {
 		log.Error("bad configuration", "error", err)
 		os.Exit(1)
 	}
@@ -55,7 +56,7 @@ func main() {
 	}
 	work := &queue.SQS{Client: awsclient.SQS(cfg, ""), URL: env[1]}
 	eng, err := engine.New(engine.Config{
-		Store:           store.New(awsclient.DynamoDB(cfg, ""), env[0]),
+		Store:           store.New(awsclient.DynamoDB(cfg, ""), env[0], storeOpts...),
 		Queue:           work,
 		Task:            engine.Simulated{Rand: rand.Float64},
 		HTTP:            httpstep.New(allow),

@@ -217,7 +217,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	st.QueueURL, st.DLQURL = qs.URL, qs.DLQURL
 
-	sto := store.New(db, cfg.Table)
+	storeOpts, err := store.EnvOptions()
+	if err != nil {
+		return nil, err
+	}
+	sto := store.New(db, cfg.Table, storeOpts...)
 	policy := retry.Default(rand.Float64)
 	if cfg.Retry != nil {
 		policy = *cfg.Retry

@@ -65,6 +65,8 @@ type Input struct {
 // and the outputs of its completed steps, by step index, with the
 // generation of the input each read (for those that read it).
 type RunData struct {
+	// Expires is when the run's header expires (zero while it is live).
+	Expires   time.Time
 	Inputs    []Input
 	Outputs   map[int]json.RawMessage
 	InputGens map[int]int

@@ -46,6 +46,7 @@ const (
 var runNames = map[string]string{
 	"#st": attrStatus, "#gen": attrGen, "#live": attrLive, "#act": attrActive,
 	"#ended": attrEndedAt, "#rcount": attrRetries, "#rat": attrRetriedAt, "#tok": attrTok,
+	"#ttl": attrTTL,
 }
 
 // ErrRunMoved: a claim landed, but a read after it shows the run no longer
@@ -105,7 +106,6 @@ func runItems(r runstate.State) []map[string]types.AttributeValue {
 		items[k] = it
 	}
 	h := items[0]
-	h[attrKind] = str(kindRun)
 	h[attrID] = str(r.ID)
 	h[attrWorkflowID] = str(r.WorkflowID)
 	h["workflow_name"] = str(r.WorkflowName)
@@ -113,9 +113,6 @@ func runItems(r runstate.State) []map[string]types.AttributeValue {
 		h["order_id"] = str(r.OrderID)
 	}
 	h[attrStatus] = str(string(r.Status))
-	if r.Live() {
-		h[attrActive] = str(activeValue)
-	}
 	h["created_at"] = ts(r.CreatedAt)
 	if !r.EndedAt.IsZero() {
 		h[attrEndedAt] = ts(r.EndedAt)
@@ -129,6 +126,16 @@ func runItems(r runstate.State) []map[string]types.AttributeValue {
 }
 
 // item readers, tolerant of absent attributes.
+// indexKeys adds to run r's header h the sharded keys that place it in
+// the indexes: by_kind and by_workflow always, by_active while it is live.
+func (s *Store) indexKeys(h map[string]types.AttributeValue, r runstate.State) {
+	h[attrKind] = str(s.shardKey(kindRun, r.ID))
+	h[attrWorkflowKey] = str(s.shardKey(r.WorkflowID, r.ID))
+	if r.Live() {
+		h[attrActive] = str(s.shardKey(activeValue, r.ID))
+	}
+}
+
 func sAttr(item map[string]types.AttributeValue, name string) string {
 	v, _ := item[name].(*types.AttributeValueMemberS)
 	if v == nil {
@@ -252,9 +259,10 @@ func (s *Store) CreateRunIfAbsent(ctx context.Context, r runstate.State, input j
 	}
 	tok := newToken()
 	items := runItems(r)
+	s.indexKeys(items[0], r)
 	if input != nil {
 		// Before the header, like a chunk: item number len(items).
-		items = append(items, inputItem(r.ID, r.Gen, input, r.CreatedAt))
+		items = append(items, s.withDataTTL(inputItem(r.ID, r.Gen, input, r.CreatedAt), r.CreatedAt))
 	}
 	name := func(k int) string {
 		if k >= runstate.Items(len(r.Steps)) {
@@ -441,9 +449,10 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent, withData 
 		}
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
-	if items[0] == nil {
+	if items[0] == nil || expired(items[0], s.now()) {
 		return fail(ErrNotFound)
 	}
+	data.Expires = expiresAt(items[0])
 	r, err := decodeWhole(runID, items)
 	data.Inputs = sortedInputs(data.Inputs)
 	return r, failures, data, err
@@ -776,16 +785,19 @@ func (s *Store) ReleaseIfHeld(ctx context.Context, runID string, swaps []runstat
 }
 
 // endRunUpdates adds to header and to the chunks' updates what ending the
-// run as to at writes.
-func endRunUpdates(header *update, chunks map[int]*update, items int, to status.RunStatus, at time.Time) {
-	header.set = append(header.set, "#st = :end", "#ended = :at")
+// run as to at writes: its status and end, out of by_active, and the time
+// DynamoDB may delete its items (retention after the end).
+func (s *Store) endRunUpdates(header *update, chunks map[int]*update, items int, to status.RunStatus, at time.Time) {
+	header.set = append(header.set, "#st = :end", "#ended = :at", "#ttl = :ttl")
 	header.remove = append(header.remove, "#live", "#act")
-	header.values[":end"], header.values[":at"] = str(string(to)), ts(at)
+	header.values[":end"], header.values[":at"], header.values[":ttl"] = str(string(to)), ts(at), epoch(at.Add(s.retention))
 	for k := 1; k < items; k++ {
 		if chunks[k] == nil {
 			chunks[k] = newUpdate()
 		}
 		chunks[k].remove = append(chunks[k].remove, "#live")
+		chunks[k].set = append(chunks[k].set, "#ttl = :ttl")
+		chunks[k].values[":ttl"] = header.values[":ttl"]
 	}
 }
 
@@ -828,7 +840,7 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	record := recordValue(token, c.At)
 	for _, d := range c.Done {
 		if d.Output != nil {
-			put(outputItem(c.RunID, d, token), "attribute_not_exists(pk)",
+			put(s.withDataTTL(outputItem(c.RunID, d, token), c.At), "attribute_not_exists(pk)",
 				fmt.Sprintf("run %s output of step %d (requires none yet)", c.RunID, d.Step))
 			if d.History == nil {
 				continue // the output is the commit record
@@ -847,17 +859,17 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 		it := historyItem(c.OrderID, historySK(c.RunID, d.Step), historyRecord{
 			At: h.At, Event: h.Event, From: h.From, To: h.To, RunID: h.RunID, StepID: h.StepID,
 		})
-		it["attempt"], it["token"] = num(d.Attempt), str(token)
+		it["attempt"], it["token"], it[attrTTL] = num(d.Attempt), str(token), epoch(c.At.Add(s.retention))
 		put(it, "attribute_not_exists(pk)", fmt.Sprintf("order %s history entry of step %d (requires none yet)", c.OrderID, d.Step))
 	}
 	for _, f := range c.Failures {
 		it := failureItem(c.RunID, f)
-		it["token"] = str(token)
+		it["token"], it[attrTTL] = str(token), epoch(c.At.Add(s.retention))
 		put(it, "", fmt.Sprintf("run %s attempt record of step %d", c.RunID, f.Step))
 	}
 	for _, w := range c.Waits {
 		if w.Callback != "" {
-			put(callbackItem(c.RunID, w), "attribute_not_exists(pk)", fmt.Sprintf("callback of run %s step %d (requires a new token)", c.RunID, w.Step))
+			put(s.withDataTTL(callbackItem(c.RunID, w), c.At), "attribute_not_exists(pk)", fmt.Sprintf("callback of run %s step %d (requires a new token)", c.RunID, w.Step))
 		}
 	}
 	for _, h := range c.Resolved {
@@ -868,7 +880,7 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 		header.cond = append(header.cond, "#st = :running")
 		header.values[":running"] = str(string(status.RunRunning))
 		header.why = append(header.why, "run still running")
-		endRunUpdates(header, updates, c.Items, c.End, c.At)
+		s.endRunUpdates(header, updates, c.Items, c.End, c.At)
 	}
 	switch {
 	case c.Live:
@@ -958,7 +970,7 @@ func (s *Store) EndRunIfRunning(ctx context.Context, e runstate.End) error {
 	header.values[":running"] = str(string(status.RunRunning))
 	header.set = append(header.set, endTokAttr(e.Gen)+" = :tok")
 	header.values[":tok"] = str(tok)
-	endRunUpdates(header, chunks, e.Items, e.To, e.At)
+	s.endRunUpdates(header, chunks, e.Items, e.To, e.At)
 	for _, u := range chunks {
 		u.inGen(e.Gen)
 	}
@@ -998,13 +1010,14 @@ func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
 	for k := 1; k < rs.Items; k++ {
 		u := updates[k]
 		u.set = append(u.set, "#gen = :g1", "#live = :one")
+		u.remove = append(u.remove, "#ttl")
 		u.inGen(rs.Gen)
 		u.values[":g1"], u.values[":one"] = num(rs.Gen+1), str("1")
 	}
 	header := updates[0]
 	header.set = append(header.set, "#gen = :g1", "#live = :one", "#st = :running", "#act = :active",
 		"#rcount = #rcount + :inc", "#rat = :at", retryTokAttr(rs.Gen)+" = :tok")
-	header.remove = append(header.remove, "#ended")
+	header.remove = append(header.remove, "#ended", "#ttl")
 	if old := rs.Gen - keptTokenGens; old >= 0 {
 		header.remove = append(header.remove, endTokAttr(old), retryTokAttr(old))
 	}
@@ -1013,14 +1026,14 @@ func (s *Store) RetryRunIfEnded(ctx context.Context, rs runstate.Reset) error {
 	header.why = append(header.why, "run still "+string(rs.From))
 	for k, v := range map[string]types.AttributeValue{
 		":g1": num(rs.Gen + 1), ":one": str("1"), ":running": str(string(status.RunRunning)),
-		":active": str(activeValue), ":inc": num(1), ":at": ts(rs.At), ":from": str(string(rs.From)), ":tok": str(tok),
+		":active": str(s.shardKey(activeValue, rs.RunID)), ":inc": num(1), ":at": ts(rs.At), ":from": str(string(rs.From)), ":tok": str(tok),
 	} {
 		header.values[k] = v
 	}
 	var puts *txn
 	if rs.Input != nil {
 		puts = &txn{}
-		puts.add(types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: inputItem(rs.RunID, rs.Gen+1, rs.Input, rs.At)}},
+		puts.add(types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: s.withDataTTL(inputItem(rs.RunID, rs.Gen+1, rs.Input, rs.At), rs.At)}},
 			fmt.Sprintf("run %s input of generation %d", rs.RunID, rs.Gen+1))
 	}
 	if err := s.runLevelWrite(ctx, rs.RunID, updates, puts, retryTokAttr(rs.Gen), tok); err != nil {
@@ -1048,39 +1061,4 @@ func (s *Store) runLevelWrite(ctx context.Context, runID string, updates map[int
 		return nil
 	}
 	return err
-}
-
-// ListActiveRuns returns the IDs of running runs, oldest first, one page at a
-// time, from the keys-only by_active index.
-func (s *Store) ListActiveRuns(ctx context.Context, p Page) ([]string, string, error) {
-	ix := indexNamed(indexActive)
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(ix.Name),
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": ix.PK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(activeValue)},
-		Limit:                     aws.Int32(int32(p.Limit)),
-	}
-	if p.Cursor != "" {
-		start := key(runKey(p.Cursor))
-		start[ix.PK] = str(activeValue)
-		start[ix.SK] = str(p.Cursor)
-		in.ExclusiveStartKey = start
-	}
-	out, err := s.db.Query(ctx, in)
-	if err != nil {
-		return nil, "", fmt.Errorf("list active runs: %w", err)
-	}
-	ids := make([]string, 0, len(out.Items))
-	for _, it := range out.Items {
-		if v := sAttr(it, ix.SK); v != "" {
-			ids = append(ids, v)
-		}
-	}
-	next := ""
-	if out.LastEvaluatedKey != nil && len(ids) > 0 {
-		next = ids[len(ids)-1]
-	}
-	return ids, next, nil
 }

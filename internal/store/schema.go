@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,7 +19,10 @@ const (
 	attrKind       = "kind"
 	attrID         = "id"
 	attrWorkflowID = "workflow_id"
-	attrActive     = "active"
+	// attrWorkflowKey is the by_workflow index's key: the run's workflow
+	// ID and shard (see shards.go).
+	attrWorkflowKey = "wfk"
+	attrActive      = "active"
 )
 
 // Index is a global secondary index of the table. Its key attributes are
@@ -42,9 +46,9 @@ type Schema struct {
 
 // Index names.
 const (
-	indexByKind     = "by_kind"     // every workflow, run or order, newest first
-	indexByWorkflow = "by_workflow" // runs of one workflow
-	indexActive     = "by_active"   // runs that are running (sparse)
+	indexByKind     = "by_kind"     // every workflow, run or order, newest first, in shards
+	indexByWorkflow = "by_workflow" // runs of one workflow, in shards
+	indexActive     = "by_active"   // runs that are running (sparse), in shards
 )
 
 // TableSchema returns the table's definition. Every index is keys-only and
@@ -57,7 +61,7 @@ func TableSchema() Schema {
 		TTL: "ttl",
 		Indexes: []Index{
 			{Name: indexByKind, PK: attrKind, SK: attrID},
-			{Name: indexByWorkflow, PK: attrWorkflowID, SK: attrID},
+			{Name: indexByWorkflow, PK: attrWorkflowKey, SK: attrID},
 			{Name: indexActive, PK: attrActive, SK: attrID},
 		},
 	}
@@ -127,7 +131,41 @@ func ensureTable(ctx context.Context, db TableAdmin, in *dynamodb.CreateTableInp
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute); err != nil {
 		return fmt.Errorf("wait for table %s: %w", name, err)
 	}
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("describe table %s: %w", name, err)
+	}
+	if diff := indexDiff(in.GlobalSecondaryIndexes, out.Table.GlobalSecondaryIndexes); diff != "" {
+		return fmt.Errorf("table %s was made by another version of Stepflow (%s): delete it, or choose another table name", name, diff)
+	}
 	return nil
+}
+
+// indexDiff names the first index of want that have does not key the same
+// way, or "".
+func indexDiff(want []types.GlobalSecondaryIndex, have []types.GlobalSecondaryIndexDescription) string {
+	keys := func(ks []types.KeySchemaElement) string {
+		var s []string
+		for _, k := range ks {
+			s = append(s, aws.ToString(k.AttributeName)+" "+string(k.KeyType))
+		}
+		return strings.Join(s, ", ")
+	}
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if aws.ToString(h.IndexName) == aws.ToString(w.IndexName) {
+				found = true
+				if keys(h.KeySchema) != keys(w.KeySchema) {
+					return fmt.Sprintf("index %s is keyed on %s, not %s", aws.ToString(w.IndexName), keys(h.KeySchema), keys(w.KeySchema))
+				}
+			}
+		}
+		if !found {
+			return "index " + aws.ToString(w.IndexName) + " is missing"
+		}
+	}
+	return ""
 }
 
 func projection(ix Index) *types.Projection {

@@ -46,16 +46,63 @@ type DynamoDB interface {
 
 // Store reads and writes Stepflow's table. It is safe for concurrent use.
 type Store struct {
-	db    DynamoDB
-	table string
-	plans planCache
+	db        DynamoDB
+	table     string
+	shards    int
+	retention time.Duration
+	now       func() time.Time
+	plans     planCache
 	keyCache
 }
 
-// New returns a Store over the table named table.
-func New(db DynamoDB, table string) *Store {
-	return &Store{db: db, table: table, plans: planCache{m: map[string]cachedPlan{}}}
+// Index shards and retention: see DECISIONS.md ("Scale").
+const (
+	// DefaultShards is how many partitions each shared index key is
+	// written across when no WithShards option says otherwise.
+	DefaultShards = 8
+	// MaxShards bounds the shard count: a list page queries every shard.
+	MaxShards = 64
+	// DefaultRetention is how long an ended run is kept.
+	DefaultRetention = 90 * 24 * time.Hour
+)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithShards sets how many partitions each index key that all runs (or
+// all runs of a workflow) share is written across, from 1 to MaxShards.
+// Raising it keeps every stored item listed; lowering it hides the items
+// written to the shards it drops.
+func WithShards(n int) Option {
+	return func(s *Store) { s.shards = min(max(n, 1), MaxShards) }
 }
+
+// WithRetention sets how long an ended run, its failed attempts and the
+// order history its steps wrote are kept (at least a day).
+func WithRetention(d time.Duration) Option {
+	return func(s *Store) { s.retention = max(d, 24*time.Hour) }
+}
+
+// WithClock sets the clock that decides which ended runs have expired.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
+// New returns a Store over the table named table.
+func New(db DynamoDB, table string, opts ...Option) *Store {
+	s := &Store{db: db, table: table, shards: DefaultShards, retention: DefaultRetention, now: time.Now,
+		plans: planCache{m: map[string]cachedPlan{}}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Shards returns the index shard count (see WithShards).
+func (s *Store) Shards() int { return s.shards }
+
+// Retention returns how long an ended run is kept (see WithRetention).
+func (s *Store) Retention() time.Duration { return s.retention }
 
 // Key prefixes, kinds and sort keys. See DECISIONS.md for the layout.
 const (
@@ -111,7 +158,7 @@ func (s *Store) CreateWorkflowIfAbsent(ctx context.Context, w wire.Workflow) err
 		return fmt.Errorf("encode definition: %w", err)
 	}
 	item["definition"] = str(string(def))
-	item[attrKind] = str(kindWorkflow)
+	item[attrKind] = str(s.shardKey(kindWorkflow, w.ID))
 	tok := newToken()
 	item[attrTok] = str(tok)
 	return s.putIfAbsent(ctx, item, attrTok, tok, "workflow "+w.ID)
@@ -220,7 +267,7 @@ type Page struct {
 // page ("" on the last page).
 func (s *Store) ListWorkflows(ctx context.Context, p Page) ([]wire.WorkflowSummary, string, error) {
 	var out []wire.WorkflowSummary
-	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindWorkflow, keyOf: wfKey}, p,
+	next, err := s.list(ctx, listQuery{index: indexByKind, base: kindWorkflow}, p,
 		func(item map[string]types.AttributeValue) (bool, error) {
 			var w workflowRecord
 			if err := attributevalue.UnmarshalMap(item, &w); err != nil {
@@ -238,7 +285,7 @@ func (s *Store) ListWorkflows(ctx context.Context, p Page) ([]wire.WorkflowSumma
 // ListOrders returns orders newest first and the cursor of the next page.
 func (s *Store) ListOrders(ctx context.Context, p Page) ([]wire.OrderSummary, string, error) {
 	var out []wire.OrderSummary
-	next, err := s.list(ctx, listQuery{index: indexByKind, partition: kindOrder, keyOf: orderKey}, p,
+	next, err := s.list(ctx, listQuery{index: indexByKind, base: kindOrder}, p,
 		func(item map[string]types.AttributeValue) (bool, error) {
 			o, err := decodeOrder(item)
 			if err != nil {
@@ -251,94 +298,6 @@ func (s *Store) ListOrders(ctx context.Context, p Page) ([]wire.OrderSummary, st
 		return nil, "", fmt.Errorf("list orders: %w", err)
 	}
 	return out[:min(len(out), p.Limit)], next, nil
-}
-
-type listQuery struct {
-	index, partition string
-	keyOf            func(string) (string, string)
-}
-
-// maxExamined bounds the index entries one filtered list request reads; a
-// page that reaches it comes back short, with a cursor to continue.
-const maxExamined = 1000
-
-// list reads one page of a keys-only index newest first, then the page's
-// items with BatchGetItem, handing each to keep, which decodes it and says
-// whether it belongs in the page (a filter). keep sees up to limit+1 items;
-// callers return only the first limit. It reads limit+1 kept items
-// where it can, so a next page is announced only when one exists; the
-// cursor is the ID of the last item returned (or, when maxExamined entries
-// were read without filling the page, of the last entry read).
-func (s *Store) list(ctx context.Context, q listQuery, p Page, keep func(map[string]types.AttributeValue) (bool, error)) (string, error) {
-	ix := indexNamed(q.index)
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(ix.Name),
-		KeyConditionExpression:    aws.String("#pk = :pk"),
-		ExpressionAttributeNames:  map[string]string{"#pk": ix.PK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(q.partition)},
-		ScanIndexForward:          aws.Bool(false),
-	}
-	if p.Cursor != "" {
-		start := key(q.keyOf(p.Cursor))
-		start[ix.PK] = str(q.partition)
-		start[ix.SK] = str(p.Cursor)
-		in.ExclusiveStartKey = start
-	}
-	kept, examined := 0, 0
-	var ids []string // IDs of kept items, in order
-	lastRead := ""
-	for kept <= p.Limit && examined < maxExamined {
-		in.Limit = aws.Int32(int32(min(p.Limit+1-kept, maxExamined-examined)))
-		res, err := s.db.Query(ctx, in)
-		if err != nil {
-			return "", err
-		}
-		keys := make([]map[string]types.AttributeValue, 0, len(res.Items))
-		for _, it := range res.Items {
-			keys = append(keys, map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]})
-			if v, ok := it[ix.SK].(*types.AttributeValueMemberS); ok {
-				lastRead = v.Value
-			}
-		}
-		examined += len(res.Items)
-		items, err := s.batchGet(ctx, keys, false)
-		if err != nil {
-			return "", err
-		}
-		for _, k := range keys {
-			item, ok := items[itemKey(k)]
-			if !ok {
-				continue // an index entry whose item is gone (index lag)
-			}
-			if kept > p.Limit {
-				break
-			}
-			ok, err := keep(item)
-			if err != nil {
-				return "", err
-			}
-			if ok {
-				kept++
-				id, _ := item[attrID].(*types.AttributeValueMemberS)
-				if id == nil {
-					return "", errors.New("listed item has no id")
-				}
-				ids = append(ids, id.Value)
-			}
-		}
-		if res.LastEvaluatedKey == nil {
-			if kept > p.Limit {
-				return ids[p.Limit-1], nil
-			}
-			return "", nil
-		}
-		in.ExclusiveStartKey = res.LastEvaluatedKey
-	}
-	if kept > p.Limit {
-		return ids[p.Limit-1], nil
-	}
-	return lastRead, nil
 }
 
 func indexNamed(name string) Index {
@@ -409,7 +368,7 @@ func (s *Store) CreateOrderIfAbsent(ctx context.Context, o wire.Order) error {
 		return err
 	}
 	tok := newToken()
-	item[attrKind], item[attrTok] = str(kindOrder), str(tok)
+	item[attrKind], item[attrTok] = str(s.shardKey(kindOrder, o.ID)), str(tok)
 	created := historyItem(o.ID, "0", historyRecord{At: o.CreatedAt, Event: "created", To: status.OrderPending})
 	t := &txn{}
 	t.add(types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
@@ -497,6 +456,9 @@ func (s *Store) OrderHistory(ctx context.Context, orderID string, p Page) ([]wir
 			return nil, "", fmt.Errorf("order %s history: %w", orderID, err)
 		}
 		for _, it := range res.Items {
+			if expired(it, s.now()) {
+				continue
+			}
 			h, err := decodeHistory(it)
 			if err != nil {
 				return nil, "", fmt.Errorf("order %s: %w", orderID, err)

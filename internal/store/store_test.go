@@ -509,7 +509,7 @@ func TestCommitGroup(t *testing.T) {
 	if got.Status != status.OrderCharged || strings.Join(events, ",") != "created,validate_order,charge_payment,send_notification" {
 		t.Fatalf("order %s, history %v", got.Status, events)
 	}
-	if ids, _, _ := s.ListActiveRuns(ctx, store.Page{Limit: 10}); len(ids) != 0 {
+	if ids := activeIDs(t, s); len(ids) != 0 {
 		t.Fatalf("a completed run is still in the active index: %v", ids)
 	}
 }

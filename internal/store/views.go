@@ -26,7 +26,9 @@ func (s *Store) GetRun(ctx context.Context, id string) (wire.RunDetail, error) {
 	if err != nil {
 		return wire.RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
 	}
-	return RunView(r, p, failures, data, time.Now()), nil
+	d := RunView(r, p, failures, data, s.now())
+	d.ExpiresAt = timePtr(data.Expires)
+	return d, nil
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -203,14 +205,14 @@ type Unreadable struct {
 // the workflow's), reading at most maxExamined index entries per page. A
 // run whose items cannot be decoded is left out and named in Unreadable.
 func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) (RunPage, error) {
-	q := listQuery{index: indexByKind, partition: kindRun, keyOf: runKey}
+	q := listQuery{index: indexByKind, base: kindRun}
 	switch {
 	case f.Status == status.RunPending || f.Status == status.RunRunning:
-		q.index, q.partition = indexActive, activeValue
+		q.index, q.base = indexActive, activeValue
 	case f.WorkflowID != "":
-		q.index, q.partition = indexByWorkflow, f.WorkflowID
+		q.index, q.base = indexByWorkflow, f.WorkflowID
 	}
-	now := time.Now()
+	now := s.now()
 	var page RunPage
 	next, err := s.list(ctx, q, p, func(header map[string]types.AttributeValue) (bool, error) {
 		runID := sAttr(header, attrID)
@@ -230,6 +232,7 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, p Page) (RunPage, err
 			return false, err
 		}
 		v := runSummary(r, plan, nil, now)
+		v.ExpiresAt = timePtr(expiresAt(header))
 		if f.Status != "" && v.Status != f.Status {
 			return false, nil
 		}

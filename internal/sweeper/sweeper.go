@@ -33,7 +33,8 @@ import (
 
 // Store is what the sweeper needs from storage.
 type Store interface {
-	ListActiveRuns(ctx context.Context, p store.Page) ([]string, string, error)
+	Shards() int
+	ListActiveRuns(ctx context.Context, shard int, p store.Page) ([]string, string, error)
 	// ReadRun reads a run; the sweeper reads eventually consistently,
 	// since everything it does is conditional or idempotent.
 	ReadRun(ctx context.Context, id string, consistent bool) (runstate.State, []runstate.Failure, error)
@@ -82,16 +83,29 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var errs []error
+	for shard := range s.Store.Shards() {
+		if err := s.sweepShard(ctx, log, shard, now, &rep); err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+func (s *Sweeper) sweepShard(ctx context.Context, log *slog.Logger, shard int, now func() time.Time, rep *Report) error {
 	cursor := ""
 	var errs []error
 	for {
-		ids, next, err := s.Store.ListActiveRuns(ctx, store.Page{Limit: pageSize, Cursor: cursor})
+		ids, next, err := s.Store.ListActiveRuns(ctx, shard, store.Page{Limit: pageSize, Cursor: cursor})
 		if err != nil {
-			return rep, errors.Join(append(errs, err)...)
+			return errors.Join(append(errs, err)...)
 		}
 		for _, id := range ids {
 			rep.Runs++
-			err := s.sweepRun(ctx, log.With("run_id", id), id, now(), &rep)
+			err := s.sweepRun(ctx, log.With("run_id", id), id, now(), rep)
 			switch {
 			case store.IsUnreadable(err):
 				rep.Unreadable++
@@ -102,7 +116,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Report, error) {
 			}
 		}
 		if next == "" || ctx.Err() != nil {
-			return rep, errors.Join(errs...)
+			return errors.Join(errs...)
 		}
 		cursor = next
 	}

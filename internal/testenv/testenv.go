@@ -162,11 +162,11 @@ func Queue(t testing.TB, c *sqs.Client, s queue.Settings) queue.Queues {
 	return q
 }
 
-// Store returns a Store over a fresh table.
-func Store(t testing.TB) *store.Store {
+// Store returns a Store over a fresh table, with opts.
+func Store(t testing.TB, opts ...store.Option) *store.Store {
 	t.Helper()
 	db := DynamoDB(t)
-	return store.New(db, Table(t, db))
+	return store.New(db, Table(t, db), opts...)
 }
 
 // Tokens returns a token store over a fresh token table, deleted when the
