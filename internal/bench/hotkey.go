@@ -105,8 +105,8 @@ func (h HotKeys) Hottest() HotKey {
 
 // hotKeys ranks the partition keys of a metered pass by the write units
 // they took: the run start, the step runner, and the sweeper at its
-// scheduled share (as capacity counts them).
-func hotKeys(c result, every time.Duration) HotKeys {
+// scheduled share (as capacity counts them), and keeps the top n shared.
+func hotKeys(c result, every time.Duration, n int) HotKeys {
 	h := HotKeys{Runs: c.Runs}
 	if c.Runs == 0 {
 		return h
@@ -140,6 +140,6 @@ func hotKeys(c result, every time.Duration) HotKeys {
 		shared[i].SaturationRunsPerSecond = PartitionWUPerSecond / shared[i].WUPerRun
 	}
 	h.PerRun.Share = h.PerRun.WUPerRun / h.TotalWU
-	h.Top = shared[:min(len(shared), topKeys)]
+	h.Top = shared[:min(len(shared), n)]
 	return h
 }

@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"stepflow/internal/meter"
+	"stepflow/internal/testenv"
 )
 
 func TestGeneralise(t *testing.T) {
@@ -49,7 +52,7 @@ func TestHotKeys(t *testing.T) {
 			"index:by_workflow/wf_1", 2.0),
 		Sweep: keys("index:by_active/1", 8.0), // one sweep, scaled to a fifth (10 s at every 50 s)
 	}
-	h := hotKeys(c, 50*time.Second)
+	h := hotKeys(c, 50*time.Second, 10)
 	total := 2 + 8 + 2 + 36 + 4 + 2 + 8.0/5
 	if math.Abs(h.TotalWU-total) > 1e-9 || h.Runs != 2 {
 		t.Fatalf("total %v WU over %d runs, want %v over 2", h.TotalWU, h.Runs, total)
@@ -77,4 +80,58 @@ func TestHotKeys(t *testing.T) {
 	if h.PerRun.Key != "RUN#<run id>" || h.PerRun.WUPerRun != 24 {
 		t.Errorf("per-run key %+v", h.PerRun)
 	}
+}
+
+// The keys every run shares are index keys, written across the store's
+// shards: the hottest of each index takes a shard's part of the writes,
+// so the hottest key's WU per run drops as the shard count rises, and the
+// run rate that saturates it rises. The same metered flooded pass runs
+// at 1 and at 8 shards.
+func TestHotKeysScaleWithShards(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	measure := func(shards int) HotKeys {
+		e := env{cfg: testenv.Config(t), dynEP: testenv.Endpoint(t), sqsEP: testenv.SQSEndpoint(t), sweepEvery: time.Minute, shards: shards}
+		p := pass{name: "hot-keys", loads: mix(8, 8, 0), batchSize: 10, pollers: 2, metered: true, timeout: time.Minute}
+		r, err := e.run(ctx, p)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			t.Fatalf("%d shards: %v", shards, err)
+		}
+		h := hotKeys(r, e.sweepEvery, math.MaxInt)
+		t.Logf("%d shards: hottest of %d keys %+v", shards, len(h.Top), h.Top[:min(len(h.Top), 4)])
+		return h
+	}
+	// hottest returns the hottest key of index ix ("" for the table's).
+	hottest := func(h HotKeys, ix string) HotKey {
+		for _, k := range h.Top {
+			if ix == "" && !strings.HasPrefix(k.Key, "index:") || ix != "" && strings.HasPrefix(k.Key, "index:"+ix+"/") {
+				return k
+			}
+		}
+		t.Fatalf("no key of index %q in %+v", ix, h.Top)
+		return HotKey{}
+	}
+	one, eight := measure(1), measure(8)
+	if !strings.HasPrefix(one.Hottest().Key, "index:") {
+		t.Errorf("hottest key at 1 shard %+v, want an index key", one.Hottest())
+	}
+	for _, ix := range []string{"by_active", "by_kind", "by_workflow"} {
+		a, b := hottest(one, ix), hottest(eight, ix)
+		if b.WUPerRun >= a.WUPerRun {
+			t.Errorf("%s: hottest key %s takes %.3f WU per run at 8 shards, %s %.3f at 1", ix, b.Key, b.WUPerRun, a.Key, a.WUPerRun)
+		}
+	}
+	// The table's shared keys (the caller's rate counter) are not sharded.
+	if a, b := hottest(one, ""), hottest(eight, ""); a.Key != b.Key || a.WUPerRun != b.WUPerRun {
+		t.Errorf("hottest table key %+v at 1 shard, %+v at 8", a, b)
+	}
+	a, b := one.Hottest(), eight.Hottest()
+	if b.WUPerRun >= a.WUPerRun || b.SaturationRunsPerSecond <= a.SaturationRunsPerSecond {
+		t.Errorf("hottest key %+v at 8 shards, %+v at 1", b, a)
+	}
+	t.Logf("hottest key: 1 shard %s, %.3f WU per run, saturates at %.0f runs/s; 8 shards %s, %.3f, %.0f runs/s",
+		a.Key, a.WUPerRun, a.SaturationRunsPerSecond, b.Key, b.WUPerRun, b.SaturationRunsPerSecond)
 }

@@ -41,6 +41,8 @@ type env struct {
 	dynEP, sqsEP string
 	// sweepEvery is the sweeper's interval (the deployed schedule).
 	sweepEvery time.Duration
+	// shards is the index shard count of every store (store.WithShards).
+	shards int
 }
 
 // pass is one measured run of a workload on a fresh table and queue.
@@ -275,9 +277,9 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 		m.Attach(&cfg)
 		addLatency(&cfg, p.latency)
 		c, d := awsclient.SQS(cfg, e.sqsEP), awsclient.DynamoDB(cfg, e.dynEP)
-		return part{m, d, store.New(d, name), c, &queue.SQS{Client: c, URL: url}}
+		return part{m, d, store.New(d, name, store.WithShards(e.shards)), c, &queue.SQS{Client: c, URL: url}}
 	}
-	r := &rig{api: component(), eng: component(), sweep: component(), plain: store.New(db, name), url: url,
+	r := &rig{api: component(), eng: component(), sweep: component(), plain: store.New(db, name, store.WithShards(e.shards)), url: url,
 		policy: retry.Default(func() float64 { return 0.5 })}
 	r.logger = slog.New(slog.NewJSONHandler(&r.logs, nil))
 

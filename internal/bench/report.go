@@ -220,8 +220,8 @@ func requestsPerStep(r result) []Count {
 func (r Report) Print(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "Stepflow bench on %s\n", r.Endpoint)
-	fmt.Fprintf(w, "Workload per pass: %d diamonds + %d order workflows, %d zero-duration steps. Step runner %d MB arm64; sweeper every %v.\n\n",
-		c.Diamonds, c.Orders, r.Steps, deploy.StepRunnerMemoryMB, c.SweepInterval)
+	fmt.Fprintf(w, "Workload per pass: %d diamonds + %d order workflows, %d zero-duration steps. Step runner %d MB arm64; sweeper every %v; index keys in %d shards.\n\n",
+		c.Diamonds, c.Orders, r.Steps, deploy.StepRunnerMemoryMB, c.SweepInterval, c.Shards)
 
 	fmt.Fprintln(w, "Cost per million steps (us-east-1 on-demand list prices)")
 	fmt.Fprintf(w, "  %-16s %9s %9s  %-30s %s\n", "", "flooded", "trickle", "per step: flooded / trickle", "")
@@ -475,6 +475,7 @@ func (r Report) JSON(w io.Writer) error {
 	v["hottest_key"], v["hottest_key_share"], v["hottest_key_wu_per_run"] = hottest.Key, hottest.Share, hottest.WUPerRun
 	v["hottest_key_saturation_runs_per_second"] = hottest.SaturationRunsPerSecond
 	v["hottest_keys"] = hot
+	v["shards"] = r.Config.Shards
 	v["hottest_run_key"] = map[string]any{"key": r.HotKeys.PerRun.Key, "wu": r.HotKeys.PerRun.WUPerRun, "peak_wu_per_second": r.HotKeys.PerRun.PeakWU}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
