@@ -22,6 +22,7 @@ import (
 	"stepflow/internal/engine"
 	"stepflow/internal/envconfig"
 	"stepflow/internal/queue"
+	"stepflow/internal/ratelimit"
 	"stepflow/internal/redrive"
 	"stepflow/internal/store"
 )
@@ -51,7 +52,7 @@ func main() {
 	h := api.New(api.Config{
 		Store:          st,
 		Auth:           auth.Authenticator{Tokens: store.NewTokens(db, tokenTable)},
-		Limiter:        st,
+		Limiter:        &ratelimit.Blocks{Counter: st},
 		RunsPerMinute:  runsPerMinute,
 		Starter:        engine.Starter{Queue: &queue.SQS{Client: sq, URL: queueURL}},
 		Redriver:       redriver,

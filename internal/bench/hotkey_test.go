@@ -124,9 +124,13 @@ func TestHotKeysScaleWithShards(t *testing.T) {
 			t.Errorf("%s: hottest key %s takes %.3f WU per run at 8 shards, %s %.3f at 1", ix, b.Key, b.WUPerRun, a.Key, a.WUPerRun)
 		}
 	}
-	// The table's shared keys (the caller's rate counter) are not sharded.
-	if a, b := hottest(one, ""), hottest(eight, ""); a.Key != b.Key || a.WUPerRun != b.WUPerRun {
-		t.Errorf("hottest table key %+v at 1 shard, %+v at 8", a, b)
+	// The table's shared key is the caller's rate counter, taken in
+	// blocks (internal/ratelimit): under a write per run whatever the
+	// shard count, how far under depending on how the starts interleave.
+	for _, h := range []HotKeys{one, eight} {
+		if k := hottest(h, ""); k.Key != "RATE#<caller id>" || k.WUPerRun >= 1 {
+			t.Errorf("hottest table key %+v, want the rate counter under 1 WU per run", k)
+		}
 	}
 	a, b := one.Hottest(), eight.Hottest()
 	if b.WUPerRun >= a.WUPerRun || b.SaturationRunsPerSecond <= a.SaturationRunsPerSecond {

@@ -29,6 +29,7 @@ import (
 	"stepflow/internal/meter"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
+	"stepflow/internal/ratelimit"
 	"stepflow/internal/retry"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
@@ -295,7 +296,7 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 	// starts per caller (a cap that is never reached here).
 	r.handler = api.New(api.Config{
 		Store: r.api.store, Starter: engine.Starter{Queue: r.api.queue}, Logger: r.logger,
-		Auth: auth.Authenticator{Tokens: store.NewTokens(r.api.db, name+"-tokens")}, Limiter: r.api.store, RunsPerMinute: math.MaxInt32,
+		Auth: auth.Authenticator{Tokens: store.NewTokens(r.api.db, name+"-tokens")}, Limiter: &ratelimit.Blocks{Counter: r.api.store}, RunsPerMinute: math.MaxInt32,
 	})
 	r.engine, err = engine.New(engine.Config{
 		Store: r.eng.store, Queue: r.eng.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &r.tasks},
