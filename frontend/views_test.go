@@ -417,7 +417,7 @@ func TestPhoneLayout(t *testing.T) {
 	run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	pages := map[string]string{
 		"#/":                               `document.querySelectorAll("#runs tr[data-run]").length === 3`,
-		"#/runs/" + runID:                  `document.querySelector("#run-status .badge") !== null`,
+		"#/runs/" + runID:                  `document.querySelector("#run-status .badge") !== null && document.querySelector("#run-expires") !== null`,
 		"#/runs/" + runID + "?step=charge": `document.querySelector("#step-attempts") !== null`,
 		"#/runs/" + failed + "?step=a_step_with_a_long_identifier_name": `document.querySelector("#step-attempts") !== null`,
 		"#/runs/" + failed:                     `document.querySelector("#failure:not([hidden])") !== null`,

@@ -141,13 +141,15 @@ func TestResources(t *testing.T) {
 	check(t, "step runner event source", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), like(map[string]any{
 			"BatchSize": 10, "FunctionResponseTypes": []any{"ReportBatchItemFailures"},
-			"ScalingConfig": map[string]any{"MaximumConcurrency": 20},
+			"ScalingConfig": map[string]any{"MaximumConcurrency": map[string]any{"Ref": "StepRunnerMaxConcurrency"}},
 		}))
 	})
 	check(t, "sweeper schedule", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), like(map[string]any{"ScheduleExpression": "rate(1 minute)", "State": "ENABLED"}))
 	})
-	check(t, "HTTP API, CORS left to the API Lambda", func() {
+	// Its CORS configuration is set after the distribution exists (see
+	// TestCORS): in the API resource it would make a dependency cycle.
+	check(t, "HTTP API", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), like(map[string]any{
 			"ProtocolType":      "HTTP",
 			"CorsConfiguration": assertions.Match_Absent(),
@@ -166,21 +168,25 @@ func TestResources(t *testing.T) {
 			"AccessLogSettings": like(map[string]any{"DestinationArn": assertions.Match_AnyValue(), "Format": assertions.Match_StringLikeRegexp(jsii.String(`token_id`))}),
 		}))
 	})
-	check(t, "TTL for rate counters", func() {
-		tpl.HasResourceProperties(jsii.String("AWS::DynamoDB::GlobalTable"), like(map[string]any{
-			"TimeToLiveSpecification": map[string]any{"AttributeName": "ttl", "Enabled": true},
-		}))
-	})
-	// The only CORS origin, given to the API Lambda, is https:// + the
-	// dashboard distribution's domain.
+	// The main table expires items by their ttl attribute: rate
+	// counters, and ended runs after RetentionDays.
+	mainTable := resources(raw, "AWS::DynamoDB::GlobalTable")[logicalID(t, raw, "AWS::DynamoDB::GlobalTable", "Table")]
+	if got, _ := json.Marshal(mainTable["Properties"].(map[string]any)["TimeToLiveSpecification"]); string(got) != `{"AttributeName":"ttl","Enabled":true}` {
+		t.Errorf("the main table's TTL is %s, want the attribute ttl, enabled", got)
+	}
+	// API Gateway does CORS on AWS (TestCORS) and ignores the API
+	// Lambda's CORS headers, so the Lambda is given no origins.
 	apiEnv := functionEnv(t, raw, "api")
-	if js, _ := json.Marshal(apiEnv["STEPFLOW_CORS_ORIGINS"]); !strings.Contains(string(js), `"https://"`) || !strings.Contains(string(js), "DashboardCDN") || !strings.Contains(string(js), "DomainName") || strings.Count(string(js), "Fn::GetAtt") != 1 {
-		t.Errorf("the API allows origins %s, want only the dashboard's CloudFront domain", js)
+	if v, ok := apiEnv["STEPFLOW_CORS_ORIGINS"]; ok {
+		t.Errorf("the API Lambda is given STEPFLOW_CORS_ORIGINS=%v; API Gateway's CORS configuration is the one that counts", v)
 	}
 	check(t, "API throttling", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), like(map[string]any{
-			"StageName":            "$default",
-			"DefaultRouteSettings": like(map[string]any{"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}),
+			"StageName": "$default",
+			"DefaultRouteSettings": like(map[string]any{
+				"ThrottlingRateLimit":  map[string]any{"Ref": "ApiThrottleRate"},
+				"ThrottlingBurstLimit": map[string]any{"Ref": "ApiThrottleBurst"},
+			}),
 		}))
 	})
 	check(t, "private, encrypted dashboard bucket", func() {
@@ -206,6 +212,62 @@ func TestResources(t *testing.T) {
 	})
 	if _, ok := functionEnv(t, raw, "steprunner")["STEPFLOW_QUEUE_VISIBILITY"]; !ok {
 		t.Error("the step runner is not told the queue's visibility timeout")
+	}
+	// The limits, the index shards and the retention: stack parameters
+	// with the defaults a first deployment starts from (reasons in
+	// stack.go), bounded by what the services and the store accept.
+	for _, p := range []struct {
+		name          string
+		def, min, max int
+	}{
+		{"StepRunnerMaxConcurrency", 100, 2, 1000},
+		{"ApiThrottleRate", 500, 1, 10000},
+		{"ApiThrottleBurst", 1000, 1, 5000},
+		{"RunsPerMinutePerCaller", 600, 1, 60000},
+		{"IndexShards", 8, 1, 64},
+		{"RetentionDays", 90, 1, 3650},
+	} {
+		check(t, "parameter "+p.name, func() {
+			tpl.HasParameter(jsii.String(p.name), like(map[string]any{
+				"Type": "Number", "Default": p.def, "MinValue": p.min, "MaxValue": p.max,
+			}))
+		})
+	}
+	if got, _ := json.Marshal(apiEnv["STEPFLOW_RUNS_PER_MINUTE"]); string(got) != `{"Ref":"RunsPerMinutePerCaller"}` {
+		t.Errorf("STEPFLOW_RUNS_PER_MINUTE = %s, want the RunsPerMinutePerCaller parameter", got)
+	}
+	// Lowering IndexShards loses runs from lists: its description says so.
+	check(t, "IndexShards may only be raised", func() {
+		tpl.HasParameter(jsii.String("IndexShards"), like(map[string]any{
+			"Description": assertions.Match_StringLikeRegexp(jsii.String(`only be raised, never lowered`)),
+		}))
+	})
+	// Every function that opens the main table's store is told the index
+	// shards and the retention; the others are not.
+	for _, fn := range []string{"api", "steprunner", "sweeper", "redrive", "authorizer"} {
+		env := functionEnv(t, raw, fn)
+		_, opensTable := env["STEPFLOW_TABLE"]
+		if want := fn == "api" || fn == "steprunner" || fn == "sweeper"; opensTable != want {
+			t.Errorf("%s is given STEPFLOW_TABLE: %v, want %v", fn, opensTable, want)
+		}
+		for k, param := range map[string]string{"STEPFLOW_INDEX_SHARDS": "IndexShards", "STEPFLOW_RETENTION_DAYS": "RetentionDays"} {
+			got, ok := env[k]
+			js, _ := json.Marshal(got)
+			switch {
+			case opensTable && string(js) != `{"Ref":"`+param+`"}`:
+				t.Errorf("%s: %s = %s, want the %s parameter", fn, k, js, param)
+			case !opensTable && ok:
+				t.Errorf("%s, which opens no main table store, is given %s", fn, k)
+			}
+		}
+	}
+	if params := raw["Parameters"].(map[string]any); len(params) != 8 {
+		// The seven above and CDK's BootstrapVersion.
+		var names []string
+		for n := range params {
+			names = append(names, n)
+		}
+		t.Errorf("parameters %v, want HttpAllowList, the six limits and BootstrapVersion", names)
 	}
 	check(t, "parameter HttpAllowList, empty by default", func() {
 		tpl.HasParameter(jsii.String("HttpAllowList"), like(map[string]any{
@@ -438,6 +500,8 @@ func TestLeastPrivilege(t *testing.T) {
 		{"redrive", "Steps", "sqs", send},
 		// The API: workflows, runs, orders and rate counters; it starts
 		// runs and redrives.
+		{"api", "Table", "dynamodb", sorted(apiTableActions)},
+		{"api", "Table/index/*", "dynamodb", sorted(apiTableActions)},
 		{"api", "Steps", "sqs", send},
 		{"api", "StepsDLQ", "sqs", consume},
 	}
@@ -446,9 +510,20 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Errorf("%s on %s: %v, want exactly %v", tt.fn, tt.resource, got, sorted(tt.want))
 		}
 	}
-	for _, a := range []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"} {
-		if !slices.Contains(on("api", "Table", "dynamodb"), a) {
-			t.Errorf("the API lacks %s on the main table", a)
+	// The API's calls, spelled out here so that a change to the list in
+	// stack.go is a change to this test too: no Scan (one call reads every
+	// workflow, run and order), no BatchWriteItem, no ConditionCheckItem.
+	apiWant := sorted([]string{"dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"})
+	for _, res := range []string{"Table", "Table/index/*"} {
+		if got := on("api", res, "dynamodb"); !slices.Equal(got, apiWant) {
+			t.Errorf("the API on %s: %v, want exactly %v", res, got, apiWant)
+		}
+	}
+	for fn, gs := range all {
+		for _, g := range gs {
+			if g.action == "dynamodb:Scan" && strings.HasPrefix(g.resource, "Table") {
+				t.Errorf("%s may Scan the main table (%s)", fn, g.resource)
+			}
 		}
 	}
 	// No role may write the token table; the TokenAdmin managed policy,
@@ -491,11 +566,14 @@ func TestLeastPrivilege(t *testing.T) {
 }
 
 // TestRoutesAuthorization: every route requires the token authorizer
-// except the health check, CORS preflights and callbacks (whose path token
-// is the credential); all reach the API Lambda.
+// except the health check and callbacks (whose path token is the
+// credential); all reach the API Lambda. No route takes OPTIONS, and there
+// is no $default route to catch it: API Gateway answers preflights
+// (TestCORS), so no unauthenticated OPTIONS request reaches the Lambda.
 func TestRoutesAuthorization(t *testing.T) {
 	tpl, raw := synth(t)
-	open := map[string]bool{"GET /healthz": true, "OPTIONS /{proxy+}": true, "POST /callbacks/{token}": true}
+	open := map[string]bool{"GET /healthz": true, "POST /callbacks/{token}": true}
+	authorized := map[string]bool{"GET /{proxy+}": true, "POST /{proxy+}": true}
 	authorizer := logicalID(t, raw, "AWS::ApiGatewayV2::Authorizer", "")
 	integrations := resources(raw, "AWS::ApiGatewayV2::Integration")
 	if len(integrations) != 1 {
@@ -511,7 +589,10 @@ func TestRoutesAuthorization(t *testing.T) {
 		key, _ := props["RouteKey"].(string)
 		seen[key] = true
 		auth, _ := json.Marshal(props["AuthorizerId"])
+		method, _, _ := strings.Cut(key, " ")
 		switch {
+		case method == "OPTIONS" || method == "ANY" || key == "$default":
+			t.Errorf("route %s (%s) takes OPTIONS requests; API Gateway answers preflights", key, id)
 		case open[key]:
 			if props["AuthorizationType"] != "NONE" || props["AuthorizerId"] != nil {
 				t.Errorf("route %s (%s): authorization %v %s, want NONE", key, id, props["AuthorizationType"], auth)
@@ -523,13 +604,15 @@ func TestRoutesAuthorization(t *testing.T) {
 			t.Errorf("route %s (%s) targets %s, want the API Lambda's integration", key, id, target)
 		}
 	}
-	for key := range open {
-		if !seen[key] {
-			t.Errorf("no route %s", key)
+	for _, want := range []map[string]bool{open, authorized} {
+		for key := range want {
+			if !seen[key] {
+				t.Errorf("no route %s", key)
+			}
 		}
 	}
-	if !seen["$default"] || len(seen) != len(open)+1 {
-		t.Errorf("routes %v, want $default (with the authorizer) and %v", seen, open)
+	if len(seen) != len(open)+len(authorized) {
+		t.Errorf("routes %v, want %v with the authorizer and %v without", seen, authorized, open)
 	}
 	// Access logs name the route, never the path, which holds a
 	// callback's token.
@@ -538,6 +621,105 @@ func TestRoutesAuthorization(t *testing.T) {
 			"AccessLogSettings": like(map[string]any{"Format": assertions.Match_StringLikeRegexp(jsii.String(`^((?!\$context\.path)(?!\$request\.path).)*$`))}),
 		}))
 	})
+}
+
+// TestCORS: API Gateway answers preflights and adds the CORS headers for
+// the dashboard's CloudFront origin alone, with the methods and headers
+// the dashboard uses, exposing Link. The configuration is set by a
+// deploy-time UpdateApi call, once the API's stage and the distribution
+// exist, by a function that may update this API and nothing else.
+func TestCORS(t *testing.T) {
+	_, raw := synth(t)
+	api := logicalID(t, raw, "AWS::ApiGatewayV2::Api", "API")
+	cdn := logicalID(t, raw, "AWS::CloudFront::Distribution", "DashboardCDN")
+	stage := logicalID(t, raw, "AWS::ApiGatewayV2::Stage", "DefaultStage")
+	calls := resources(raw, "Custom::AWS")
+	if len(calls) != 1 {
+		t.Fatalf("want one deploy-time SDK call (the API's CORS), found %d", len(calls))
+	}
+	var res map[string]any
+	for _, r := range calls {
+		res = r
+	}
+	props := res["Properties"].(map[string]any)
+	if got, want := render(props["Update"]), render(props["Create"]); got != want {
+		t.Errorf("the call on update\n%s\ndiffers from the one on create\n%s", got, want)
+	}
+	if _, ok := props["Delete"]; ok {
+		t.Errorf("a call on delete: %s", render(props["Delete"]))
+	}
+	var call struct {
+		Service, Action string
+		Parameters      struct {
+			ApiId             string
+			CorsConfiguration map[string]any
+		}
+	}
+	js := render(props["Create"])
+	if err := json.Unmarshal([]byte(js), &call); err != nil {
+		t.Fatalf("the call %s: %v", js, err)
+	}
+	if call.Service != "ApiGatewayV2" || call.Action != "UpdateApi" || call.Parameters.ApiId != "${"+api+"}" {
+		t.Errorf("the call is %s %s on %s, want ApiGatewayV2 UpdateApi on ${%s}", call.Service, call.Action, call.Parameters.ApiId, api)
+	}
+	// Spelled out here, not read from stack.go, so that a change there is
+	// a change to this test too.
+	want := map[string]any{
+		"AllowOrigins":     []any{"https://${" + cdn + ".DomainName}"},
+		"AllowMethods":     []any{"GET", "POST"},
+		"AllowHeaders":     []any{"Authorization", "Content-Type"},
+		"ExposeHeaders":    []any{"Link", "Stepflow-Unreadable-Runs"},
+		"MaxAge":           float64(600),
+		"AllowCredentials": false,
+	}
+	got, _ := json.Marshal(call.Parameters.CorsConfiguration)
+	wantJS, _ := json.Marshal(want)
+	if string(got) != string(wantJS) {
+		t.Errorf("the API's CORS configuration is\n%s\nwant\n%s", got, wantJS)
+	}
+	if deps := fmt.Sprint(res["DependsOn"]); !strings.Contains(deps, stage) {
+		t.Errorf("the CORS call depends on %s, want the API's stage %s among them", deps, stage)
+	}
+	// The call's function may PATCH this API alone.
+	var statements []string
+	for id, p := range resources(raw, "AWS::IAM::Policy") {
+		if !strings.HasPrefix(id, "APICors") {
+			continue
+		}
+		for _, st := range p["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := st.(map[string]any)
+			statements = append(statements, fmt.Sprintf("%v %v %s", st["Effect"], st["Action"], render(st["Resource"])))
+		}
+	}
+	wantStatement := "Allow apigateway:PATCH arn:${AWS::Partition}:apigateway:${AWS::Region}::/apis/${" + api + "}"
+	if len(statements) != 1 || statements[0] != wantStatement {
+		t.Errorf("the CORS call's policy allows %q, want %q alone", statements, wantStatement)
+	}
+}
+
+// render writes a template value as the string it resolves to, with
+// ${Id} for a Ref and ${Id.Attribute} for a GetAtt.
+func render(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if ref, ok := v["Ref"].(string); ok {
+			return "${" + ref + "}"
+		}
+		if att, ok := v["Fn::GetAtt"].([]any); ok && len(att) == 2 {
+			return fmt.Sprintf("${%v.%v}", att[0], att[1])
+		}
+		if join, ok := v["Fn::Join"].([]any); ok && len(join) == 2 {
+			var parts []string
+			for _, p := range join[1].([]any) {
+				parts = append(parts, render(p))
+			}
+			return strings.Join(parts, join[0].(string))
+		}
+	}
+	js, _ := json.Marshal(v)
+	return string(js)
 }
 
 // TestStepRunnerSecretsAndHTTP: the step runner is told the HTTP allow

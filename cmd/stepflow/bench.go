@@ -10,6 +10,7 @@ import (
 
 	"stepflow/internal/bench"
 	"stepflow/internal/deploy"
+	"stepflow/internal/store"
 )
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -23,6 +24,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	shapeSteps := fs.Int("shape-steps", 100, "steps of each scale shape (0: skip the scale section)")
 	shapeTimeout := fs.Duration("shape-timeout", time.Minute, "give up on a scale shape after")
 	sweep := fs.Duration("sweep-interval", deploy.SweepInterval, "sweeper schedule")
+	shards := fs.Int("shards", store.DefaultShards, fmt.Sprintf("index shard count of the stores (1 to %d)", store.MaxShards))
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up on a pass of the main workload after")
 	asJSON := fs.Bool("json", false, "write one JSON object instead of the report")
 	verbose := fs.Bool("v", false, "log each pass to stderr")
@@ -39,13 +41,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "stepflow bench: --shape-steps must be 0 or 4 to 100")
 		return 2
 	}
+	if *shards < 1 || *shards > store.MaxShards {
+		fmt.Fprintf(stderr, "stepflow bench: --shards must be 1 to %d\n", store.MaxShards)
+		return 2
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	rep, err := bench.Run(ctx, bench.Config{
 		Diamonds: *diamonds, Orders: *orders, Concurrency: *conc, Latency: *latency, StepSeconds: *stepSeconds,
-		ShapeSteps: *shapeSteps, ShapeTimeout: *shapeTimeout, SweepInterval: *sweep, Timeout: *timeout, Logger: logger,
+		ShapeSteps: *shapeSteps, ShapeTimeout: *shapeTimeout, Shards: *shards, SweepInterval: *sweep, Timeout: *timeout, Logger: logger,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "stepflow bench: %v\n", err)

@@ -219,7 +219,8 @@ export function renderRun(main, id, params) {
       h("div", {}, h("dt", {}, "Duration"), h("dd", {}, fmtDuration(run.started_at, terminal(run.status) ? run.completed_at : null))),
       run.order_id ? h("div", {}, h("dt", {}, "Order"), h("dd", {}, h("a", { href: `#/orders/${run.order_id}` }, idLabel(run.order_id)), " ", order ? badge(order.status) : "")) : null,
       h("div", {}, h("dt", {}, "Workflow"), h("dd", {}, h("a", { href: `#/workflows/${run.workflow_id}` }, idLabel(run.workflow_id)))),
-      run.retries ? h("div", {}, h("dt", {}, "Retried"), h("dd", {}, `${run.retries}×, last `, when(run.retried_at))) : null));
+      run.retries ? h("div", {}, h("dt", {}, "Retried"), h("dd", {}, `${run.retries}×, last `, when(run.retried_at))) : null,
+      run.expires_at ? h("div", {}, h("dt", {}, "Kept until"), h("dd", { id: "run-expires" }, when(run.expires_at))) : null));
     drawWarning(run);
     drawFailure(run);
     drawActions(run);

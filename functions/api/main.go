@@ -1,8 +1,10 @@
 // Command api is the API Lambda: API Gateway HTTP API events in, the
 // Stepflow HTTP API out. Configuration: STEPFLOW_TABLE,
 // STEPFLOW_TOKEN_TABLE (read only) and STEPFLOW_QUEUE_URL (required), STEPFLOW_DLQ_URL (enables POST /redrive),
-// STEPFLOW_CORS_ORIGINS (comma-separated), STEPFLOW_RUNS_PER_MINUTE (runs a
-// caller may start per minute, default 60). Every route but GET /healthz
+// STEPFLOW_CORS_ORIGINS (comma-separated; unset on AWS, where API Gateway
+// does CORS), STEPFLOW_RUNS_PER_MINUTE (runs a caller may start per minute,
+// default 60), STEPFLOW_INDEX_SHARDS and STEPFLOW_RETENTION_DAYS (see
+// store.EnvOptions). Every route but GET /healthz and POST /callbacks/{token}
 // requires a token (see stepflow token create).
 package main
 
@@ -20,6 +22,7 @@ import (
 	"stepflow/internal/engine"
 	"stepflow/internal/envconfig"
 	"stepflow/internal/queue"
+	"stepflow/internal/ratelimit"
 	"stepflow/internal/redrive"
 	"stepflow/internal/store"
 )
@@ -49,7 +52,7 @@ func main() {
 	h := api.New(api.Config{
 		Store:          st,
 		Auth:           auth.Authenticator{Tokens: store.NewTokens(db, tokenTable)},
-		Limiter:        st,
+		Limiter:        &ratelimit.Blocks{Counter: st},
 		RunsPerMinute:  runsPerMinute,
 		Starter:        engine.Starter{Queue: &queue.SQS{Client: sq, URL: queueURL}},
 		Redriver:       redriver,

@@ -17,6 +17,9 @@
 // budget (each step from a message of its own). Two more passes measure the
 // mix with every step just over the inline budget, and how long an
 // outcome waits for its commit when a 0.2 s and a 5 s step start together.
+// The metered flooded pass also ranks the partition keys runs share by the
+// write units they take (see HotKeys), for stores whose index keys are
+// written across Config.Shards shards.
 //
 // Metering reads item images through extra calls, so capacity is measured
 // in passes of its own: times, invocations and requests come from passes
@@ -37,6 +40,7 @@ import (
 	"stepflow/internal/awsclient"
 	"stepflow/internal/deploy"
 	"stepflow/internal/meter"
+	"stepflow/internal/store"
 )
 
 // Config configures a benchmark.
@@ -63,6 +67,9 @@ type Config struct {
 	// passes (default 60 s).
 	ShapeSteps   int
 	ShapeTimeout time.Duration
+	// Shards is the index shard count of every store the bench builds
+	// (store.WithShards; default store.DefaultShards, the deployed one).
+	Shards int
 	// SweepInterval is the sweeper's schedule (default the deployed one).
 	SweepInterval time.Duration
 	// Timeout bounds each pass of the main workload (default 10 minutes).
@@ -92,6 +99,9 @@ func (c *Config) defaults() {
 	if c.ShapeTimeout <= 0 {
 		c.ShapeTimeout = time.Minute
 	}
+	if c.Shards <= 0 {
+		c.Shards = store.DefaultShards
+	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = deploy.SweepInterval
 	}
@@ -120,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	e := env{cfg: awsCfg, dynEP: dynEP, sqsEP: sqsEP, sweepEvery: cfg.SweepInterval}
+	e := env{cfg: awsCfg, dynEP: dynEP, sqsEP: sqsEP, sweepEvery: cfg.SweepInterval, shards: cfg.Shards}
 	log := cfg.Logger
 
 	work := mix(cfg.Diamonds, cfg.Orders, 0)
@@ -209,6 +219,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.StepSecond = stepSecond(boundTrickle, withDuration, cfg.StepSeconds)
 	rep.Accounting = accounting(capFlooded, e.sweepEvery)
 	rep.Sweeps = sweepSummary(capFlooded, e.sweepEvery)
+	rep.HotKeys = hotKeys(capFlooded, e.sweepEvery, topKeys)
 	rep.RequestsPerStep = requestsPerStep(cpu)
 	rep.CPU = Throughput{Engine: rate(cpu), Floor: floorCPU}
 	rep.Bound = Throughput{Latency: cfg.Latency, Engine: rate(boundFlooded), Floor: floorBound}

@@ -67,6 +67,15 @@ func TestBenchRunsAndAccounts(t *testing.T) {
 	if math.Abs(wu-rep.Flooded.WU) > 1e-9 || math.Abs(ru-rep.Flooded.RU) > 1e-9 || len(components) != 3 || rep.Sweeps.Sweeps == 0 {
 		t.Errorf("accounting sums to %.3f WU, %.3f RU over %v; capacity %.3f, %.3f; %d sweeps", wu, ru, components, rep.Flooded.WU, rep.Flooded.RU, rep.Sweeps.Sweeps)
 	}
+	// Every write unit lands on a partition key, and a key shared by runs
+	// is the hottest: a run's own keys never bound the run rate.
+	h := rep.HotKeys
+	hot := h.Hottest()
+	if math.Abs(h.TotalWU/float64(rep.Steps)-rep.Flooded.WU) > 1e-6 || hot.Key == "" || hot.WUPerRun <= 0 || hot.Share <= 0 || hot.Share >= 1 ||
+		math.Abs(hot.SaturationRunsPerSecond*hot.WUPerRun-PartitionWUPerSecond) > 1e-6 || h.PerRun.WUPerRun <= 0 {
+		t.Errorf("hot keys %+v: %.3f WU per step, capacity %.3f", h, h.TotalWU/float64(rep.Steps), rep.Flooded.WU)
+	}
+	t.Logf("hot keys over %d runs: %+v; a run's own: %+v", h.Runs, h.Top, h.PerRun)
 	// A second of step duration is billed (how much more than once per
 	// step depends on the machine's load, so only its sign is checked).
 	if k := rep.StepSecond.BilledPerSecond; k <= 0 {
@@ -86,7 +95,7 @@ func TestBenchRunsAndAccounts(t *testing.T) {
 
 	var out strings.Builder
 	rep.Print(&out)
-	for _, want := range []string{"flooded", "trickle", "Per-step accounting", "engine/floor", "latency-bound", "hand-off", "chain-6", "Step Functions Standard", "Temporal"} {
+	for _, want := range []string{"flooded", "trickle", "Per-step accounting", "engine/floor", "latency-bound", "hand-off", "chain-6", "Step Functions Standard", "Temporal", "Hot keys"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -101,10 +110,17 @@ func TestBenchRunsAndAccounts(t *testing.T) {
 	}
 	for _, k := range []string{"cost_per_million_steps_usd", "cost_per_million_steps_trickle_usd", "cost_per_step_second_usd",
 		"wcu_per_step", "rcu_per_step", "engine_floor_ratio", "engine_floor_ratio_latency", "handoff_p50_ms",
-		"cost_per_million_long_steps_usd", "outcome_commit_lag_p99_ms", "long_chain_rcu_ratio"} {
+		"cost_per_million_long_steps_usd", "outcome_commit_lag_p99_ms", "long_chain_rcu_ratio",
+		"hottest_key_share", "hottest_key_wu_per_run", "hottest_key_saturation_runs_per_second"} {
 		if x, ok := v[k].(float64); !ok || x <= 0 {
 			t.Errorf("JSON %s = %v", k, v[k])
 		}
+	}
+	if k, _ := v["hottest_key"].(string); k != hot.Key {
+		t.Errorf("JSON hottest_key = %v, want %q", v["hottest_key"], hot.Key)
+	}
+	if top, _ := v["hottest_keys"].([]any); len(top) != len(h.Top) {
+		t.Errorf("JSON hottest_keys = %v", v["hottest_keys"])
 	}
 	shape, _ := v["shapes"].(map[string]any)["fan-in-4"].(map[string]any)
 	for _, k := range []string{"wcu_per_step", "rcu_per_step", "steps_per_second"} {

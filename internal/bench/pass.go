@@ -29,6 +29,7 @@ import (
 	"stepflow/internal/meter"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
+	"stepflow/internal/ratelimit"
 	"stepflow/internal/retry"
 	"stepflow/internal/status"
 	"stepflow/internal/store"
@@ -41,6 +42,8 @@ type env struct {
 	dynEP, sqsEP string
 	// sweepEvery is the sweeper's interval (the deployed schedule).
 	sweepEvery time.Duration
+	// shards is the index shard count of every store (store.WithShards).
+	shards int
 }
 
 // pass is one measured run of a workload on a fresh table and queue.
@@ -97,6 +100,9 @@ type result struct {
 	// Lags are the commit lags, sorted: from each committed attempt's end
 	// to its commit landing.
 	Lags []time.Duration
+	// IDs labels the identifiers the pass made, for hot-key reports (see
+	// generalise): each run's and order's, and each workflow's.
+	IDs map[string]idLabel
 	// Err says why the pass did not finish (time-out, a run that did not
 	// complete, an order effect not applied exactly once); the other
 	// fields hold what was measured until then.
@@ -188,11 +194,12 @@ func billed(d time.Duration) time.Duration {
 	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
-// runStart is one run to start: its workflow, and the request body.
+// runStart is one run to start: its workflow (id and name), and the
+// request body.
 type runStart struct {
-	workflow, body string
-	steps          int
-	order          string
+	workflow, name, body string
+	steps                int
+	order                string
 }
 
 // scratch creates a table and a queue of their own for a pass, and
@@ -230,6 +237,7 @@ type rig struct {
 	url             string
 	handler         http.Handler
 	cred            string
+	caller          string // the id of the token cred is a secret of
 	engine          *engine.Engine
 	policy          retry.Policy
 	logs            byteCounter
@@ -270,9 +278,9 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 		m.Attach(&cfg)
 		addLatency(&cfg, p.latency)
 		c, d := awsclient.SQS(cfg, e.sqsEP), awsclient.DynamoDB(cfg, e.dynEP)
-		return part{m, d, store.New(d, name), c, &queue.SQS{Client: c, URL: url}}
+		return part{m, d, store.New(d, name, store.WithShards(e.shards)), c, &queue.SQS{Client: c, URL: url}}
 	}
-	r := &rig{api: component(), eng: component(), sweep: component(), plain: store.New(db, name), url: url,
+	r := &rig{api: component(), eng: component(), sweep: component(), plain: store.New(db, name, store.WithShards(e.shards)), url: url,
 		policy: retry.Default(func() float64 { return 0.5 })}
 	r.logger = slog.New(slog.NewJSONHandler(&r.logs, nil))
 
@@ -283,12 +291,12 @@ func (e env) build(ctx context.Context, p pass, name, url string) (*rig, error) 
 	if err := store.NewTokens(db, name+"-tokens").PutTokenIfAbsent(ctx, tok); err != nil {
 		return nil, err
 	}
-	r.cred = cred
+	r.cred, r.caller = cred, tok.ID
 	// The API as deployed: it authenticates every request and counts run
 	// starts per caller (a cap that is never reached here).
 	r.handler = api.New(api.Config{
 		Store: r.api.store, Starter: engine.Starter{Queue: r.api.queue}, Logger: r.logger,
-		Auth: auth.Authenticator{Tokens: store.NewTokens(r.api.db, name+"-tokens")}, Limiter: r.api.store, RunsPerMinute: math.MaxInt32,
+		Auth: auth.Authenticator{Tokens: store.NewTokens(r.api.db, name+"-tokens")}, Limiter: &ratelimit.Blocks{Counter: r.api.store}, RunsPerMinute: math.MaxInt32,
 	})
 	r.engine, err = engine.New(engine.Config{
 		Store: r.eng.store, Queue: r.eng.queue, Task: countingTask{engine.Simulated{Rand: func() float64 { return 0.5 }}, &r.tasks},
@@ -439,6 +447,7 @@ func (e env) run(ctx context.Context, p pass) (result, error) {
 	res.Invocations, res.Messages, res.Billed = int(r.invocations.Load()), int(r.messages.Load()), time.Duration(r.billed.Load())
 	res.Starts, res.StartBilled = len(r.runIDs), time.Duration(r.start.Load())
 	res.LogBytes = r.logs.n.Load()
+	res.IDs = labels(starts, r.runIDs, r.caller)
 	slices.Sort(r.handoffs)
 	res.Handoffs = r.handoffs
 	slices.Sort(r.lags)
@@ -477,7 +486,7 @@ func prepare(ctx context.Context, plain *store.Store, loads []load) ([]runStart,
 		}
 		var rs []runStart
 		for range l.runs {
-			s := runStart{workflow: wf, steps: len(l.def.Steps)}
+			s := runStart{workflow: wf, name: l.def.Name, steps: len(l.def.Steps)}
 			if l.orders {
 				if s.order, err = post("/orders", `{"amount": 10}`); err != nil {
 					return nil, err

@@ -43,6 +43,9 @@ type Report struct {
 	// Types are the step-type shapes (see typeShapes).
 	Types        []ShapeResult
 	Alternatives []Alternative
+	// HotKeys is how the metered flooded pass's writes spread over
+	// partition keys.
+	HotKeys HotKeys
 }
 
 // Pattern is what a step costs under one arrival pattern.
@@ -217,8 +220,8 @@ func requestsPerStep(r result) []Count {
 func (r Report) Print(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "Stepflow bench on %s\n", r.Endpoint)
-	fmt.Fprintf(w, "Workload per pass: %d diamonds + %d order workflows, %d zero-duration steps. Step runner %d MB arm64; sweeper every %v.\n\n",
-		c.Diamonds, c.Orders, r.Steps, deploy.StepRunnerMemoryMB, c.SweepInterval)
+	fmt.Fprintf(w, "Workload per pass: %d diamonds + %d order workflows, %d zero-duration steps. Step runner %d MB arm64; sweeper every %v; index keys in %d shards.\n\n",
+		c.Diamonds, c.Orders, r.Steps, deploy.StepRunnerMemoryMB, c.SweepInterval, c.Shards)
 
 	fmt.Fprintln(w, "Cost per million steps (us-east-1 on-demand list prices)")
 	fmt.Fprintf(w, "  %-16s %9s %9s  %-30s %s\n", "", "flooded", "trickle", "per step: flooded / trickle", "")
@@ -249,6 +252,8 @@ func (r Report) Print(w io.Writer) {
 	s := r.Sweeps
 	fmt.Fprintf(w, "  The sweeper ran %d time(s) in the %.1f s pass (%.1f WU, %.1f RU a sweep); its lines are scaled to one sweep per %v.\n\n",
 		s.Sweeps, s.Elapsed.Seconds(), s.WUPerSweep, s.RUPerSweep, s.Interval)
+
+	r.printHotKeys(w)
 
 	fmt.Fprintln(w, "AWS requests per step, flooded (API and step runner)")
 	for _, n := range r.RequestsPerStep {
@@ -314,6 +319,19 @@ func (r Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-36s %9s %14s  %s\n", a.Name, usd(a.PerMillionSteps), sec, a.Assumptions)
 	}
+}
+
+func (r Report) printHotKeys(w io.Writer) {
+	h := r.HotKeys
+	fmt.Fprintf(w, "Hot keys, flooded: write units per partition key over %d runs (a partition takes about %d WU/s on AWS)\n", h.Runs, PartitionWUPerSecond)
+	fmt.Fprintf(w, "  %-44s %8s %7s %14s %9s\n", "key (ids generalised)", "WU/run", "share", "saturates at", "peak WU/s")
+	for _, k := range h.Top {
+		fmt.Fprintf(w, "  %-44s %8.3f %6.1f%% %9.0f runs/s %9.0f\n", k.Key, k.WUPerRun, 100*k.Share, k.SaturationRunsPerSecond, k.PeakWU)
+	}
+	if k := h.PerRun; k.Key != "" {
+		fmt.Fprintf(w, "  A run's own keys take its writes alone, whatever the run rate; the busiest, %s, took %.0f WU (peak %.0f WU/s).\n", k.Key, k.WUPerRun, k.PeakWU)
+	}
+	fmt.Fprintf(w, "  Peaks are of the metered pass on this endpoint, not AWS rates; the run rate a key saturates at is %d WU/s over its WU per run.\n\n", PartitionWUPerSecond)
 }
 
 func usd(v float64) string { return fmt.Sprintf("$%.2f", v) }
@@ -404,6 +422,11 @@ func (r Report) JSON(w io.Writer) error {
 			"wait_message_wcu": tc.HopWU, "wait_message_rcu": tc.HopRU,
 		}
 	}
+	var hot []map[string]any
+	for _, k := range r.HotKeys.Top {
+		hot = append(hot, map[string]any{"key": k.Key, "wu_per_run": k.WUPerRun, "share": k.Share,
+			"saturation_runs_per_second": k.SaturationRunsPerSecond, "peak_wu_per_second": k.PeakWU})
+	}
 	var reqs []map[string]any
 	for _, c := range r.RequestsPerStep {
 		reqs = append(reqs, map[string]any{"request": c.Name, "per_step": c.PerStep})
@@ -448,6 +471,12 @@ func (r Report) JSON(w io.Writer) error {
 		"step_types":                         types,
 		"step_type_costs":                    typeCosts,
 	}
+	hottest := r.HotKeys.Hottest()
+	v["hottest_key"], v["hottest_key_share"], v["hottest_key_wu_per_run"] = hottest.Key, hottest.Share, hottest.WUPerRun
+	v["hottest_key_saturation_runs_per_second"] = hottest.SaturationRunsPerSecond
+	v["hottest_keys"] = hot
+	v["shards"] = r.Config.Shards
+	v["hottest_run_key"] = map[string]any{"key": r.HotKeys.PerRun.Key, "wu": r.HotKeys.PerRun.WUPerRun, "peak_wu_per_second": r.HotKeys.PerRun.PeakWU}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

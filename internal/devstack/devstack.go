@@ -40,6 +40,7 @@ import (
 	"stepflow/internal/loopback"
 	"stepflow/internal/poller"
 	"stepflow/internal/queue"
+	"stepflow/internal/ratelimit"
 	"stepflow/internal/redrive"
 	"stepflow/internal/retry"
 	"stepflow/internal/secrets"
@@ -268,7 +269,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	h := api.New(api.Config{
 		Store: sto, Starter: engine.Starter{Queue: work}, Logger: cfg.Logger, AllowedOrigins: origins,
 		Redriver: redrive.Queues{Client: sq, DLQURL: st.DLQURL, QueueURL: st.QueueURL},
-		Auth:     auth.Authenticator{Tokens: tokens}, Limiter: sto, RunsPerMinute: cfg.RunsPerMinute,
+		Auth:     auth.Authenticator{Tokens: tokens}, Limiter: &ratelimit.Blocks{Counter: sto}, RunsPerMinute: cfg.RunsPerMinute,
 		LeaseMargin: cfg.LeaseMargin, SweepGrace: cfg.SweepGrace,
 	})
 	dashCfg := frontend.Config{}

@@ -736,7 +736,11 @@ func (h *harness) run() error {
 		if h.chaos && h.s.chance(0.05) {
 			h.adminCall(ctx)
 		}
-		if h.s.chance(0.1) {
+		// While faults are injected, approvals are decided now and then;
+		// once they stop, at every turn, since an approval without a
+		// timeout waits for a decision for ever (seed 107724 left one
+		// undecided through the 30 sweeps of the drain).
+		if h.s.chance(0.1) || !h.chaos {
 			h.decide(ctx)
 		}
 	})

@@ -94,4 +94,18 @@
 // service and operation, and billed SQS requests (sqsBilled). The meter's
 // own reads are never metered, and a read that fails is counted in
 // Snapshot.Errors: then the figures are incomplete.
+//
+// # Partitions
+//
+// A DynamoDB partition takes about 1,000 WU a second (Developer Guide,
+// partition key design; bursting aside), and each value of an index's
+// partition key is a partition of that index. So the meter also attributes
+// every write unit it charges to the partition it lands on (Snapshot.Keys):
+// a table write, failed or not, to the item's partition key value
+// ("RUN#r1", "RATE#alice"); an index write to "index:<name>/<value>", the
+// value being the index entry's partition key after the write (before it,
+// for an entry deleted), read from the same item images. Each key keeps
+// its write units by wall-clock second, so KeyLoad.Peak gives the busiest
+// second. Partition keys are not told apart by table: the meter is meant
+// for one table. Reads are not attributed.
 package meter

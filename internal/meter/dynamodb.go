@@ -147,9 +147,9 @@ func failedCondition(err error) bool {
 // times one unit per started KB of the larger of the item before and
 // after, and the index writes the change causes, which are never doubled.
 func (m *Meter) written(op string, key, before, after Item, factor float64) {
-	m.add(op, m.schema.Kind(key), factor*WriteUnits(max(ItemSize(before), ItemSize(after))), 0, false)
+	m.add(op, m.schema.Kind(key), m.schema.partition(key), factor*WriteUnits(max(ItemSize(before), ItemSize(after))), 0, false)
 	for _, w := range m.schema.indexWrites(before, after) {
-		m.add(op, "index:"+w.Index, WriteUnits(w.Size), 0, false)
+		m.add(op, "index:"+w.Index, w.Partition, WriteUnits(w.Size), 0, false)
 	}
 }
 
@@ -157,7 +157,7 @@ func (m *Meter) written(op string, key, before, after Item, factor float64) {
 // was cancelled: the larger of the item as it is and as the write tried
 // to make it (size), with no index writes, since the index never changed.
 func (m *Meter) notWritten(op string, key Item, size int, factor float64) {
-	m.add(op, m.schema.Kind(key), factor*WriteUnits(size), 0, true)
+	m.add(op, m.schema.Kind(key), m.schema.partition(key), factor*WriteUnits(size), 0, true)
 }
 
 // attempted is the size of the item an update tried to write: the update
@@ -270,7 +270,7 @@ func (m *Meter) charge(ctx context.Context, op string, params, result any, err e
 			}
 			it = img[refString(t, p.Key)]
 		}
-		m.add(op, m.schema.Kind(p.Key), 0, half(p.ConsistentRead)*ReadUnits(ItemSize(it)), false)
+		m.add(op, m.schema.Kind(p.Key), "", 0, half(p.ConsistentRead)*ReadUnits(ItemSize(it)), false)
 	case *dynamodb.BatchGetItemInput:
 		m.chargeBatchGet(ctx, op, p, result)
 	case *dynamodb.TransactGetItemsInput:
@@ -323,7 +323,7 @@ func (m *Meter) chargeTransaction(ctx context.Context, op string, p *dynamodb.Tr
 		case check:
 			// A ConditionCheck is charged as a transactional write of the
 			// item it checks (see the package documentation).
-			m.add(op, m.schema.Kind(key), 2*WriteUnits(ItemSize(b)), 0, cancelled)
+			m.add(op, m.schema.Kind(key), m.schema.partition(key), 2*WriteUnits(ItemSize(b)), 0, cancelled)
 		case cancelled:
 			size := ItemSize(put)
 			if u := ti.Update; u != nil {
@@ -367,7 +367,7 @@ func (m *Meter) chargeBatchGet(ctx context.Context, op string, p *dynamodb.Batch
 			}
 		}
 		for _, r := range refs {
-			m.add(op, m.schema.Kind(r.key), 0, half(ka.ConsistentRead)*ReadUnits(ItemSize(img[refString(table, r.key)])), false)
+			m.add(op, m.schema.Kind(r.key), "", 0, half(ka.ConsistentRead)*ReadUnits(ItemSize(img[refString(table, r.key)])), false)
 		}
 	}
 }
@@ -398,7 +398,7 @@ func (m *Meter) chargeTransactGet(ctx context.Context, op string, p *dynamodb.Tr
 		}
 	}
 	for _, r := range refs {
-		m.add(op, m.schema.Kind(r.key), 0, 2*ReadUnits(ItemSize(img[refString(r.table, r.key)])), cancelled)
+		m.add(op, m.schema.Kind(r.key), "", 0, 2*ReadUnits(ItemSize(img[refString(r.table, r.key)])), cancelled)
 	}
 }
 
@@ -470,7 +470,7 @@ func (m *Meter) chargeQuery(ctx context.Context, op string, p *dynamodb.QueryInp
 		}
 		items = again.Items
 	}
-	m.add(op, m.queryKind(p.IndexName, items), 0, half(p.ConsistentRead)*ReadUnits(readSize(items)), false)
+	m.add(op, m.queryKind(p.IndexName, items), "", 0, half(p.ConsistentRead)*ReadUnits(readSize(items)), false)
 }
 
 func (m *Meter) chargeScan(ctx context.Context, op string, p *dynamodb.ScanInput, result any) {
@@ -495,5 +495,5 @@ func (m *Meter) chargeScan(ctx context.Context, op string, p *dynamodb.ScanInput
 	if p.IndexName != nil {
 		kind = "index:" + *p.IndexName
 	}
-	m.add(op, kind, 0, half(p.ConsistentRead)*ReadUnits(readSize(items)), false)
+	m.add(op, kind, "", 0, half(p.ConsistentRead)*ReadUnits(readSize(items)), false)
 }

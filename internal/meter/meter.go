@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -36,7 +37,9 @@ type Meter struct {
 	requests map[string]int
 	sqs      map[string]int
 	lines    map[[2]string]*Line
+	keys     map[string]*KeyLoad
 	errors   int
+	now      func() time.Time
 }
 
 var meters atomic.Int64
@@ -49,6 +52,7 @@ func New(schema Schema, db Reader) *Meter {
 	return &Meter{
 		schema: schema, db: db, id: fmt.Sprintf("stepflowMeter%d", meters.Add(1)),
 		requests: map[string]int{}, sqs: map[string]int{}, lines: map[[2]string]*Line{},
+		keys: map[string]*KeyLoad{}, now: time.Now,
 	}
 }
 
@@ -103,9 +107,19 @@ type Line struct {
 	FailedWU      float64
 }
 
-func (m *Meter) add(op, kind string, wu, ru float64, failed bool) {
+// add tallies a read (part empty) or a write of wu write units that
+// landed on partition part (see Snapshot.Keys).
+func (m *Meter) add(op, kind, part string, wu, ru float64, failed bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if part != "" && wu > 0 {
+		k := m.keys[part]
+		if k == nil {
+			k = &KeyLoad{}
+			m.keys[part] = k
+		}
+		k.add(m.now().Unix(), wu)
+	}
 	l := m.lines[[2]string{op, kind}]
 	if l == nil {
 		l = &Line{Op: op, Kind: kind}
@@ -136,6 +150,13 @@ type Snapshot struct {
 	// Lines is the DynamoDB capacity by operation and item kind, sorted.
 	Lines  []Line
 	WU, RU float64
+	// Keys is the write units that landed on each partition key: the
+	// table's partition key value for table writes ("RUN#r1"), and
+	// "index:<name>/<value>" for index writes, the value being the index's
+	// partition key. A partition takes about 1,000 WU a second on AWS, so
+	// the key that takes the most of a workload's writes bounds its rate.
+	// Read units are not attributed.
+	Keys map[string]KeyLoad
 	// Errors counts the meter's own reads that failed: when it is not zero
 	// the capacity figures are incomplete.
 	Errors int
@@ -145,7 +166,10 @@ type Snapshot struct {
 func (m *Meter) Snapshot() Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Snapshot{Requests: maps.Clone(m.requests), SQS: maps.Clone(m.sqs), Errors: m.errors}
+	s := Snapshot{Requests: maps.Clone(m.requests), SQS: maps.Clone(m.sqs), Errors: m.errors, Keys: make(map[string]KeyLoad, len(m.keys))}
+	for part, k := range m.keys {
+		s.Keys[part] = KeyLoad{WU: k.WU, Writes: k.Writes, seconds: slices.Clone(k.seconds)}
+	}
 	for _, l := range m.lines {
 		s.Lines = append(s.Lines, *l)
 		s.WU += l.WU
@@ -190,6 +214,13 @@ func (s Snapshot) Plus(o Snapshot) Snapshot {
 		r.Lines = append(r.Lines, l)
 	}
 	sortLines(r.Lines)
+	r.Keys = make(map[string]KeyLoad, max(len(s.Keys), len(o.Keys)))
+	for part, k := range s.Keys {
+		r.Keys[part] = k.plus(KeyLoad{})
+	}
+	for part, k := range o.Keys {
+		r.Keys[part] = r.Keys[part].plus(k)
+	}
 	return r
 }
 

@@ -463,3 +463,61 @@ func TestMeterCountsSQSRequests(t *testing.T) {
 		t.Fatalf("requests %v, WU %v", snap.Requests, snap.WU)
 	}
 }
+
+// Every write unit lands on a partition: the item's partition key value
+// for the table, "index:<name>/<value>" for an index, the value being the
+// index entry's partition key (before the write for a delete). Failed
+// writes land on the table partition; reads land nowhere.
+func TestMeterAttributesWritesToPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	m, db := b.metered(t)
+	steps := []func() error{
+		func() error { return b.put(ctx, db, with(k("A#1", "A"), "st", "new", "at", "t1"), "") },
+		func() error { return b.put(ctx, db, with(k("A#2", "A"), "st", "new", "at", "t2"), "") },
+		func() error { // A#1 moves from by_status partition "new" to "old"
+			_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(b.table), Key: k("A#1", "A"),
+				UpdateExpression: aws.String("SET st = :s"), ExpressionAttributeValues: map[string]types.AttributeValue{":s": str("old")}})
+			return err
+		},
+		func() error {
+			return wantErr[*types.ConditionalCheckFailedException](b.put(ctx, db, with(k("A#2", "A"), "st", "x", "at", "t"), "attribute_not_exists(id)"))
+		},
+		func() error {
+			_, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+				{Put: &types.Put{TableName: aws.String(b.table), Item: with(k("C#1", "C"), "owner", "me")}},
+			}})
+			return err
+		},
+		func() error {
+			_, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(b.table), Key: k("A#1", "A")})
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := m.Snapshot()
+	want := map[string][2]float64{ // WU, writes
+		"A#1": {2, 2}, "A#2": {2, 2}, "C#1": {2, 1},
+		"index:by_status/new": {3, 3}, "index:by_status/old": {1, 1}, "index:by_owner/me": {1, 1},
+	}
+	got := map[string][2]float64{}
+	total := 0.0
+	for part, l := range snap.Keys {
+		got[part] = [2]float64{l.WU, float64(l.Writes)}
+		total += l.WU
+		if at, peak := l.Peak(); at.IsZero() || peak <= 0 || peak > l.WU {
+			t.Errorf("%s: peak %v at %v of %v WU", part, peak, at, l.WU)
+		}
+	}
+	if !reflect.DeepEqual(got, want) || total != snap.WU {
+		t.Fatalf("keys %v (%v WU of %v), want %v", got, total, snap.WU, want)
+	}
+	if sum := snap.Plus(snap); sum.Keys["index:by_status/new"].WU != 6 || sum.Keys["A#1"].Writes != 4 {
+		t.Fatalf("keys of a sum %+v", sum.Keys)
+	}
+}

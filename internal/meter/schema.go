@@ -2,6 +2,7 @@ package meter
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"reflect"
 	"strings"
@@ -99,6 +100,29 @@ func (s Schema) Kind(key Item) string {
 	return kind
 }
 
+// partition names the partition a write of the item with this key lands
+// on: its partition key's value ("RUN#r1"); a number as written, a binary
+// value in hex. See Snapshot.Keys.
+func (s Schema) partition(key Item) string { return keyValue(key[s.PK]) }
+
+// indexPartition names the partition of index ix that an index write
+// with the index partition key value v lands on.
+func indexPartition(ix string, v types.AttributeValue) string {
+	return "index:" + ix + "/" + keyValue(v)
+}
+
+func keyValue(v types.AttributeValue) string {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value
+	case *types.AttributeValueMemberN:
+		return v.Value
+	case *types.AttributeValueMemberB:
+		return hex.EncodeToString(v.Value)
+	}
+	return "(none)"
+}
+
 // entry is an item's entry in ix, or nil if the item is not in the index.
 // An item is in a global secondary index only when it has every key
 // attribute of the index (Developer Guide, GSI). The entry holds the table's key, the index's key and the projected
@@ -132,6 +156,10 @@ type indexWrite struct {
 	Index string
 	Op    string // "put", "delete" or "update"
 	Size  int    // the index entry's size; for "update" the larger of before and after
+	// Partition is the index partition the write lands on (see
+	// indexPartition): the entry's index partition key, before the write
+	// for a delete, after it otherwise.
+	Partition string
 }
 
 // indexWrites lists the index writes that changing an item from before to
@@ -151,13 +179,14 @@ func (s Schema) indexWrites(before, after Item) []indexWrite {
 		switch {
 		case b == nil && a == nil:
 		case b == nil:
-			out = append(out, indexWrite{ix.Name, "put", ItemSize(a)})
+			out = append(out, indexWrite{ix.Name, "put", ItemSize(a), indexPartition(ix.Name, a[ix.PK])})
 		case a == nil:
-			out = append(out, indexWrite{ix.Name, "delete", ItemSize(b)})
+			out = append(out, indexWrite{ix.Name, "delete", ItemSize(b), indexPartition(ix.Name, b[ix.PK])})
 		case !reflect.DeepEqual(b[ix.PK], a[ix.PK]) || (ix.SK != "" && !reflect.DeepEqual(b[ix.SK], a[ix.SK])):
-			out = append(out, indexWrite{ix.Name, "delete", ItemSize(b)}, indexWrite{ix.Name, "put", ItemSize(a)})
+			out = append(out, indexWrite{ix.Name, "delete", ItemSize(b), indexPartition(ix.Name, b[ix.PK])},
+				indexWrite{ix.Name, "put", ItemSize(a), indexPartition(ix.Name, a[ix.PK])})
 		case !reflect.DeepEqual(b, a):
-			out = append(out, indexWrite{ix.Name, "update", max(ItemSize(b), ItemSize(a))})
+			out = append(out, indexWrite{ix.Name, "update", max(ItemSize(b), ItemSize(a)), indexPartition(ix.Name, a[ix.PK])})
 		}
 	}
 	return out

@@ -41,21 +41,22 @@ func TestIndexWrites(t *testing.T) {
 		before, after Item
 		want          []indexWrite
 	}{
-		{"new item enters the index it has keys for", nil, base, []indexWrite{{"by_status", "put", entry}}},
-		{"deleted item leaves it", base, nil, []indexWrite{{"by_status", "delete", entry}}},
-		// "st" new -> old: the index key moves: delete the old entry, put the new one.
-		{"index key changes", base, with("st", s("old")), []indexWrite{{"by_status", "delete", entry}, {"by_status", "put", entry}}},
+		{"new item enters the index it has keys for", nil, base, []indexWrite{{"by_status", "put", entry, "index:by_status/new"}}},
+		{"deleted item leaves it", base, nil, []indexWrite{{"by_status", "delete", entry, "index:by_status/new"}}},
+		// "st" new -> old: the index key moves: delete the old entry from
+		// partition "new", put the new one in partition "old".
+		{"index key changes", base, with("st", s("old")), []indexWrite{{"by_status", "delete", entry, "index:by_status/new"}, {"by_status", "put", entry, "index:by_status/old"}}},
 		// Only the projected "note" changes (2 bytes -> 5): one update, sized by the larger entry.
-		{"projected attribute changes", base, with("note", s("hello")), []indexWrite{{"by_status", "update", entry + 3}}},
+		{"projected attribute changes", base, with("note", s("hello")), []indexWrite{{"by_status", "update", entry + 3, "index:by_status/new"}}},
 		{"unprojected attribute changes", base, with("x", s("other")), nil},
 		// Removing the index sort key takes the item out (sparse index).
-		{"index sort key removed", base, with("at", nil), []indexWrite{{"by_status", "delete", entry}}},
+		{"index sort key removed", base, with("at", nil), []indexWrite{{"by_status", "delete", entry, "index:by_status/new"}}},
 		// KEYS_ONLY without a sort key: entry id (5) + rk (3) + owner (5+2) = 15.
-		{"keys-only index gains an item", base, with("owner", s("me")), []indexWrite{{"by_owner", "put", 15}}},
-		{"keys-only index ignores other changes", with("owner", s("me")), with("owner", s("me"), "note", s("x")), []indexWrite{{"by_status", "update", entry}}},
+		{"keys-only index gains an item", base, with("owner", s("me")), []indexWrite{{"by_owner", "put", 15, "index:by_owner/me"}}},
+		{"keys-only index ignores other changes", with("owner", s("me")), with("owner", s("me"), "note", s("x")), []indexWrite{{"by_status", "update", entry, "index:by_status/new"}}},
 		// ALL projects every attribute: the entry is the whole item, base
 		// (26 bytes) + all (3+1) = 30 before, 31 after ("x": "zz" -> "zzz").
-		{"all-projection index updates on any change", with("all", s("1")), with("all", s("1"), "x", s("zzz")), []indexWrite{{"everything", "update", 31}}},
+		{"all-projection index updates on any change", with("all", s("1")), with("all", s("1"), "x", s("zzz")), []indexWrite{{"everything", "update", 31, "index:everything/1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"stepflow/internal/runstate"
 	"stepflow/internal/status"
@@ -190,7 +189,11 @@ func TestATableOfAnOlderLayoutIsRefusedByName(t *testing.T) {
 	for i, ix := range in.GlobalSecondaryIndexes {
 		if *ix.IndexName == "by_workflow" {
 			in.GlobalSecondaryIndexes[i].KeySchema[0].AttributeName = aws.String("workflow_id")
-			in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String("workflow_id"), AttributeType: types.ScalarAttributeTypeS})
+		}
+	}
+	for i, a := range in.AttributeDefinitions {
+		if *a.AttributeName == "wfk" {
+			in.AttributeDefinitions[i].AttributeName = aws.String("workflow_id")
 		}
 	}
 	ctx := context.Background()
