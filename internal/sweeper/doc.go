@@ -26,12 +26,13 @@
 // The longest time between two visits of an active run is Bound: with A
 // active runs, W workers, a per-run sweep time t (a worker's wall time per
 // run, its share of listing included), a budget B and passes every P (B
-// below P), one pass sweeps at least C = W·⌊B/t⌋ runs, a cycle takes at
-// most L = ⌈A/C⌉ passes, and a run is visited again at most (2L−1)·P + B +
-// b·t later (b runs a page: the page under way when the budget ends). The
-// 2L−1 is the worst case, of a run visited at the start of one cycle and at
-// the end of the next; when passes cover about the same each time it is
-// about L·P.
+// plus the 10 s a pass may hold the cursor past it below P, so that every
+// pass finds the cursor free), one pass sweeps at least C = W·⌊B/t⌋ runs,
+// a cycle takes at most L = ⌈A/C⌉ passes, and a run is visited again at
+// most (2L−1)·P + B + b·t later (b runs a page: the page under way when
+// the budget ends). The 2L−1 is the worst case, of a run visited at the
+// start of one cycle and at the end of the next; when passes cover about
+// the same each time it is about L·P.
 //
 // # Re-sends back off
 //
