@@ -73,10 +73,11 @@ var (
 	// hidden; the SQS event source adds what Lambda needs to receive and
 	// delete.
 	runnerQueueActions = []string{"sqs:SendMessage", "sqs:ChangeMessageVisibility"}
-	// The sweeper: ListActiveRuns and ReadRun (Query), Plan (GetItem),
-	// EndRun (UpdateItem, or a transaction of Update items); it re-sends
-	// stalled steps.
-	sweeperTableActions = []string{"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"}
+	// The sweeper: ListActiveRuns and ReadRun (Query), a page of runs and
+	// their re-send marks (BatchGetItem), Plan and read-backs (GetItem),
+	// EndRun (UpdateItem, or a transaction of Update items), its cursor's
+	// lease and the re-send marks (UpdateItem); it re-sends stalled steps.
+	sweeperTableActions = []string{"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}
 	sweeperQueueActions = []string{"sqs:SendMessage"}
 	// The API: reads of one item, the callback key and lost answers read
 	// back (GetItem), run details and outputs (BatchGetItem), lists,
