@@ -134,7 +134,11 @@ func (m *merged) fill(ctx context.Context, want int) error {
 func (m *merged) next(ctx context.Context, want int) ([]entry, error) {
 	var out []entry
 	for len(out) < want {
-		if err := m.fill(ctx, want-len(out)); err != nil {
+		// Each shard holds about 1/n of what is wanted: ask each for its
+		// share and a little more, and refill a shard that runs dry, so a
+		// page reads about what it returns whatever the shard count.
+		left := want - len(out)
+		if err := m.fill(ctx, min(left, left/len(m.streams)+2)); err != nil {
 			return out, err
 		}
 		// Take entries while every stream that may hold more has one
