@@ -16,17 +16,13 @@ import (
 	"stepflow/internal/testenv"
 )
 
-// TestAttack18AnExpiredAttemptRecordIsReadAsGone: a failed attempt's record
-// carries ttl = its write + retention, whatever becomes of its run. A run
-// that stays live past that (a retry with a long wait, a step waiting for
-// an approval, or a run retried just before it would have expired) keeps
-// showing the record in its detail until DynamoDB's deletion takes it, days
-// later and at a time nobody chooses: the record is not treated as gone at
-// its ttl, unlike headers, list entries and order history entries
-// (retention.go: "reads treat an item past it as already gone").
-//
-// Here: step a fails once (retried later), the run stays live; at the
-// record's ttl the run's detail still lists the attempt.
+// TestAttack18AnExpiredAttemptRecordIsReadAsGone: a failed attempt's
+// record belongs to its run. It once carried ttl = its write + retention,
+// so a run that stayed live past that (a long wait, an approval, a late
+// retry) lost it from its detail, at a time DynamoDB's deletion chose; and
+// a record past its ttl was still read. Now a record lives as long as the
+// run's data (retention + 400 days from its write), and one past its ttl
+// is read as gone.
 func TestAttack18AnExpiredAttemptRecordIsReadAsGone(t *testing.T) {
 	t.Parallel()
 	clock := now
@@ -43,19 +39,26 @@ func TestAttack18AnExpiredAttemptRecordIsReadAsGone(t *testing.T) {
 	if err := s.CommitIfHeld(ctx, c, ids.New("cmt")); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.GetRun(ctx, r.ID)
-	if err != nil || len(d.Steps[0].Attempts) != 1 {
-		t.Fatalf("before expiry: %d attempts, %v", len(d.Steps[0].Attempts), err)
+	attempts := func() int {
+		t.Helper()
+		d, err := s.GetRun(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status == status.RunFailed || d.Status == status.RunCompleted || d.Status == status.RunCancelled {
+			t.Fatalf("the run ended: %s", d.Status)
+		}
+		return len(d.Steps[0].Attempts)
 	}
-	clock = now.Add(49 * time.Hour) // the record's ttl has passed; the run is live
-	d, err = s.GetRun(ctx, r.ID)
-	if err != nil {
-		t.Fatal(err)
+	if n := attempts(); n != 1 {
+		t.Fatalf("before expiry: %d attempts", n)
 	}
-	if d.Status == status.RunFailed || d.Status == status.RunCompleted || d.Status == status.RunCancelled {
-		t.Fatalf("the run ended: %s", d.Status)
+	clock = now.Add(49 * time.Hour) // past the retention; the run is live
+	if n := attempts(); n != 1 {
+		t.Errorf("a live run lost its attempt record to the retention: %d attempts", n)
 	}
-	if n := len(d.Steps[0].Attempts); n != 0 {
-		t.Errorf("the run's detail shows %d attempt(s) past their ttl: an expired record is not read as gone, and it vanishes whenever DynamoDB deletes it", n)
+	clock = now.Add(48*time.Hour + 400*24*time.Hour + time.Second) // past the record's ttl
+	if n := attempts(); n != 0 {
+		t.Errorf("the run's detail shows %d attempt(s) past their ttl", n)
 	}
 }

@@ -150,6 +150,9 @@ func (s *Store) LoadData(ctx context.Context, runID string, gen int, input bool,
 			return d, fmt.Errorf("read input of run %s: %w", runID, err)
 		}
 		for _, it := range out.Items {
+			if expired(it, s.now()) {
+				continue
+			}
 			if _, err := d.collect(sAttr(it, attrSK), it); err != nil {
 				return d, fmt.Errorf("read input of run %s: %w", runID, err)
 			}
@@ -167,6 +170,9 @@ func (s *Store) LoadData(ctx context.Context, runID string, gen int, input bool,
 		return d, fmt.Errorf("read outputs of run %s: %w", runID, err)
 	}
 	for _, it := range got {
+		if expired(it, s.now()) {
+			continue
+		}
 		if _, err := d.collect(sAttr(it, attrSK), it); err != nil {
 			return d, fmt.Errorf("read outputs of run %s: %w", runID, err)
 		}
@@ -208,7 +214,7 @@ func (s *Store) CallbackFor(ctx context.Context, hash string) (Callback, error) 
 	if err != nil {
 		return Callback{}, fmt.Errorf("read callback: %w", err)
 	}
-	if out.Item == nil {
+	if out.Item == nil || expired(out.Item, s.now()) {
 		return Callback{}, fmt.Errorf("callback: %w", ErrNotFound)
 	}
 	var c Callback

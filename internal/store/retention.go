@@ -14,12 +14,13 @@ import (
 //
 //   - a run's header and chunks: retention after the run ends, set by the
 //     write that ends it (which writes them anyway) and removed by a retry;
-//   - a failed attempt's record and an order history entry a step wrote:
-//     retention after they are written (they are records, never read to
-//     decide anything after their commit);
-//   - a run's inputs, outputs and callback items: retention plus
-//     dataHorizon after they are written, since a live run needs them and
-//     setting their TTL when the run ends would cost a write per item.
+//     every read of a run starts at its header, so the run is gone then;
+//   - an order history entry a step wrote: retention after it is written
+//     (the order stays; its history keeps the entries of that long);
+//   - a run's failed-attempt records, inputs, outputs and callback items:
+//     retention plus dataHorizon after they are written, since a live run
+//     needs them and setting their TTL when the run ends would cost a write
+//     per item; they are unreachable once the header is gone.
 //
 // Orders (with their creation entry), workflows and tokens never expire.
 

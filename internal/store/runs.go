@@ -414,6 +414,7 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent, withData 
 	items := map[int]map[string]types.AttributeValue{}
 	var failures []runstate.Failure
 	var data RunData
+	now := s.now()
 	fail := func(err error) (runstate.State, []runstate.Failure, RunData, error) {
 		return runstate.State{}, nil, RunData{}, fmt.Errorf("read run %s: %w", runID, err)
 	}
@@ -423,7 +424,11 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent, withData 
 			return fail(err)
 		}
 		for _, it := range res.Items {
-			switch k := sAttr(it, attrSK); {
+			k := sAttr(it, attrSK)
+			if k != sk && expired(it, now) {
+				continue // a record or data item past its ttl is gone; the header decides for the run
+			}
+			switch {
 			case k == sk:
 				items[0] = it
 			case strings.HasPrefix(k, "RUN#C"):
@@ -449,7 +454,7 @@ func (s *Store) readRun(ctx context.Context, runID string, consistent, withData 
 		}
 		in.ExclusiveStartKey = res.LastEvaluatedKey
 	}
-	if items[0] == nil || expired(items[0], s.now()) {
+	if items[0] == nil || expired(items[0], now) {
 		return fail(ErrNotFound)
 	}
 	data.Expires = expiresAt(items[0])
@@ -864,7 +869,8 @@ func (s *Store) CommitIfHeld(ctx context.Context, c runstate.Commit, token strin
 	}
 	for _, f := range c.Failures {
 		it := failureItem(c.RunID, f)
-		it["token"], it[attrTTL] = str(token), epoch(c.At.Add(s.retention))
+		it["token"] = str(token)
+		s.withDataTTL(it, c.At)
 		put(it, "", fmt.Sprintf("run %s attempt record of step %d", c.RunID, f.Step))
 	}
 	for _, w := range c.Waits {

@@ -347,10 +347,13 @@ func decodeResendMarks(it map[string]types.AttributeValue) (ResendMarks, error) 
 
 // ReplaceResendMarksIfUnchanged replaces run runID's marks by steps, on the
 // condition that they are still as read (nobody wrote them since), and lets
-// DynamoDB's TTL delete them after expires. It returns ErrConflict if
-// another sweeper wrote them since; a replace whose answer was lost is
-// recognised by its token.
-func (s *Store) ReplaceResendMarksIfUnchanged(ctx context.Context, runID string, read ResendMarks, steps map[int]ResendMark, expires time.Time) error {
+// DynamoDB's TTL delete them after expires. It returns the marks as written
+// (so that a sweeper whose send failed can put back what it read, on the
+// condition that they are still its own), or ErrConflict if another
+// sweeper wrote them since; a replace whose answer was lost is recognised
+// by its token.
+func (s *Store) ReplaceResendMarksIfUnchanged(ctx context.Context, runID string, read ResendMarks, steps map[int]ResendMark, expires time.Time) (ResendMarks, error) {
+	wrote := ResendMarks{Steps: steps}
 	recs := make(map[string]resendMarkRecord, len(steps))
 	for _, i := range slices.Sorted(maps.Keys(steps)) {
 		m := steps[i]
@@ -358,9 +361,10 @@ func (s *Store) ReplaceResendMarksIfUnchanged(ctx context.Context, runID string,
 	}
 	mv, err := attributevalue.Marshal(recs)
 	if err != nil {
-		return fmt.Errorf("encode resend marks of run %s: %w", runID, err)
+		return ResendMarks{}, fmt.Errorf("encode resend marks of run %s: %w", runID, err)
 	}
 	tok := newToken()
+	wrote.tok = tok
 	in := &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      resendMarkKey(runID),
@@ -382,15 +386,15 @@ func (s *Store) ReplaceResendMarksIfUnchanged(ctx context.Context, runID string,
 		got, rerr := s.readBackItem(ctx, resendMarkKey(runID))
 		switch {
 		case rerr != nil:
-			return fmt.Errorf("replace resend marks of run %s: %w: %v; reading it back: %v", runID, ErrUnknown, err, rerr)
+			return ResendMarks{}, fmt.Errorf("replace resend marks of run %s: %w: %v; reading it back: %v", runID, ErrUnknown, err, rerr)
 		case got != nil && sAttr(got, attrTok) == tok:
-			return nil
+			return wrote, nil
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("replace resend marks of run %s: %w", runID, err)
+		return ResendMarks{}, fmt.Errorf("replace resend marks of run %s: %w", runID, err)
 	}
-	return nil
+	return wrote, nil
 }
 
 // RunRead is one run as ReadRuns found it: the run, or why not.

@@ -94,8 +94,9 @@ func TestSweepWritesRecogniseTheirLostAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return s.ReplaceResendMarksIfUnchanged(ctx, "run_x", read["run_x"],
+			_, err = s.ReplaceResendMarksIfUnchanged(ctx, "run_x", read["run_x"],
 				map[int]store.ResendMark{0: {State: "0/P0", Sends: 1, Last: now}}, now.Add(time.Hour))
+			return err
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,11 +130,11 @@ func TestSweepResendMarks(t *testing.T) {
 	}
 	marks := map[int]store.ResendMark{2: {State: "1/P0", Sends: 1, Last: now}, 11: {State: "1/R0:tok:a:b", Sends: 3, Last: now.Add(-time.Minute)}}
 	expires := now.Add(time.Hour)
-	if err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", read["run_a"], marks, expires); err != nil {
+	if _, err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", read["run_a"], marks, expires); err != nil {
 		t.Fatal(err)
 	}
 	// Another sweeper that read before that write is refused.
-	if err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", read["run_a"], nil, expires); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", read["run_a"], nil, expires); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("replace on a stale read of absent marks: %v, want ErrConflict", err)
 	}
 	again, err := s.ReadResendMarks(ctx, []string{"run_a"})
@@ -141,10 +142,10 @@ func TestSweepResendMarks(t *testing.T) {
 		t.Fatalf("read %+v, %v; want %+v", again["run_a"].Steps, err, marks)
 	}
 	next := map[int]store.ResendMark{2: {State: "1/P0", Sends: 2, Last: now.Add(time.Minute)}}
-	if err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", again["run_a"], next, expires); err != nil {
+	if _, err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", again["run_a"], next, expires); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", again["run_a"], next, expires); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", again["run_a"], next, expires); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("replace on a stale read: %v, want ErrConflict", err)
 	}
 	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table),
@@ -162,7 +163,7 @@ func TestSweepResendMarks(t *testing.T) {
 	if err != nil || len(gone["run_a"].Steps) != 0 {
 		t.Fatalf("read marks past their ttl: %+v, %v", gone, err)
 	}
-	if err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", gone["run_a"], next, expires.Add(time.Hour)); err != nil {
+	if _, err := s.ReplaceResendMarksIfUnchanged(ctx, "run_a", gone["run_a"], next, expires.Add(time.Hour)); err != nil {
 		t.Fatalf("replace marks past their ttl: %v", err)
 	}
 }
@@ -185,7 +186,7 @@ func TestSweepReadRunsReadsWhatReadRunReads(t *testing.T) {
 	if err := s.ClaimIfLive(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReplaceResendMarksIfUnchanged(ctx, small.ID, store.ResendMarks{}, map[int]store.ResendMark{0: {State: "x", Sends: 1, Last: now}}, now.Add(time.Hour)); err != nil {
+	if _, err := s.ReplaceResendMarksIfUnchanged(ctx, small.ID, store.ResendMarks{}, map[int]store.ResendMark{0: {State: "x", Sends: 1, Last: now}}, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	ids := []string{big.ID, "run_missing", small.ID}

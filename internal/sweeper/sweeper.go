@@ -40,9 +40,10 @@ type Marks interface {
 	// ReadResendMarks reads the marks of the runs named, eventually
 	// consistently.
 	ReadResendMarks(ctx context.Context, runIDs []string) (map[string]store.ResendMarks, error)
-	// ReplaceResendMarksIfUnchanged returns store.ErrConflict if another
-	// sweeper wrote the run's marks since read.
-	ReplaceResendMarksIfUnchanged(ctx context.Context, runID string, read store.ResendMarks, steps map[int]store.ResendMark, expires time.Time) error
+	// ReplaceResendMarksIfUnchanged returns the marks as written, or
+	// store.ErrConflict if another sweeper wrote the run's marks since
+	// read.
+	ReplaceResendMarksIfUnchanged(ctx context.Context, runID string, read store.ResendMarks, steps map[int]store.ResendMark, expires time.Time) (store.ResendMarks, error)
 }
 
 // Cursor stores where the sweep cycle stands, leased to one pass at a
@@ -461,6 +462,8 @@ func (s *Sweeper) resend(ctx context.Context, log *slog.Logger, stalled []stalle
 	var errs []error
 	var msgs []queue.Message
 	sends := map[string]map[int]store.ResendMark{}
+	type written struct{ read, wrote store.ResendMarks }
+	undo := map[string]written{}
 	for _, st := range stalled {
 		read := marks[st.run.ID]
 		due, next, held := b.resends(st.run, st.msgs, read.Steps, now)
@@ -468,7 +471,8 @@ func (s *Sweeper) resend(ctx context.Context, log *slog.Logger, stalled []stalle
 		if len(due) == 0 {
 			continue
 		}
-		switch err := s.Store.ReplaceResendMarksIfUnchanged(ctx, st.run.ID, read, next, now.Add(b.keep())); {
+		wrote, err := s.Store.ReplaceResendMarksIfUnchanged(ctx, st.run.ID, read, next, now.Add(b.keep()))
+		switch {
 		case errors.Is(err, store.ErrConflict):
 			continue // another sweeper re-sent them
 		case err != nil:
@@ -479,9 +483,20 @@ func (s *Sweeper) resend(ctx context.Context, log *slog.Logger, stalled []stalle
 			msgs = append(msgs, queue.For(st.run, m.Step, m.Attempt, now))
 		}
 		sends[st.run.ID] = next
+		undo[st.run.ID] = written{read, wrote}
 	}
 	if err := s.send(ctx, log, stalled, msgs, sends, rep); err != nil {
 		errs = append(errs, err)
+		// The marks say these were re-sent, and may not have been (a
+		// batch that failed, or one after it): put back what was read,
+		// if the marks are still these, so that the next pass re-sends
+		// them when due as if this one had not tried. A batch that did
+		// go out is then sent again: a duplicate, which runners drop.
+		for id, w := range undo {
+			if _, err := s.Store.ReplaceResendMarksIfUnchanged(ctx, id, w.wrote, w.read.Steps, now.Add(b.keep())); err != nil && !errors.Is(err, store.ErrConflict) {
+				errs = append(errs, fmt.Errorf("sweep: put back the re-send marks of run %s: %w", id, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -45,9 +45,8 @@ type RunSummary struct {
 	RetriedAt *time.Time `json:"retried_at"`
 	// Generation is raised by each retry.
 	Generation int `json:"generation"`
-	// ExpiresAt is when an ended run is deleted, with its attempts and
-	// the order history its steps wrote (the retention after its end); a
-	// retry keeps it.
+	// ExpiresAt is when an ended run is gone, with its attempts (the
+	// retention after its end); a retry keeps it.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// StepsCompleted counts the completed steps; StepStatuses has every
 	// step's status in step_index order.
