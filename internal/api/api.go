@@ -281,13 +281,19 @@ func (s *server) limitRunStart(w http.ResponseWriter, r *http.Request) bool {
 	if s.Limiter == nil || s.RunsPerMinute <= 0 || caller == "" {
 		return true
 	}
+	return s.allow(w, r, caller, s.RunsPerMinute, fmt.Sprintf("at most %d runs may be started per minute per caller", s.RunsPerMinute))
+}
+
+// allow counts one request against key's allowance of limit a minute; past
+// it, it writes a 429 saying msg, with Retry-After at the next minute, and
+// returns false, as it does after writing any other error.
+func (s *server) allow(w http.ResponseWriter, r *http.Request, key string, limit int, msg string) bool {
 	now := s.Now()
-	err := s.Limiter.CountRunStartIfUnderLimit(r.Context(), caller, s.RunsPerMinute, now)
+	err := s.Limiter.CountRunStartIfUnderLimit(r.Context(), key, limit, now)
 	if errors.Is(err, store.ErrRateLimited) {
 		wait := now.Truncate(time.Minute).Add(time.Minute).Sub(now)
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-		writeError(w, r, s.Logger, &httpError{status: http.StatusTooManyRequests,
-			msg: fmt.Sprintf("at most %d runs may be started per minute per caller", s.RunsPerMinute)})
+		writeError(w, r, s.Logger, &httpError{status: http.StatusTooManyRequests, msg: msg})
 		return false
 	}
 	if err != nil {

@@ -211,20 +211,8 @@ func (s *server) limitCallbacks(w http.ResponseWriter, r *http.Request) bool {
 	if host, _, err := net.SplitHostPort(ip); err == nil {
 		ip = host
 	}
-	now := s.Now()
-	err := s.Limiter.CountRunStartIfUnderLimit(r.Context(), "callback:"+ip, s.CallbacksPerMinute, now)
-	if errors.Is(err, store.ErrRateLimited) {
-		wait := now.Truncate(time.Minute).Add(time.Minute).Sub(now)
-		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-		writeError(w, r, s.Logger, &httpError{status: http.StatusTooManyRequests,
-			msg: fmt.Sprintf("at most %d callback requests per minute from one address", s.CallbacksPerMinute)})
-		return false
-	}
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return false
-	}
-	return true
+	return s.allow(w, r, "callback:"+ip, s.CallbacksPerMinute,
+		fmt.Sprintf("at most %d callback requests per minute from one address", s.CallbacksPerMinute))
 }
 
 // decide commits decision d on the step pick chooses of run runID, if it
