@@ -308,6 +308,26 @@ func TestNoInlineStepStartsAfterCancel(t *testing.T) {
 	handled := make(chan error)
 	go func() { handled <- r.plain.Handle(context.Background(), engine.Delivery{Message: root}) }()
 	<-firstChild // the fence passed; the first 16 dependents are starting
+	// Cancel once the whole first wave has started (its tasks recorded:
+	// on a loaded machine their goroutines may lag the first), so that
+	// any start after the acknowledgement is one of the later waves.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r.task.mu.Lock()
+		started := 0
+		for i := range 20 {
+			if len(r.task.starts[fmt.Sprintf("%s/c%02d", runID, i)]) > 0 {
+				started++
+			}
+		}
+		r.task.mu.Unlock()
+		if started >= engine.DefaultParallelism {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dependents started, want the first wave of %d", started, engine.DefaultParallelism)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
 		t.Fatalf("cancel: %d", code)
 	}
