@@ -125,11 +125,13 @@ func TestHotKeysScaleWithShards(t *testing.T) {
 		}
 	}
 	// The table's shared key is the caller's rate counter, taken in
-	// blocks (internal/ratelimit): under a write per run whatever the
-	// shard count, how far under depending on how the starts interleave.
+	// blocks (internal/ratelimit): at most a write per run whatever the
+	// shard count. How far under depends on how the starts interleave:
+	// starts that find no allowance at the same moment each take their
+	// own block, so this pass's 16 concurrent starts may cost 16 writes.
 	for _, h := range []HotKeys{one, eight} {
-		if k := hottest(h, ""); k.Key != "RATE#<caller id>" || k.WUPerRun >= 1 {
-			t.Errorf("hottest table key %+v, want the rate counter under 1 WU per run", k)
+		if k := hottest(h, ""); k.Key != "RATE#<caller id>" || k.WUPerRun > 1 {
+			t.Errorf("hottest table key %+v, want the rate counter at most 1 WU per run", k)
 		}
 	}
 	a, b := one.Hottest(), eight.Hottest()

@@ -11,7 +11,9 @@
 // one start per process it used in that minute, and never by more than
 // that process admitted. Near the limit, once a block does not fit, single
 // starts are taken for the rest of the minute, so the limit itself stays
-// reachable.
+// reachable. Starts that find no allowance at the same moment each take a
+// block of their own, so a burst of concurrent first starts costs a write
+// each, as counting every start did.
 package ratelimit
 
 import (
