@@ -123,7 +123,9 @@ export function drawTimeline(box, run, state, onPick) {
   const axis = h("div", { class: "tl-axis", "aria-hidden": "true" }, ticks.map((t) => {
     const at = (t / span) * 100;
     const l = h("span", { class: at === 0 ? "start" : at > 90 ? "end" : "" }, tickLabel(t, step));
-    l.style.left = `${at}%`;
+    // The last tick may lie past the span (by up to a millisecond, which
+    // is a tenth of a 10 ms run): keep its label inside the axis.
+    l.style.left = `${Math.min(at, 100)}%`;
     return l;
   }));
   const body = h("div", { class: "tl-body", role: "group", "aria-label": "Attempts, one bar each" }, rows);
