@@ -357,10 +357,17 @@ func (r *rig) startRun(s runStart) error {
 // and their billed time.
 func (r *rig) sweepUntil(ctx context.Context, steps int, every time.Duration, stop <-chan struct{}) (n int, took time.Duration) {
 	sw := &sweeper.Sweeper{Store: r.sweep.store, Queue: r.sweep.queue, Grace: time.Minute}
+	half := r.prog.reached((steps + 1) / 2)
 	select {
-	case <-r.prog.reached((steps + 1) / 2):
+	case <-half:
 	case <-stop:
-		return 0, 0
+		// A pass that ended before this goroutine looked has both
+		// ready, and select picks either: it still gets its sweep.
+		select {
+		case <-half:
+		default:
+			return 0, 0
+		}
 	}
 	for {
 		t := time.Now()
