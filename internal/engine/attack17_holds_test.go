@@ -303,9 +303,7 @@ func TestAttack17HoldsOldTokenAfterRetry(t *testing.T) {
 	if d := r.get(runID); d.Status != status.RunFailed {
 		t.Fatalf("run %s", d.Status)
 	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.retry(runID)
 	r.drain()
 	a := stepOf(r.operatorView(runID), "a")
 	if a.Status != status.StepWaiting || a.CallbackToken == nil || *a.CallbackToken == old {
@@ -425,9 +423,7 @@ func TestAttack17HoldsCancelBetweenWaitCommitAndItsMessage(t *testing.T) {
 	r.gate.arm()
 	done := handleAsync(r.gated, r.q.take()[0])
 	<-r.gate.paused // the wait's commit landed
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	close(r.gate.release)
 	if err := <-done; err != nil {
 		t.Log(err)
@@ -437,9 +433,7 @@ func TestAttack17HoldsCancelBetweenWaitCommitAndItsMessage(t *testing.T) {
 	if d := r.get(runID); d.Status != status.RunCancelled || r.task.executions(runID, "x") != 0 {
 		t.Fatalf("run %s, x ran %d times", d.Status, r.task.executions(runID, "x"))
 	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.retry(runID)
 	r.settle(10)
 	if d := r.get(runID); d.Status != status.RunCompleted || r.task.executions(runID, "x") != 1 {
 		t.Fatalf("after the retry: run %s, x ran %d times", d.Status, r.task.executions(runID, "x"))

@@ -235,12 +235,8 @@ func TestAttack17FixedRetryBetweenClaimAndWaitKillsCallbackToken(t *testing.T) {
 	r.gate.arm()
 	done := handleAsync(r.gated, root)
 	<-r.gate.paused
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.cancel(runID)
+	r.retry(runID)
 	close(r.gate.release)
 	if err := <-done; err != nil {
 		t.Log(err)
@@ -293,9 +289,7 @@ func TestAttack17FixedDecisionLandsAfterCancelAcknowledged(t *testing.T) {
 		got <- answer{code, body}
 	}()
 	<-r.apiGate.paused
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	close(r.apiGate.release)
 	ans := <-got
 	d := r.get(runID)
@@ -506,9 +500,7 @@ func TestAttack17FixedHTTPRequestAfterCancelAcknowledged(t *testing.T) {
 	r.gate.arm()
 	done := handleAsync(r.gated, root)
 	<-r.gate.paused // claimed, launched, and the input read
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	acked := time.Now()
 	close(r.gate.release)
 	if err := <-done; err != nil {
@@ -879,9 +871,7 @@ func TestAttack17FixedRetryLeavesOldWaitChainAlive(t *testing.T) {
 	if d := r.get(runID); d.Status != status.RunFailed {
 		t.Fatalf("run %s", d.Status)
 	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.retry(runID)
 	time.Sleep(300 * time.Millisecond) // the retried wait starts later than the first
 	for _, m := range r.takeStep(0) {
 		_ = r.handle(r.plain, m) // w waits again: a new chain

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -48,9 +47,7 @@ func TestAttackMultiItemClaimLostAnswerStartsAfterCancel(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("the runner finished without a claim transaction: %v", err)
 	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	release()
 	if err := <-done; err != nil {
 		t.Log(err)

@@ -80,9 +80,7 @@ func TestAttackInlineStepLeftPendingByFailingCommit(t *testing.T) {
 	waitUntil(t, "the run to fail", func() bool { return r.get(runID).Status == status.RunFailed })
 	d := r.get(runID)
 	t.Logf("after the failing commit: run %s; a %s, x %s, z %s", d.Status, d.Steps[0].Status, d.Steps[1].Status, d.Steps[2].Status)
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.retry(runID)
 	// Another runner serves what the retry enqueued.
 	for _, m := range r.q.take() {
 		if err := r.gated.Handle(context.Background(), engine.Delivery{Message: m}); err != nil && !errors.Is(err, engine.ErrBusy) {
@@ -139,9 +137,7 @@ func TestAttackInlineStepLeftPendingAfterCancelFence(t *testing.T) {
 	done := handleAsync(r.plain, root)
 	<-yStarted
 	<-zStarted
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	close(yRelease)
 	waitUntil(t, "a and y committed", func() bool {
 		d := r.get(runID)
@@ -149,9 +145,7 @@ func TestAttackInlineStepLeftPendingAfterCancelFence(t *testing.T) {
 	})
 	d := r.get(runID)
 	t.Logf("after the commit: run %s; a %s, y %s, z %s, w %s", d.Status, d.Steps[0].Status, d.Steps[1].Status, d.Steps[2].Status, d.Steps[3].Status)
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.retry(runID)
 	for _, m := range r.q.take() {
 		if err := r.gated.Handle(context.Background(), engine.Delivery{Message: m}); err != nil && !errors.Is(err, engine.ErrBusy) {
 			t.Log(err)
@@ -237,12 +231,8 @@ func lostCommitThenRetry(t *testing.T, lose bool) {
 	<-r.gate.paused // the commit landed; its answer was lost (and the SDK's retry failed its condition)
 	d := r.get(runID)
 	t.Logf("commit landed: x %s (retry %d), y %s, z %s", d.Steps[0].Status, d.Steps[0].RetryCount, d.Steps[1].Status, d.Steps[2].Status)
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.cancel(runID)
+	r.retry(runID)
 	d = r.get(runID)
 	t.Logf("after cancel+retry: gen %d, x %s, y %s, z %s", d.Generation, d.Steps[0].Status, d.Steps[1].Status, d.Steps[2].Status)
 	close(r.gate.release)
@@ -332,9 +322,7 @@ func TestAttackLostRetryAnswerUndoesALaterCancel(t *testing.T) {
 	defer close(release)
 	runID := r.start(`{"name":"lost-retry","steps":[{"id":"a","config":{"duration_seconds":0}}]}`)
 	r.q.take()
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	r.apiLose.Lose("UpdateItem", 1, testenv.Containing(":g1"))
 	r.apiGate.arm()
 	retried := make(chan wire.RunDetail, 1)
@@ -504,12 +492,8 @@ func TestAttackReleasedClaimCarriesAttemptsIntoTheRetriedRun(t *testing.T) {
 	r.gate.arm()
 	done := handleAsync(r.gated, retryMsg)
 	<-r.gate.paused
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.cancel(runID)
+	r.retry(runID)
 	close(r.gate.release)
 	<-done
 	d := r.get(runID)

@@ -49,9 +49,7 @@ func TestRetryKeepsALateCommit(t *testing.T) {
 	handled := make(chan error)
 	go func() { handled <- r.plain.Handle(context.Background(), engine.Delivery{Message: roots[0]}) }()
 	<-aStarted
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	time.Sleep(400 * time.Millisecond) // a's lease has expired; its runner is still alive
 
 	// The retry reads the run (a running, lease expired: to be reset) ...
@@ -223,15 +221,11 @@ func TestNoFailedStepInALiveRun(t *testing.T) {
 	handled := make(chan error)
 	go func() { handled <- r.gated.Handle(context.Background(), engine.Delivery{Message: roots[0]}) }()
 	<-xStarted
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	r.gate.arm() // pause the runner after the read that follows its refused commit
 	close(xRelease)
 	<-r.gate.paused
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
-		t.Fatalf("retry: %d", code)
-	}
+	r.retry(runID)
 	close(r.gate.release)
 	if err := <-handled; err != nil {
 		t.Fatal(err)
@@ -328,9 +322,7 @@ func TestNoInlineStepStartsAfterCancel(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	acked := time.Now()
 	if err := <-handled; err != nil {
 		t.Fatal(err)

@@ -154,6 +154,24 @@ func (r *rig) call(h http.Handler, method, path string) (int, wire.RunDetail) {
 	return rec.Code, d
 }
 
+// cancel cancels run runID through the API and fails the test unless the
+// cancel is acknowledged.
+func (r *rig) cancel(runID string) {
+	r.t.Helper()
+	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
+		r.t.Fatalf("cancel: %d", code)
+	}
+}
+
+// retry retries run runID through the API and fails the test unless the
+// retry is accepted.
+func (r *rig) retry(runID string) {
+	r.t.Helper()
+	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted {
+		r.t.Fatalf("retry: %d", code)
+	}
+}
+
 func (r *rig) start(def string) string {
 	r.t.Helper()
 	rec := httptest.NewRecorder()

@@ -45,9 +45,7 @@ func TestNoStartAfterCancelWhenTheClaimAnswerWasLost(t *testing.T) {
 	r.gate.arm()
 	done := handleAsync(r.gated, root)
 	<-r.gate.paused // the claim landed; its answer was lost
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	close(r.gate.release)
 	if err := <-done; err != nil && !errors.Is(err, engine.ErrBusy) {
 		t.Log(err)
@@ -76,9 +74,7 @@ func TestNoOldGenerationStartAfterRetryWhenTheClaimAnswerWasLost(t *testing.T) {
 	r.gate.arm()
 	done := handleAsync(r.gated, root)
 	<-r.gate.paused
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	if code, d := r.call(r.api, http.MethodPost, "/runs/"+runID+"/retry"); code != http.StatusAccepted || d.Generation != 1 {
 		t.Fatalf("retry: %d, generation %d", code, d.Generation)
 	}
@@ -119,9 +115,7 @@ func retryRacingALateOutcome(t *testing.T, xFails bool) {
 	root := r.q.take()[0]
 	done := handleAsync(r.plain, root)
 	<-xStarted
-	if code, _ := r.call(r.api, http.MethodPost, "/runs/"+runID+"/cancel"); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
+	r.cancel(runID)
 	r.apiGate.arm()
 	retried := make(chan int, 1)
 	go func() { code, _ := r.call(r.gatedAPI, http.MethodPost, "/runs/"+runID+"/retry"); retried <- code }()
